@@ -1,0 +1,77 @@
+#include "edi/cli/cli.hpp"
+
+#include <c10/util/Exception.h>
+#include <opencv2/core.hpp>
+
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <iostream>
+
+#include "commands.hpp"
+#include "edi/core/error.hpp"
+#include "edi/version.hpp"
+
+namespace edi::cli {
+
+namespace {
+
+struct Command {
+  const char* name;
+  const char* summary;
+  int (*run)(const Args&);
+};
+
+// The subcommands, in pipeline order.
+const Command kCommands[] = {
+    {"synth", "generate a synthetic face data set (MTF layout)", cmd_synth},
+    {"manifest", "scan, check, hash and split a data set into RUNDIR/manifest.csv", cmd_manifest},
+};
+
+void print_usage(std::FILE* out) {
+  std::fprintf(out, "edi-anon %s (%s): explainability-driven iterative face anonymization\n\n", kVersion, kGitDescribe);
+  std::fprintf(out, "Usage: edi-anon <command> [options]   (edi-anon <command> --help for its options)\n\nCommands:\n");
+  for (const auto& c : kCommands) std::fprintf(out, "  %-10s %s\n", c.name, c.summary);
+  std::fprintf(out, "\nExit codes: 0 ok, 1 internal error, 2 bad option or config, 3 bad data, 4 I/O error, 5 bad model.\n");
+}
+
+}  // namespace
+
+int run_cli(int argc, char** argv) {
+  if (argc < 2) {
+    print_usage(stderr);
+    return 2;
+  }
+  const std::string name = argv[1];
+  if (name == "--help" || name == "-h" || name == "help") {
+    print_usage(stdout);
+    return 0;
+  }
+  if (name == "--version") {
+    std::printf("edi-anon %s (%s)\n", kVersion, kGitDescribe);
+    return 0;
+  }
+  const Args args(argv + 2, argv + argc);
+  for (const auto& c : kCommands) {
+    if (name != c.name) continue;
+    try {
+      return c.run(args);
+    } catch (const Error& e) {
+      std::fprintf(stderr, "edi-anon %s: error: %s\n", c.name, e.what());
+      return e.exit_code();
+    } catch (const c10::Error& e) {
+      std::fprintf(stderr, "edi-anon %s: error: LibTorch: %s\n", c.name, e.what_without_backtrace());
+      return 1;
+    } catch (const cv::Exception& e) {
+      std::fprintf(stderr, "edi-anon %s: error: OpenCV: %s\n", c.name, e.what());
+      return 1;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "edi-anon %s: error: %s\n", c.name, e.what());
+      return 1;
+    }
+  }
+  std::fprintf(stderr, "edi-anon: error: unknown command '%s' (see edi-anon --help)\n", name.c_str());
+  return 2;
+}
+
+}  // namespace edi::cli

@@ -1,0 +1,14 @@
+#pragma once
+/// \file Subcommand entry points (internal to the cli stage). Each parses and
+/// validates its options, then calls library code; returns the exit code.
+#include <string>
+#include <vector>
+
+namespace edi::cli {
+
+using Args = std::vector<std::string>;
+
+int cmd_synth(const Args& args);
+int cmd_manifest(const Args& args);
+
+}  // namespace edi::cli
