@@ -26,6 +26,10 @@ struct Command {
 const Command kCommands[] = {
     {"synth", "generate a synthetic face data set (MTF layout)", cmd_synth},
     {"manifest", "scan, check, hash and split a data set into RUNDIR/manifest.csv", cmd_manifest},
+    {"train", "train a native classifier (small-cnn, resnet18) with early stopping and resume", cmd_train},
+    {"inspect", "describe a model and time its forward and input-gradient passes", cmd_inspect},
+    {"run", "anonymize a data set (EDI or a conventional baseline) into a run directory", cmd_run},
+    {"bench", "measure image-passes/s, its time split and the pure model rate per batch size", cmd_bench},
 };
 
 void print_usage(std::FILE* out) {

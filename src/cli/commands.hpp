@@ -10,5 +10,9 @@ using Args = std::vector<std::string>;
 
 int cmd_synth(const Args& args);
 int cmd_manifest(const Args& args);
+int cmd_train(const Args& args);
+int cmd_inspect(const Args& args);
+int cmd_run(const Args& args);
+int cmd_bench(const Args& args);
 
 }  // namespace edi::cli

@@ -1,0 +1,113 @@
+#pragma once
+/// \file Everything around the loop for one run: the data (manifest, split,
+/// decoding at the model size, sha256 checks), the steering model, shards,
+/// the pass loop in one process, and the run directory's outputs.
+///
+/// Run directory (created owner-only):
+///   manifest.csv       the data set (written once, then checked)
+///   quarantine.csv     images that could not be used in this run, and why
+///   images/<id>.png    anonymized images (the data set's relative paths, .png)
+///   outcomes.csv       one row per image: status, stop pass, final risk, quality
+///   trajectories.csv   one row per image and evaluation
+///   summary.json       effective config, per-pass risk, counts, timing, versions
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "edi/data/image.hpp"
+#include "edi/data/manifest.hpp"
+#include "edi/engine/engine.hpp"
+#include "edi/models/classifier.hpp"
+
+namespace edi::engine {
+
+/// Which images of the data set are anonymized.
+enum class SplitSelection { kAll, kTrain, kVal, kTest };
+SplitSelection parse_split_selection(const std::string& text);  ///< names --split
+const char* split_selection_name(SplitSelection s);
+
+struct RunConfig {
+  std::filesystem::path data_dir;
+  std::filesystem::path labels_csv;       ///< empty: none / DATA/labels.csv if present
+  std::filesystem::path out;              ///< run directory
+  std::string model = "";                 ///< steering model reference
+  std::string device = "cpu";
+  SplitSelection split = SplitSelection::kAll;
+  data::SplitSpec split_spec;             ///< used when a manifest is created
+  data::ResizeMode resize = data::ResizeMode::kShorterSideCrop;
+  int shard_size = 64;
+  int png_bits = 8;
+  bool write_images = true;
+  bool verbose = false;
+  EngineSpec engine;
+  /// Effective options, name → value, recorded in summary.json.
+  std::vector<std::pair<std::string, std::string>> options;
+};
+
+/// Data of a run: the manifest and the images selected for it.
+struct RunData {
+  data::Manifest manifest;
+  std::vector<std::size_t> selected;  ///< indices into manifest.entries, id order
+};
+
+/// Load RUNDIR/manifest.csv, or build it from the data directory and store it.
+/// An existing manifest must match the labels file and split settings given.
+RunData prepare_data(const RunConfig& config);
+
+/// The steering classifier. `faceapi:recognition` becomes a gallery classifier
+/// enrolled on the manifest's training images (identities in manifest order);
+/// any other reference goes to models::load_classifier. Classes must match the
+/// manifest's identities (ModelError otherwise).
+std::unique_ptr<models::Classifier> load_steering_model(const std::string& reference, const std::string& device,
+                                                        const data::Manifest& manifest, data::ResizeMode resize);
+
+/// Decode the images of a shard at `size`, checking each file's sha256 against
+/// the manifest. Images that fail are returned in `quarantined` and left out.
+struct DecodedShard {
+  std::vector<std::string> ids;
+  at::Tensor images;  ///< n×3×size×size
+  at::Tensor labels;  ///< n int64 identity indices
+  std::vector<data::QuarantineItem> quarantined;
+};
+DecodedShard decode_shard(const data::Manifest& manifest, const std::vector<std::size_t>& entries, int size,
+                          data::ResizeMode resize);
+
+/// Fixed shards: consecutive runs of `shard_size` selected entries in id order.
+std::vector<std::vector<std::size_t>> make_shards(const std::vector<std::size_t>& selected, int shard_size);
+
+/// One line per pass, printed by the caller.
+struct PassReport {
+  int pass = 0;
+  std::int64_t active = 0, identified = 0, total = 0;
+  double risk_percent = 0;   ///< identified / total
+  double seconds = 0;        ///< wall time of this pass
+  double image_passes_per_s = 0;
+};
+
+/// Per-run summary (also in summary.json).
+struct RunSummary {
+  std::int64_t images = 0, quarantined = 0;
+  std::int64_t stopped = 0, capped = 0, stalled = 0, fixed = 0;
+  int passes_run = 0;
+  double final_risk_percent = 0;
+  double seconds = 0;
+  std::vector<PassReport> passes;
+  Timing timing;
+};
+
+/// Run the whole loop in this process. `progress` receives one report per pass.
+RunSummary run_single_process(const RunConfig& config, const std::function<void(const PassReport&)>& progress = {});
+
+/// Writers of the run directory's files (shared with the distributed runner).
+void write_outcomes(const std::filesystem::path& path, const data::Manifest& manifest, const std::vector<const Shard*>& shards);
+void write_trajectories(const std::filesystem::path& path, const std::vector<const Shard*>& shards);
+void write_images(const std::filesystem::path& dir, const Shard& shard, int bits);
+/// `images/<id>` with the extension replaced by .png.
+std::filesystem::path image_output_path(const std::filesystem::path& dir, const std::string& id);
+
+}  // namespace edi::engine

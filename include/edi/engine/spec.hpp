@@ -1,0 +1,83 @@
+#pragma once
+/// \file What one anonymization run does: method, operator, explainer,
+/// selection, stop rule, escalation. Validated once; `const&` after that.
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "edi/explain/spec.hpp"
+#include "edi/perturb/operators.hpp"
+#include "edi/perturb/regions.hpp"
+
+namespace edi::engine {
+
+/// EDI (explain → select → perturb, pass after pass) or a conventional
+/// baseline (the operator over the whole image, or a face-region mask, once).
+enum class Method { kEdi, kConventional };
+
+/// When perturbation stops.
+enum class StopRule {
+  kImage,    ///< per image: once it is no longer identified (criterion below)
+  kDataset,  ///< the paper's rule: stop all once the identified share ≤ target risk
+  kFixed,    ///< benchmark mode: every image gets exactly `passes` passes
+};
+
+/// When an image counts as still identified by the steering model.
+enum class Criterion {
+  kTop1,  ///< the true identity is the top-1 prediction (the paper's rule)
+  kTopK,  ///< the true identity is among the top k
+  kProb,  ///< the true identity's probability is above tau
+};
+
+struct EngineSpec {
+  Method method = Method::kEdi;
+  perturb::OperatorSpec op = perturb::OperatorSpec::defaults("blur");
+  /// Conventional only: mask this face region (Haar cascades) instead of P over the image.
+  std::optional<perturb::Region> region;
+  explain::ExplainSpec explain;
+  explain::SelectSpec select;
+
+  StopRule stop = StopRule::kImage;
+  Criterion criterion = Criterion::kTop1;
+  int top_k = 5;
+  double tau = 0.01;
+  double target_risk = 1.0;  ///< percent; dataset rule
+  int max_passes = 50;       ///< cap for image/dataset rules
+  int passes = 10;           ///< fixed rule
+
+  /// Escalation at a stall (the state did not change in a pass): the
+  /// operator's strength grows by `escalate_factor` (1 = off) up to
+  /// `escalate_max` times; an image that stalls beyond that is marked stalled.
+  double escalate_factor = 1.0;
+  int escalate_max = 4;
+
+  bool jpeg_roundtrip = false;  ///< the authors' data path: JPEG encode/decode after every pass
+  int jpeg_quality = 95;
+  std::uint64_t seed = 0;
+  int batch = 32;               ///< images per forward+backward
+
+  /// Passes the loop may run at most (the fixed count or the cap).
+  int pass_limit() const { return stop == StopRule::kFixed ? passes : max_passes; }
+};
+
+/// Throws ConfigError naming the first bad option, its value and the range.
+void validate(const EngineSpec& spec);
+
+const char* method_name(Method m);
+const char* stop_rule_name(StopRule s);
+const char* criterion_name(Criterion c);
+Method parse_method(const std::string& text);        ///< names --method
+StopRule parse_stop_rule(const std::string& text);   ///< names --stop
+Criterion parse_criterion(const std::string& text);  ///< names --criterion
+
+/// The operator spec at escalation `level` (level 0 = `spec`): blur k, pixelate
+/// n, Gaussian σ (and k), noise σ grow by factor^level; DP ε shrinks by it
+/// (more noise); every size is capped by `max_side`.
+perturb::OperatorSpec escalated(const perturb::OperatorSpec& spec, double factor, int level, int max_side);
+/// The selection at escalation `level`: the selected share (100 − q) grows by factor^level.
+explain::SelectSpec escalated(const explain::SelectSpec& spec, double factor, int level);
+
+/// One line describing the run, e.g. "edi blur(k=40) q=90 gradient/runner-up stop=image(top1) cap=50".
+std::string describe(const EngineSpec& spec);
+
+}  // namespace edi::engine

@@ -1,0 +1,95 @@
+// `edi-anon run` and `edi-anon bench`: the engine's commands.
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+#include "commands.hpp"
+#include "edi/core/error.hpp"
+#include "edi/engine/bench.hpp"
+#include "edi/engine/runner.hpp"
+#include "engine_options.hpp"
+
+namespace edi::cli {
+
+int cmd_run(const Args& args) {
+  Options opt("run", "--data DIR --model MODEL --out RUNDIR [--method edi|conventional] [--operator OP] [options]",
+              "Anonymize a data set: EDI (explain -> select -> perturb, pass after pass, until each image is\n"
+              "no longer identified or the dataset-level risk target is met) or a conventional baseline.\n"
+              "Writes RUNDIR/images/*.png, outcomes.csv, trajectories.csv and summary.json.");
+  add_run_options(opt);
+  if (!opt.parse(args)) return 0;
+  engine::RunConfig c = run_config_from(opt);
+  const int threads = opt.apply_threads();
+  std::printf("run: %s, model %s, threads %d -> %s\n", engine::describe([&] {
+                auto s = c.engine;
+                s.batch = std::max(s.batch, 1);
+                return s;
+              }()).c_str(), c.model.c_str(), threads, c.out.c_str());
+  std::fflush(stdout);
+  const engine::RunSummary s = engine::run_single_process(c, [&](const engine::PassReport& r) {
+    std::printf("pass %3d  active %6lld  risk %6.2f%% (%lld/%lld identified)  %7.1f image-passes/s  %.2f s\n", r.pass,
+                static_cast<long long>(r.active), r.risk_percent, static_cast<long long>(r.identified),
+                static_cast<long long>(r.total), r.image_passes_per_s, r.seconds);
+    std::fflush(stdout);
+  });
+  std::printf("done: %lld images (%lld quarantined): %lld stopped, %lld capped (still identified), %lld stalled, %lld fixed; "
+              "final risk %.2f%% after %d pass(es) in %.1f s\n",
+              static_cast<long long>(s.images), static_cast<long long>(s.quarantined), static_cast<long long>(s.stopped),
+              static_cast<long long>(s.capped), static_cast<long long>(s.stalled), static_cast<long long>(s.fixed),
+              s.final_risk_percent, s.passes_run, s.seconds);
+  return 0;
+}
+
+int cmd_bench(const Args& args) {
+  Options opt("bench", "--data DIR --model MODEL [--batch B,B,...] [--passes-per-batch N] [options]",
+              "Measure the engine: image-passes/s at several batch sizes, its time split (model\n"
+              "forward+backward, explain post-processing, perturbation, bookkeeping) and the pure model\n"
+              "forward+backward rate at each batch size (the engine's upper bound).");
+  add_run_options(opt, true);
+  if (!opt.parse(args)) return 0;
+  engine::RunConfig c = run_config_from(opt, true);
+  std::vector<int> batches;
+  {
+    std::stringstream ss(opt.text("batch"));
+    std::string part;
+    while (std::getline(ss, part, ',')) {
+      char* end = nullptr;
+      const long b = std::strtol(part.c_str(), &end, 10);
+      if (part.empty() || *end != '\0' || b < 1 || b > 4096)
+        throw ConfigError("--batch " + opt.text("batch") + ": expected comma-separated integers in [1, 4096]");
+      batches.push_back(static_cast<int>(b));
+    }
+  }
+  const int passes = static_cast<int>(opt.integer("passes-per-batch", 1, 1000));
+  const int n_images = static_cast<int>(opt.integer("images", 1, 100000));
+  const int threads = opt.apply_threads();
+  // A throwaway run directory for the manifest (bench writes nothing else).
+  c.out = std::filesystem::temp_directory_path() / ("edi-bench-" + std::to_string(::getpid()));
+  const engine::RunData d = engine::prepare_data(c);
+  auto model = engine::load_steering_model(c.model, c.device, d.manifest, c.resize);
+  std::vector<std::size_t> take(d.selected.begin(), d.selected.begin() + std::min<std::size_t>(d.selected.size(), n_images));
+  engine::DecodedShard ds = engine::decode_shard(d.manifest, take, model->info().input_size, c.resize);
+  std::filesystem::remove_all(c.out);
+  std::printf("bench: %s\n  model %s (%d px, %zu classes), %zu images, %d fixed passes per batch size, %d thread(s)\n",
+              engine::describe([&] { auto s = c.engine; s.batch = 1; return s; }()).c_str(), c.model.c_str(),
+              model->info().input_size, model->info().classes.size(), ds.ids.size(), passes, threads);
+  std::printf("  %5s  %14s  %16s  %7s  %7s  %7s  %7s  %7s\n", "batch", "model fwd+bwd/s", "engine img-pass/s", "engine%",
+              "model", "explain", "perturb", "book");
+  double best = 0;
+  int best_batch = 0;
+  for (int b : batches) {
+    const engine::BenchRow r = engine::bench_engine(c.engine, *model, ds.ids, ds.images, ds.labels, b, passes);
+    const double tot = std::max(r.wall, 1e-12);
+    std::printf("  %5d  %14.1f  %16.1f  %6.1f%%  %6.1f%%  %6.1f%%  %6.1f%%  %6.1f%%\n", b, r.model_rate, r.engine_rate,
+                100.0 * r.engine_rate / r.model_rate, 100 * r.split.model / tot, 100 * r.split.explain / tot,
+                100 * r.split.perturb / tot, 100 * r.split.book / tot);
+    std::fflush(stdout);
+    if (r.engine_rate > best) best = r.engine_rate, best_batch = b;
+  }
+  std::printf("  fastest engine batch: %d (%.1f image-passes/s)\n", best_batch, best);
+  return 0;
+}
+
+}  // namespace edi::cli

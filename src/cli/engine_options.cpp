@@ -1,0 +1,150 @@
+#include "engine_options.hpp"
+
+#include <sstream>
+
+#include "edi/core/error.hpp"
+#include "edi/explain/spec.hpp"
+#include "edi/perturb/operators.hpp"
+#include "edi/perturb/regions.hpp"
+
+namespace edi::cli {
+
+namespace fs = std::filesystem;
+
+void add_run_options(Options& opt, bool for_bench) {
+  opt.required("data", "data directory: DATA/<identity>/<images>")
+      .add("labels", "", "labels CSV (default: DATA/labels.csv if present; 'none' = ImageFolder)")
+      .required("model", "steering model: TorchScript file, native checkpoint, or faceapi:recognition")
+      .add("device", "cpu", "cpu or cuda[:i]");
+  if (!for_bench) opt.required("out", "run directory (created owner-only; an existing one is resumed or refused)");
+  opt.add("method", "edi", "edi | conventional")
+      .add("operator", "blur", "blur|gaussian|pixelate|dp-pix|dp-blur|noise|mask (EDI and conventional) or eyes|mouth|eyes-mouth (conventional)")
+      .add("k", "", "kernel size (blur default 40; gaussian 9; dp-blur 99; gaussian/dp-blur: odd)")
+      .add("sigma", "", "Gaussian sigma in px (gaussian, dp-blur; 0 = OpenCV's rule from k) or noise sigma on [0,1] (noise, default 0.1)")
+      .add("n", "", "pixelation block size (default 20)")
+      .add("b", "", "DP-Pix block size (default 32)")
+      .add("m", "", "DP-Pix sensitivity (default 16)")
+      .add("eps", "", "DP-Pix privacy budget epsilon (default 100)")
+      .add("dp-scale", "fan", "DP noise scale: fan (255·m/(b²ε) grey levels) | authors (the authors' code: 255× more on [0,1])")
+      .add("color", "0,0,0", "mask colour R,G,B in [0,1]")
+      .add("q", "90", "percentile: entries with attribution >= the q-th percentile are perturbed, in [0, 100)")
+      .add("select", "entry", "entry (per pixel per channel, the paper) | pixel (max over channels)")
+      .add("explainer", "gradient", "gradient | abs-gradient | smoothgrad | integrated-gradients")
+      .add("target", "runner-up", "loss target: runner-up (the paper) | true-class")
+      .add("smoothgrad-samples", "16", "SmoothGrad samples, in [1, 1024]")
+      .add("smoothgrad-sigma", "0.15", "SmoothGrad noise sigma on [0,1], in (0, 1]")
+      .add("ig-steps", "32", "Integrated Gradients steps, in [1, 4096]")
+      .add("stop", "image", "image (per image) | dataset (the paper's residual-risk target) | fixed (benchmark: --passes)")
+      .add("criterion", "top1", "still identified when: top1 | topk (true id in top --top-k) | prob (true prob > --tau)")
+      .add("top-k", "5", "k of the topk criterion")
+      .add("tau", "0.01", "probability threshold of the prob criterion, in (0, 1)")
+      .add("target-risk", "1", "dataset rule: stop once the identified share is <= this percentage")
+      .add("max-passes", "50", "pass cap of the image and dataset rules")
+      .add("passes", "10", "passes of the fixed rule")
+      .add("escalate", "1", "at a stall, grow the operator's strength by this factor (1 = off), in [1, 10]")
+      .add("escalate-max", "4", "at most this many escalations per image")
+      .flag("jpeg-roundtrip", "reproduce the authors' data path: JPEG encode/decode after every pass")
+      .add("jpeg-quality", "95", "JPEG quality of --jpeg-roundtrip")
+      .add("seed", "0", "seed of every random draw (keyed by seed, image id, pass)")
+      .add("split", "all", "images to anonymize: all | train | val | test")
+      .add("resize", "crop", "bring images to the model size: crop (shorter side, centre crop) | stretch")
+      .add("shard-size", "64", "images per shard (unit of batching and checkpoints), in [1, 100000]")
+      .add("test-fraction", "0.2", "split settings used when the run directory's manifest is created")
+      .add("val-fraction", "0.1", "")
+      .add("split-seed", "0", "")
+      .add("png-bits", "8", "bit depth of the anonymized PNGs: 8 | 16")
+      .flag("no-images", "do not write anonymized images")
+      .flag("verbose", "more progress output");
+  if (for_bench)
+    opt.add("batch", "1,8,16,32,64", "batch sizes to measure (comma-separated)")
+        .add("passes-per-batch", "3", "fixed passes measured per batch size")
+        .add("images", "64", "images used, in [1, 100000]");
+  else
+    opt.add("batch", "auto", "images per forward+backward: a number in [1, 4096] or auto (fastest of 8, 16, 32, measured)");
+  opt.add_common();
+}
+
+namespace {
+std::array<float, 3> parse_color(const std::string& text) {
+  std::array<float, 3> c{};
+  std::stringstream ss(text);
+  std::string part;
+  int i = 0;
+  while (std::getline(ss, part, ',')) {
+    char* end = nullptr;
+    const double v = std::strtod(part.c_str(), &end);
+    if (i >= 3 || part.empty() || *end != '\0' || !(v >= 0 && v <= 1))
+      throw ConfigError("--color " + text + ": expected three numbers in [0, 1] separated by commas");
+    c[static_cast<std::size_t>(i++)] = static_cast<float>(v);
+  }
+  if (i != 3) throw ConfigError("--color " + text + ": expected three numbers in [0, 1] separated by commas");
+  return c;
+}
+}  // namespace
+
+engine::RunConfig run_config_from(const Options& opt, bool for_bench) {
+  engine::RunConfig c;
+  c.data_dir = opt.existing_dir("data");
+  if (opt.has("labels") && opt.text("labels") != "none") c.labels_csv = opt.existing_file("labels");
+  else if (!opt.has("labels") && fs::is_regular_file(c.data_dir / "labels.csv")) c.labels_csv = c.data_dir / "labels.csv";
+  if (!for_bench) c.out = opt.output_path("out");
+  c.model = opt.text("model");
+  c.device = opt.text("device");
+  auto& e = c.engine;
+  e.method = engine::parse_method(opt.choice("method", {"edi", "conventional"}));
+  const std::string op = opt.choice("operator", {"blur", "gaussian", "pixelate", "dp-pix", "dp-blur", "noise", "mask", "eyes", "mouth", "eyes-mouth"});
+  if (op == "eyes" || op == "mouth" || op == "eyes-mouth") {
+    e.region = perturb::parse_region(op);
+    e.op = perturb::OperatorSpec::defaults("mask");
+  } else {
+    e.op = perturb::OperatorSpec::defaults(op);
+  }
+  if (opt.has("k")) e.op.k = static_cast<int>(opt.integer("k", 1, 4096));
+  if (opt.has("sigma")) e.op.sigma = opt.number("sigma", 0, 1000);
+  if (opt.has("n")) e.op.n = static_cast<int>(opt.integer("n", 1, 4096));
+  if (opt.has("b")) e.op.b = static_cast<int>(opt.integer("b", 1, 4096));
+  if (opt.has("m")) e.op.m = opt.number("m", 0, 1e9, true);
+  if (opt.has("eps")) e.op.eps = opt.number("eps", 0, 1e12, true);
+  e.op.dp_scale = opt.choice("dp-scale", {"fan", "authors"}) == "fan" ? perturb::DpScale::kFan : perturb::DpScale::kAuthors;
+  e.op.color = parse_color(opt.text("color"));
+  e.select.q = opt.number("q", 0, 100, false, true);
+  e.select.granularity = explain::parse_granularity(opt.choice("select", {"entry", "pixel"}));
+  e.explain.method = explain::parse_method(opt.text("explainer"));
+  e.explain.target = explain::parse_target(opt.text("target"));
+  e.explain.smoothgrad_samples = static_cast<int>(opt.integer("smoothgrad-samples", 1, 1024));
+  e.explain.smoothgrad_sigma = opt.number("smoothgrad-sigma", 0, 1, true);
+  e.explain.ig_steps = static_cast<int>(opt.integer("ig-steps", 1, 4096));
+  e.stop = engine::parse_stop_rule(opt.choice("stop", {"image", "dataset", "fixed"}));
+  e.criterion = engine::parse_criterion(opt.choice("criterion", {"top1", "topk", "prob"}));
+  e.top_k = static_cast<int>(opt.integer("top-k", 1, 100000));
+  e.tau = opt.number("tau", 0, 1, true, true);
+  e.target_risk = opt.number("target-risk", 0, 100);
+  e.max_passes = static_cast<int>(opt.integer("max-passes", 1, 100000));
+  e.passes = static_cast<int>(opt.integer("passes", 1, 100000));
+  e.escalate_factor = opt.number("escalate", 1, 10);
+  e.escalate_max = static_cast<int>(opt.integer("escalate-max", 0, 64));
+  e.jpeg_roundtrip = opt.flag_set("jpeg-roundtrip");
+  e.jpeg_quality = static_cast<int>(opt.integer("jpeg-quality", 1, 100));
+  e.seed = opt.seed("seed");
+  if (!for_bench) {
+    const std::string b = opt.text("batch");
+    e.batch = b == "auto" ? 0 : static_cast<int>(opt.integer("batch", 1, 4096));
+  }
+  c.split = engine::parse_split_selection(opt.choice("split", {"all", "train", "val", "test"}));
+  c.resize = data::parse_resize_mode(opt.choice("resize", {"crop", "stretch"}), "resize");
+  c.shard_size = static_cast<int>(opt.integer("shard-size", 1, 100000));
+  c.split_spec.test_fraction = opt.number("test-fraction", 0, 1, false, true);
+  c.split_spec.val_fraction = opt.number("val-fraction", 0, 1, false, true);
+  c.split_spec.seed = opt.seed("split-seed");
+  c.png_bits = static_cast<int>(opt.integer("png-bits", 8, 16));
+  if (c.png_bits != 8 && c.png_bits != 16) throw ConfigError("--png-bits " + std::to_string(c.png_bits) + ": expected 8 or 16");
+  c.write_images = !opt.flag_set("no-images");
+  c.verbose = opt.flag_set("verbose");
+  c.options = opt.effective();
+  engine::EngineSpec check = e;
+  if (check.batch == 0) check.batch = 1;  // auto is resolved later
+  engine::validate(check);
+  return c;
+}
+
+}  // namespace edi::cli

@@ -1,0 +1,299 @@
+#include "edi/engine/engine.hpp"
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <map>
+
+#include "edi/core/error.hpp"
+#include "edi/core/rng.hpp"
+#include "edi/data/image.hpp"
+#include "edi/explain/explain.hpp"
+#include "edi/explain/select.hpp"
+
+namespace edi::engine {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+at::Tensor index_tensor(const std::vector<int>& idx) {
+  std::vector<std::int64_t> v(idx.begin(), idx.end());
+  return at::tensor(v, at::kLong);
+}
+
+/// JPEG encode/decode of each image (the authors' per-pass data path).
+at::Tensor jpeg_roundtrip(const at::Tensor& x, int quality) {
+  at::Tensor out = at::empty_like(x);
+  const std::vector<int> params{cv::IMWRITE_JPEG_QUALITY, quality};
+  for (std::int64_t n = 0; n < x.size(0); ++n) {
+    cv::Mat rgb = data::tensor_to_image(x[n]), bgr, u8;
+    cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
+    bgr.convertTo(u8, CV_8UC3, 255.0);
+    std::vector<uchar> buf;
+    cv::imencode(".jpg", u8, buf, params);
+    cv::Mat dec = cv::imdecode(buf, cv::IMREAD_COLOR), back;
+    cv::cvtColor(dec, bgr, cv::COLOR_BGR2RGB);
+    bgr.convertTo(back, CV_32FC3, 1.0 / 255.0);
+    out[n].copy_(data::images_to_tensor({back})[0]);
+  }
+  return out;
+}
+
+}  // namespace
+
+const char* status_name(Status s) {
+  switch (s) {
+    case Status::kActive: return "active";
+    case Status::kStopped: return "stopped";
+    case Status::kCapped: return "capped";
+    case Status::kStalled: return "stalled";
+    case Status::kFixed: return "fixed";
+  }
+  return "?";
+}
+
+PassCounts& PassCounts::operator+=(const PassCounts& o) {
+  evaluated += o.evaluated;
+  identified += o.identified;
+  active += o.active;
+  stopped_now += o.stopped_now;
+  stalled_now += o.stalled_now;
+  escalated_now += o.escalated_now;
+  total += o.total;
+  return *this;
+}
+
+Timing& Timing::operator+=(const Timing& o) {
+  model += o.model;
+  explain += o.explain;
+  perturb += o.perturb;
+  book += o.book;
+  image_passes += o.image_passes;
+  return *this;
+}
+
+float psnr(const at::Tensor& a, const at::Tensor& b) {
+  const double mse = (a - b).pow(2).mean().item<double>();
+  if (mse <= 0) return std::numeric_limits<float>::infinity();
+  return static_cast<float>(10.0 * std::log10(1.0 / mse));
+}
+
+Engine::Engine(const EngineSpec& spec, models::Classifier& steering) : spec_(spec), model_(steering) {
+  validate(spec_);
+  if (!spec_.region) op_ = perturb::make_operator(spec_.op);
+}
+
+Shard Engine::make_shard(int index, std::vector<std::string> ids, at::Tensor originals, at::Tensor labels) const {
+  const auto n = static_cast<std::int64_t>(ids.size());
+  if (originals.dim() != 4 || originals.size(0) != n || originals.size(1) != 3 || labels.numel() != n)
+    throw Error("shard " + std::to_string(index) + ": originals must be n×3×S×S and labels n (n = " + std::to_string(n) + ")");
+  const int s = model_.info().input_size;
+  if (s > 0 && (originals.size(2) != s || originals.size(3) != s))
+    throw ModelError("shard " + std::to_string(index) + ": images are " + std::to_string(originals.size(2)) + "x" +
+                     std::to_string(originals.size(3)) + " but the steering model expects " + std::to_string(s) + "x" + std::to_string(s));
+  Shard shard;
+  shard.index = index;
+  shard.ids = std::move(ids);
+  shard.original = originals.to(at::kFloat).contiguous();
+  shard.state = shard.original.clone();
+  shard.labels = labels.to(at::kLong).contiguous();
+  shard.records.resize(shard.ids.size());
+  return shard;
+}
+
+bool Engine::identified(float prob, int rank) const {
+  switch (spec_.criterion) {
+    case Criterion::kTop1: return rank == 0;
+    case Criterion::kTopK: return rank < spec_.top_k;
+    case Criterion::kProb: return prob > spec_.tau;
+  }
+  return true;
+}
+
+void Engine::record(Shard& shard, int i, int pass, float prob, int rank, int top1) {
+  TrajectoryPoint p;
+  p.pass = pass;
+  p.true_prob = prob;
+  p.true_rank = rank;
+  p.top1 = top1;
+  const at::Tensor diff = (shard.state[i] - shard.original[i]).abs();
+  p.changed_share = diff.gt(0.5f / 255.f).to(at::kFloat).mean().item<float>();
+  p.linf = diff.max().item<float>();
+  p.psnr = psnr(shard.state[i], shard.original[i]);
+  shard.records[static_cast<std::size_t>(i)].trajectory.push_back(p);
+}
+
+PassCounts Engine::evaluate(Shard& shard, int pass) {
+  const int limit = spec_.method == Method::kConventional ? 0 : spec_.pass_limit();
+  std::vector<int> active;
+  for (std::size_t i = 0; i < shard.size(); ++i)
+    if (shard.records[i].status == Status::kActive) active.push_back(static_cast<int>(i));
+  shard.pending.clear();
+  shard.pending_attribution = at::Tensor();
+  PassCounts counts;
+  std::vector<at::Tensor> attributions;
+  const bool last = pass >= limit;
+  for (std::size_t start = 0; start < active.size(); start += static_cast<std::size_t>(spec_.batch)) {
+    const std::vector<int> chunk(active.begin() + static_cast<std::ptrdiff_t>(start),
+                                 active.begin() + static_cast<std::ptrdiff_t>(std::min(active.size(), start + spec_.batch)));
+    const at::Tensor idx = index_tensor(chunk);
+    const at::Tensor x = shard.state.index_select(0, idx);
+    const at::Tensor y = shard.labels.index_select(0, idx);
+    auto t0 = Clock::now();
+    at::Tensor prob, rank, top1, attribution;
+    if (last) {
+      // Only the prediction is needed: no gradient.
+      at::NoGradGuard no_grad;
+      const at::Tensor logits = model_.logits(x.to(model_.device())).to(at::kCPU, at::kFloat);
+      const at::Tensor true_logit = logits.gather(1, y.unsqueeze(1));
+      prob = at::softmax(logits, 1).gather(1, y.unsqueeze(1)).squeeze(1);
+      rank = logits.gt(true_logit).sum(1);
+      top1 = logits.argmax(1);
+    } else {
+      std::vector<RngKey> keys;
+      for (int i : chunk) keys.push_back(explain::explain_key(spec_.seed, shard.ids[static_cast<std::size_t>(i)], static_cast<std::uint32_t>(pass)));
+      explain::ExplainResult r = explain::explain(model_, x, y, spec_.explain, keys);
+      prob = r.true_prob;
+      rank = r.true_rank;
+      top1 = r.top1;
+      attribution = r.attribution;
+    }
+    timing_.model += since(t0);
+    timing_.image_passes += static_cast<std::int64_t>(chunk.size());
+    t0 = Clock::now();
+    const auto* pp = prob.data_ptr<float>();
+    const auto* rp = rank.data_ptr<std::int64_t>();
+    const auto* tp = top1.data_ptr<std::int64_t>();
+    std::vector<std::int64_t> keep;
+    for (std::size_t k = 0; k < chunk.size(); ++k) {
+      const int i = chunk[k];
+      ImageRecord& rec = shard.records[static_cast<std::size_t>(i)];
+      record(shard, i, pass, pp[k], static_cast<int>(rp[k]), static_cast<int>(tp[k]));
+      rec.identified = identified(pp[k], static_cast<int>(rp[k]));
+      ++counts.evaluated;
+      if (last) {
+        if (spec_.stop == StopRule::kFixed && spec_.method == Method::kEdi) rec.status = Status::kFixed;
+        else if (rec.identified) rec.status = Status::kCapped;
+        else {
+          rec.status = Status::kStopped;
+          rec.stop_pass = pass;
+          ++counts.stopped_now;
+        }
+        continue;
+      }
+      if (!rec.identified && spec_.stop != StopRule::kFixed) {
+        rec.status = Status::kStopped;
+        rec.stop_pass = pass;
+        ++counts.stopped_now;
+        continue;
+      }
+      shard.pending.push_back(i);
+      keep.push_back(static_cast<std::int64_t>(k));
+    }
+    if (!keep.empty()) attributions.push_back(attribution.index_select(0, at::tensor(keep, at::kLong)));
+    timing_.book += since(t0);
+  }
+  if (!attributions.empty()) shard.pending_attribution = at::cat(attributions, 0);
+  for (const auto& rec : shard.records) {
+    counts.identified += rec.identified ? 1 : 0;
+    counts.active += rec.status == Status::kActive ? 1 : 0;
+  }
+  counts.total = static_cast<std::int64_t>(shard.size());
+  return counts;
+}
+
+PassCounts Engine::perturb(Shard& shard, int pass, bool halt) {
+  PassCounts counts;
+  if (halt) {
+    for (int i : shard.pending) shard.records[static_cast<std::size_t>(i)].status = Status::kCapped;
+  } else if (!shard.pending.empty()) {
+    const int side = static_cast<int>(std::min(shard.state.size(2), shard.state.size(3)));
+    // Images at different escalation levels use different operator strengths.
+    std::map<int, std::vector<int>> by_level;  // level → positions in pending
+    for (std::size_t k = 0; k < shard.pending.size(); ++k)
+      by_level[shard.records[static_cast<std::size_t>(shard.pending[k])].escalation].push_back(static_cast<int>(k));
+    for (const auto& [level, positions] : by_level) {
+      const perturb::OperatorSpec op_spec = escalated(spec_.op, spec_.escalate_factor, level, side);
+      const explain::SelectSpec sel_spec = escalated(spec_.select, spec_.escalate_factor, level);
+      std::unique_ptr<perturb::Operator> level_op;
+      const perturb::Operator* op = op_.get();
+      if (level > 0) {
+        level_op = perturb::make_operator(op_spec);
+        op = level_op.get();
+      }
+      for (std::size_t start = 0; start < positions.size(); start += static_cast<std::size_t>(spec_.batch)) {
+        const std::size_t end = std::min(positions.size(), start + static_cast<std::size_t>(spec_.batch));
+        std::vector<int> local;
+        std::vector<std::int64_t> pos;
+        std::vector<RngKey> keys;
+        for (std::size_t j = start; j < end; ++j) {
+          const int i = shard.pending[static_cast<std::size_t>(positions[j])];
+          local.push_back(i);
+          pos.push_back(positions[j]);
+          keys.push_back(RngKey{spec_.seed, stable_hash64(shard.ids[static_cast<std::size_t>(i)]), static_cast<std::uint32_t>(pass),
+                                RngStream::kPerturb});
+        }
+        const at::Tensor idx = index_tensor(local);
+        const at::Tensor x = shard.state.index_select(0, idx);
+        auto t0 = Clock::now();
+        const at::Tensor mask = explain::select_mask(shard.pending_attribution.index_select(0, at::tensor(pos, at::kLong)), sel_spec);
+        timing_.explain += since(t0);
+        t0 = Clock::now();
+        at::Tensor next = perturb::blend(x, mask, op->apply(x, keys));
+        if (spec_.jpeg_roundtrip) next = jpeg_roundtrip(next, spec_.jpeg_quality);
+        timing_.perturb += since(t0);
+        t0 = Clock::now();
+        const at::Tensor changed = (next - x).abs().flatten(1).amax(1).gt(0.f);
+        const auto* cp = changed.data_ptr<bool>();
+        for (std::size_t k = 0; k < local.size(); ++k) {
+          ImageRecord& rec = shard.records[static_cast<std::size_t>(local[k])];
+          if (cp[k]) continue;
+          // A fixed point: the same state gives the same mask and the same P(x).
+          ++rec.stalls;
+          if (spec_.escalate_factor > 1.0 && rec.escalation < spec_.escalate_max) {
+            ++rec.escalation;
+            ++counts.escalated_now;
+          } else if (spec_.stop != StopRule::kFixed) {
+            rec.status = Status::kStalled;
+            rec.stop_pass = pass;
+            ++counts.stalled_now;
+          }
+        }
+        shard.state.index_copy_(0, idx, next);
+        timing_.book += since(t0);
+      }
+    }
+  }
+  shard.pending.clear();
+  shard.pending_attribution = at::Tensor();
+  for (const auto& rec : shard.records) {
+    counts.identified += rec.identified ? 1 : 0;
+    counts.active += rec.status == Status::kActive ? 1 : 0;
+  }
+  counts.total = static_cast<std::int64_t>(shard.size());
+  return counts;
+}
+
+void Engine::apply_conventional(Shard& shard) {
+  const auto t0 = Clock::now();
+  if (spec_.region) {
+    // Detection is not thread-safe: one masker per call.
+    perturb::RegionMasker masker;
+    const perturb::RegionBatch batch = masker.apply(shard.original, *spec_.region, spec_.op.color);
+    shard.state = batch.images.contiguous();
+  } else {
+    std::vector<RngKey> keys;
+    for (const auto& id : shard.ids) keys.push_back(RngKey{spec_.seed, stable_hash64(id), 0, RngStream::kPerturb});
+    shard.state = op_->apply(shard.original, keys).clamp(0.0, 1.0).contiguous();
+  }
+  timing_.perturb += since(t0);
+}
+
+}  // namespace edi::engine

@@ -1,0 +1,330 @@
+#include "edi/engine/runner.hpp"
+
+#include <ATen/ATen.h>
+#include <opencv2/core/utility.hpp>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "edi/core/csv.hpp"
+#include "edi/core/error.hpp"
+#include "edi/core/fs.hpp"
+#include "edi/engine/bench.hpp"
+#include "edi/models/faceapi.hpp"
+#include "edi/models/gallery.hpp"
+#include "edi/version.hpp"
+
+namespace edi::engine {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+SplitSelection parse_split_selection(const std::string& t) {
+  if (t == "all") return SplitSelection::kAll;
+  if (t == "train") return SplitSelection::kTrain;
+  if (t == "val") return SplitSelection::kVal;
+  if (t == "test") return SplitSelection::kTest;
+  throw ConfigError("--split " + t + ": expected one of all|train|val|test");
+}
+
+const char* split_selection_name(SplitSelection s) {
+  switch (s) {
+    case SplitSelection::kAll: return "all";
+    case SplitSelection::kTrain: return "train";
+    case SplitSelection::kVal: return "val";
+    case SplitSelection::kTest: return "test";
+  }
+  return "?";
+}
+
+RunData prepare_data(const RunConfig& c) {
+  RunData d;
+  const fs::path manifest_path = c.out / "manifest.csv";
+  if (fs::exists(manifest_path)) {
+    d.manifest = data::read_manifest(manifest_path);
+    if (!c.labels_csv.empty() && sha256_file(c.labels_csv) != d.manifest.labels_sha256)
+      throw DataError(manifest_path.string() + ": labels file " + c.labels_csv.string() +
+                      " differs from the one this run directory was created with");
+  } else {
+    data::ScanOptions scan;
+    scan.data_dir = c.data_dir;
+    scan.labels_csv = c.labels_csv;
+    scan.split = c.split_spec;
+    data::ScanResult r = data::build_manifest(scan);
+    create_private_dir(c.out);
+    data::write_manifest(r.manifest, manifest_path);
+    data::write_quarantine(r.quarantined, c.out / "quarantine-scan.csv");
+    d.manifest = std::move(r.manifest);
+  }
+  for (std::size_t i = 0; i < d.manifest.entries.size(); ++i) {
+    const data::Split s = d.manifest.entries[i].split;
+    const bool take = c.split == SplitSelection::kAll || (c.split == SplitSelection::kTrain && s == data::Split::kTrain) ||
+                      (c.split == SplitSelection::kVal && s == data::Split::kVal) ||
+                      (c.split == SplitSelection::kTest && s == data::Split::kTest);
+    if (take) d.selected.push_back(i);
+  }
+  if (d.selected.empty())
+    throw DataError(c.data_dir.string() + ": no images in split '" + split_selection_name(c.split) + "'");
+  return d;
+}
+
+DecodedShard decode_shard(const data::Manifest& m, const std::vector<std::size_t>& entries, int size, data::ResizeMode resize) {
+  DecodedShard out;
+  std::vector<cv::Mat> images(entries.size());
+  std::vector<std::string> errors(entries.size());
+  data::DecodeOptions opt;
+  opt.size = size;
+  opt.mode = resize;
+  opt.min_side = 1;  // the manifest already applied the size rule
+  cv::parallel_for_(cv::Range(0, static_cast<int>(entries.size())), [&](const cv::Range& r) {
+    for (int k = r.start; k < r.end; ++k) {
+      const data::ManifestEntry& e = m.entries[entries[static_cast<std::size_t>(k)]];
+      const fs::path path = fs::path(m.data_root) / e.id;
+      try {
+        if (sha256_file(path) != e.sha256) throw DataError(path.string() + ": file changed since the manifest was made");
+        images[static_cast<std::size_t>(k)] = data::decode_image(path, opt);
+      } catch (const Error& err) {
+        std::string what = err.what();
+        const std::string prefix = path.string() + ": ";
+        if (what.rfind(prefix, 0) == 0) what = what.substr(prefix.size());
+        errors[static_cast<std::size_t>(k)] = what;
+      }
+    }
+  });
+  std::vector<cv::Mat> good;
+  std::vector<std::int64_t> labels;
+  for (std::size_t k = 0; k < entries.size(); ++k) {
+    const data::ManifestEntry& e = m.entries[entries[k]];
+    if (!errors[k].empty()) {
+      out.quarantined.push_back({e.id, errors[k]});
+      continue;
+    }
+    good.push_back(images[k]);
+    out.ids.push_back(e.id);
+    labels.push_back(e.identity);
+  }
+  out.images = good.empty() ? at::empty({0, 3, size, size}) : data::images_to_tensor(good);
+  out.labels = at::tensor(labels.empty() ? std::vector<std::int64_t>{} : labels, at::kLong);
+  return out;
+}
+
+std::unique_ptr<models::Classifier> load_steering_model(const std::string& reference, const std::string& device,
+                                                        const data::Manifest& m, data::ResizeMode resize) {
+  models::LoadOptions lo;
+  lo.device = device;
+  std::unique_ptr<models::Classifier> model;
+  if (reference == "faceapi:recognition") {
+    std::shared_ptr<models::Embedder> embedder = models::load_faceapi_embedder(reference, lo);
+    const int size = embedder->info().input_size;
+    std::map<std::string, std::vector<std::size_t>> by_identity;
+    for (std::size_t i = 0; i < m.entries.size(); ++i)
+      if (m.entries[i].split == data::Split::kTrain) by_identity[m.identities[static_cast<std::size_t>(m.entries[i].identity)]].push_back(i);
+    std::map<std::string, at::Tensor> enrolment;
+    for (const auto& [name, idx] : by_identity) {
+      DecodedShard d = decode_shard(m, idx, size, resize);
+      if (d.ids.empty()) throw DataError(name + ": no usable training image to enrol this identity");
+      enrolment[name] = d.images;
+    }
+    if (enrolment.size() != m.identities.size())
+      throw DataError(m.data_root + ": every identity needs at least one training image to enrol the gallery (" +
+                      std::to_string(enrolment.size()) + " of " + std::to_string(m.identities.size()) + " have one)");
+    model = std::make_unique<models::GalleryClassifier>(embedder, enrolment);
+  } else {
+    model = models::load_classifier(reference, lo);
+  }
+  const auto& classes = model->info().classes;
+  if (classes != m.identities) {
+    std::string detail = std::to_string(classes.size()) + " classes vs " + std::to_string(m.identities.size()) + " identity folders";
+    if (classes.size() == m.identities.size())
+      for (std::size_t i = 0; i < classes.size(); ++i)
+        if (classes[i] != m.identities[i]) {
+          detail = "class " + std::to_string(i) + " is '" + classes[i] + "' but identity folder " + std::to_string(i) + " is '" + m.identities[i] + "'";
+          break;
+        }
+    throw ModelError(reference + ": steering model classes do not match the data set's identities (" + detail + ")");
+  }
+  return model;
+}
+
+std::vector<std::vector<std::size_t>> make_shards(const std::vector<std::size_t>& selected, int shard_size) {
+  std::vector<std::vector<std::size_t>> shards;
+  for (std::size_t i = 0; i < selected.size(); i += static_cast<std::size_t>(shard_size))
+    shards.emplace_back(selected.begin() + static_cast<std::ptrdiff_t>(i),
+                        selected.begin() + static_cast<std::ptrdiff_t>(std::min(selected.size(), i + static_cast<std::size_t>(shard_size))));
+  return shards;
+}
+
+fs::path image_output_path(const fs::path& dir, const std::string& id) {
+  fs::path p = dir / id;
+  p.replace_extension(".png");
+  return p;
+}
+
+void write_images(const fs::path& dir, const Shard& shard, int bits) {
+  for (std::size_t i = 0; i < shard.size(); ++i) {
+    const fs::path p = image_output_path(dir, shard.ids[i]);
+    std::error_code ec;
+    fs::create_directories(p.parent_path(), ec);
+    if (ec) throw IoError(p.parent_path().string() + ": cannot create directory: " + ec.message());
+    data::write_png(p, data::tensor_to_image(shard.state[static_cast<std::int64_t>(i)]), bits);
+  }
+}
+
+namespace {
+std::string fmt(double v) {
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  std::ostringstream s;
+  s.precision(7);
+  s << v;
+  return s.str();
+}
+}  // namespace
+
+void write_outcomes(const fs::path& path, const data::Manifest& m, const std::vector<const Shard*>& shards) {
+  std::map<std::string, const data::ManifestEntry*> by_id;
+  for (const auto& e : m.entries) by_id[e.id] = &e;
+  std::string out = csv_line({"id", "identity", "label", "split", "status", "stop_pass", "evaluations", "escalation", "stalls",
+                              "final_true_prob", "final_true_rank", "final_top1", "identified", "psnr", "changed_share", "linf"});
+  for (const Shard* s : shards) {
+    for (std::size_t i = 0; i < s->size(); ++i) {
+      const ImageRecord& r = s->records[i];
+      const data::ManifestEntry& e = *by_id.at(s->ids[i]);
+      const TrajectoryPoint last = r.trajectory.empty() ? TrajectoryPoint{} : r.trajectory.back();
+      out += csv_line({s->ids[i], m.identities[static_cast<std::size_t>(e.identity)], std::to_string(e.identity), data::split_name(e.split),
+                       status_name(r.status), std::to_string(r.stop_pass), std::to_string(r.trajectory.size()), std::to_string(r.escalation),
+                       std::to_string(r.stalls), fmt(last.true_prob), std::to_string(last.true_rank), std::to_string(last.top1),
+                       r.identified ? "1" : "0", fmt(last.psnr), fmt(last.changed_share), fmt(last.linf)});
+    }
+  }
+  write_file_atomic(path, out);
+}
+
+void write_trajectories(const fs::path& path, const std::vector<const Shard*>& shards) {
+  std::string out = csv_line({"id", "pass", "true_prob", "true_rank", "top1", "changed_share", "psnr", "linf"});
+  for (const Shard* s : shards)
+    for (std::size_t i = 0; i < s->size(); ++i)
+      for (const TrajectoryPoint& p : s->records[i].trajectory)
+        out += csv_line({s->ids[i], std::to_string(p.pass), fmt(p.true_prob), std::to_string(p.true_rank), std::to_string(p.top1),
+                         fmt(p.changed_share), fmt(p.psnr), fmt(p.linf)});
+  write_file_atomic(path, out);
+}
+
+RunSummary run_single_process(const RunConfig& c, const std::function<void(const PassReport&)>& progress) {
+  using Clock = std::chrono::steady_clock;
+  const auto t_start = Clock::now();
+  {
+    EngineSpec check = c.engine;
+    check.batch = std::max(check.batch, 1);  // 0 = auto, resolved below
+    validate(check);
+  }
+  RunData d = prepare_data(c);
+  create_private_dir(c.out);
+  auto model = load_steering_model(c.model, c.device, d.manifest, c.resize);
+  const int size = model->info().input_size;
+
+  std::vector<DecodedShard> decoded;
+  std::vector<int> shard_index;
+  std::vector<data::QuarantineItem> quarantined;
+  const auto plan = make_shards(d.selected, c.shard_size);
+  for (std::size_t k = 0; k < plan.size(); ++k) {
+    DecodedShard ds = decode_shard(d.manifest, plan[k], size, c.resize);
+    quarantined.insert(quarantined.end(), ds.quarantined.begin(), ds.quarantined.end());
+    if (ds.ids.empty()) continue;
+    decoded.push_back(std::move(ds));
+    shard_index.push_back(static_cast<int>(k));
+  }
+  if (decoded.empty()) throw DataError(c.data_dir.string() + ": no usable image (see " + (c.out / "quarantine.csv").string() + ")");
+  EngineSpec spec = c.engine;
+  if (spec.batch <= 0) spec.batch = choose_batch(*model, decoded.front().images, decoded.front().labels);
+  Engine engine(spec, *model);
+  std::vector<Shard> shards;
+  for (std::size_t k = 0; k < decoded.size(); ++k)
+    shards.push_back(engine.make_shard(shard_index[k], std::move(decoded[k].ids), decoded[k].images, decoded[k].labels));
+  decoded.clear();
+  data::write_quarantine(quarantined, c.out / "quarantine.csv");
+
+  RunSummary summary;
+  summary.quarantined = static_cast<std::int64_t>(quarantined.size());
+  const bool conventional = c.engine.method == Method::kConventional;
+  if (conventional)
+    for (auto& s : shards) engine.apply_conventional(s);
+  const int limit = conventional ? 0 : c.engine.pass_limit();
+  for (int pass = 0; pass <= limit; ++pass) {
+    const auto t0 = Clock::now();
+    const std::int64_t ip0 = engine.timing().image_passes;
+    PassCounts evaluated;
+    for (auto& s : shards) evaluated += engine.evaluate(s, pass);
+    // The dataset rule: stop everything once the identified share reaches the target.
+    const double risk = evaluated.total ? 100.0 * evaluated.identified / evaluated.total : 0.0;
+    const bool halt = c.engine.stop == StopRule::kDataset && risk <= c.engine.target_risk;
+    PassCounts after;
+    for (auto& s : shards) after += engine.perturb(s, pass, halt);
+    PassReport rep;
+    rep.pass = pass;
+    rep.active = after.active;
+    rep.identified = evaluated.identified;
+    rep.total = evaluated.total;
+    rep.risk_percent = risk;
+    rep.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    rep.image_passes_per_s = (engine.timing().image_passes - ip0) / std::max(rep.seconds, 1e-9);
+    summary.passes.push_back(rep);
+    summary.passes_run = pass;
+    if (progress) progress(rep);
+    if (after.active == 0) break;
+  }
+  std::vector<const Shard*> views;
+  for (const auto& s : shards) {
+    views.push_back(&s);
+    for (const auto& r : s.records) {
+      ++summary.images;
+      summary.stopped += r.status == Status::kStopped;
+      summary.capped += r.status == Status::kCapped;
+      summary.stalled += r.status == Status::kStalled;
+      summary.fixed += r.status == Status::kFixed;
+    }
+  }
+  summary.final_risk_percent = summary.passes.empty() ? 0.0 : summary.passes.back().risk_percent;
+  if (c.write_images)
+    for (const auto& s : shards) write_images(c.out / "images", s, c.png_bits);
+  write_outcomes(c.out / "outcomes.csv", d.manifest, views);
+  write_trajectories(c.out / "trajectories.csv", views);
+  summary.timing = engine.timing();
+  summary.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
+
+  json j;
+  j["format"] = "edi-anon-run-summary";
+  j["version"] = 1;
+  j["code_version"] = std::string(kVersion) + " (" + kGitDescribe + ")";
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  j["host"] = host;
+  const std::time_t now = std::time(nullptr);
+  char date[64];
+  std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  j["date"] = date;
+  j["run"] = describe(spec);
+  j["batch"] = spec.batch;
+  j["model"] = {{"reference", c.model}, {"sha256", model->info().file_sha256}, {"classes", model->info().classes.size()},
+                {"input_size", size}};
+  j["data"] = {{"root", d.manifest.data_root}, {"manifest_hash", d.manifest.hash()}, {"split", split_selection_name(c.split)}};
+  json opts = json::object();
+  for (const auto& [k, v] : c.options) opts[k] = v;
+  j["options"] = opts;
+  j["counts"] = {{"images", summary.images}, {"quarantined", summary.quarantined}, {"stopped", summary.stopped},
+                 {"capped", summary.capped}, {"stalled", summary.stalled}, {"fixed", summary.fixed}};
+  j["final_risk_percent"] = summary.final_risk_percent;
+  j["passes"] = json::array();
+  for (const auto& p : summary.passes)
+    j["passes"].push_back({{"pass", p.pass}, {"risk_percent", p.risk_percent}, {"active", p.active}, {"seconds", p.seconds}});
+  j["timing"] = {{"seconds", summary.seconds}, {"model", summary.timing.model}, {"explain", summary.timing.explain},
+                 {"perturb", summary.timing.perturb}, {"bookkeeping", summary.timing.book}, {"image_passes", summary.timing.image_passes}};
+  write_file_atomic(c.out / "summary.json", j.dump(2) + "\n");
+  return summary;
+}
+
+}  // namespace edi::engine
