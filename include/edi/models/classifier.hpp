@@ -13,6 +13,10 @@
 #include <string>
 #include <vector>
 
+namespace edi::data {
+struct Manifest;
+}
+
 namespace edi::models {
 
 /// Per-channel normalisation applied inside the model: (x - mean) / std, on
@@ -69,5 +73,11 @@ std::unique_ptr<Classifier> load_classifier(const std::string& reference, const 
 
 /// Parse a device string; throws ConfigError if unknown or unavailable.
 c10::Device parse_device(const std::string& device);
+
+/// Check that `model` classifies exactly the classes of `task` in `manifest`
+/// ("identity": the manifest's identities; otherwise the attribute task's
+/// classes), same count, same names, same order. Throws ModelError with one
+/// line naming the model, the data set and the first difference.
+void check_classes(const Classifier& model, const data::Manifest& manifest, const std::string& task);
 
 }  // namespace edi::models

@@ -1,0 +1,203 @@
+// `edi-anon train` and `edi-anon inspect`: the models stage's commands.
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+
+#include "commands.hpp"
+#include "edi/core/error.hpp"
+#include "edi/core/fs.hpp"
+#include "edi/data/manifest.hpp"
+#include "edi/models/classifier.hpp"
+#include "edi/models/registry.hpp"
+#include "edi/models/training.hpp"
+#include "options.hpp"
+
+namespace edi::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string format_seconds(double s) {
+  char buf[32];
+  if (s < 60)
+    std::snprintf(buf, sizeof buf, "%.0f s", s);
+  else
+    std::snprintf(buf, sizeof buf, "%dm%02ds", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
+  return buf;
+}
+
+}  // namespace
+
+int cmd_train(const Args& args) {
+  Options opt("train", "--data DIR | --manifest RUNDIR/manifest.csv --out MODEL [options]",
+              "Train a native classifier (small-cnn or resnet18) on the train split of a data set,\n"
+              "early-stopping on val, reporting test accuracy. Writes MODEL + MODEL.json; a checkpoint\n"
+              "MODEL.ckpt after every epoch lets a killed run resume when rerun with the same --out.");
+  opt.add("data", "", "data directory DATA/<identity>/<images> (scanned in memory unless --manifest is given)")
+      .add("labels", "", "labels CSV identity,<task>... (default: DATA/labels.csv if present; 'none' = ImageFolder)")
+      .add("manifest", "", "manifest.csv from `edi-anon manifest` (images under its data root, or under --data)")
+      .add("test-fraction", "0.2", "without --manifest: test share per identity, in [0, 1)")
+      .add("val-fraction", "0.1", "without --manifest: validation share per identity, in [0, 1)")
+      .add("split-seed", "0", "without --manifest: seed of the per-identity split")
+      .add("task", "identity", "identity or a task of the labels (age, gender, race, ...)")
+      .add("arch", "small-cnn", "small-cnn or resnet18")
+      .required("out", "model file to write (sidecar MODEL.json, checkpoint MODEL.ckpt)")
+      .add("epochs", "30", "maximum epochs, in [1, 10000]")
+      .add("batch", "32", "batch size, in [1, 4096]")
+      .add("lr", "0.002", "AdamW peak learning rate (cosine decay over --epochs), in (0, 10]")
+      .add("weight-decay", "0.0005", "AdamW weight decay, in [0, 1]")
+      .add("patience", "8", "stop after this many epochs without a val-accuracy improvement, in [1, 10000]")
+      .add("seed", "0", "seed of initialisation, shuffles and augmentation")
+      .add("size", "64", "input side S (images resized shorter side -> S, centre crop), in [8, 1024]")
+      .add("augment", "flip+crop", "none, flip, crop or flip+crop (seeded per image and epoch)")
+      .add("device", "cpu", "cpu or cuda[:i]")
+      .add_common();
+  if (!opt.parse(args)) return 0;
+
+  models::TrainConfig c;
+  c.task = opt.text("task");
+  c.architecture = opt.choice("arch", {"small-cnn", "resnet18"});
+  c.out = opt.text("out");
+  if (c.out.empty()) throw ConfigError("--out: expected a model file path, got an empty value");
+  if (fs::is_directory(c.out)) throw ConfigError("--out " + c.out.string() + ": is a directory, expected a model file path");
+  c.epochs = static_cast<int>(opt.integer("epochs", 1, 10000));
+  c.batch = static_cast<int>(opt.integer("batch", 1, 4096));
+  c.lr = opt.number("lr", 0, 10, true, false);
+  c.weight_decay = opt.number("weight-decay", 0, 1);
+  c.patience = static_cast<int>(opt.integer("patience", 1, 10000));
+  c.seed = opt.seed("seed");
+  c.input_size = static_cast<int>(opt.integer("size", 8, 1024));
+  c.augment = opt.choice("augment", {"none", "flip", "crop", "flip+crop"});
+  c.device = opt.text("device");
+  models::parse_device(c.device);
+  if (!opt.has("data") && !opt.has("manifest")) throw ConfigError("--data or --manifest is required");
+
+  if (opt.has("manifest")) {
+    c.manifest = data::read_manifest(opt.existing_file("manifest"));
+    if (opt.has("data")) c.image_root = opt.existing_dir("data");
+  } else {
+    data::ScanOptions scan;
+    scan.data_dir = opt.existing_dir("data");
+    if (opt.has("labels") && opt.text("labels") != "none") {
+      scan.labels_csv = opt.existing_file("labels");
+    } else if (!opt.has("labels") && fs::is_regular_file(scan.data_dir / "labels.csv")) {
+      scan.labels_csv = scan.data_dir / "labels.csv";
+    }
+    scan.split.test_fraction = opt.number("test-fraction", 0, 1, false, true);
+    scan.split.val_fraction = opt.number("val-fraction", 0, 1, false, true);
+    if (scan.split.test_fraction + scan.split.val_fraction >= 1.0)
+      throw ConfigError("--test-fraction + --val-fraction must be below 1 (the rest is the training split)");
+    scan.split.seed = opt.seed("split-seed");
+    c.threads = opt.apply_threads();
+    auto scanned = data::build_manifest(scan);
+    if (!scanned.quarantined.empty())
+      std::printf("train: %zu unusable file(s) skipped, e.g. %s: %s\n", scanned.quarantined.size(),
+                  scanned.quarantined[0].path.c_str(), scanned.quarantined[0].reason.c_str());
+    c.manifest = std::move(scanned.manifest);
+  }
+  c.threads = opt.apply_threads();
+  if (c.out.has_parent_path()) fs::create_directories(c.out.parent_path());
+
+  std::printf("train: %s on task '%s', %d threads, seed %llu -> %s\n", c.architecture.c_str(), c.task.c_str(),
+              c.threads, static_cast<unsigned long long>(c.seed), c.out.c_str());
+  std::fflush(stdout);
+  const auto result = models::train_classifier(
+      c,
+      [](const models::EpochReport& r) {
+        std::printf("epoch %3d/%d  loss %.4f  train-acc %.4f  val-acc %.4f%s  %6.1f img/s  ETA %s\n", r.epoch,
+                    r.epochs, r.loss, r.train_accuracy, r.val_accuracy, r.improved ? "*" : " ", r.images_per_second,
+                    format_seconds(r.eta_seconds).c_str());
+        std::fflush(stdout);
+      },
+      [](const std::string& line) {
+        std::printf("%s\n", line.c_str());
+        std::fflush(stdout);
+      });
+  const auto& rec = result.record;
+  std::printf("train: %d epoch(s)%s, best epoch %d, %s of training\n", rec.epochs_run,
+              result.early_stopped ? " (early stop)" : "", rec.best_epoch, format_seconds(rec.seconds).c_str());
+  std::printf("train: accuracy train %.4f  val %.4f  test %.4f (%zu test images)\n", rec.train_accuracy,
+              rec.val_accuracy, rec.test_accuracy, rec.test_images);
+  std::printf("train: wrote %s and %s\n", c.out.c_str(), models::sidecar_path(c.out).c_str());
+  return 0;
+}
+
+int cmd_inspect(const Args& args) {
+  Options opt("inspect", "--model MODEL [options]",
+              "Describe a model (TorchScript or native file with its sidecar, or faceapi:age-gender) and\n"
+              "time its forward and forward+backward (input gradient) passes at batch 1 and 32.");
+  opt.required("model", "model file or faceapi:age-gender")
+      .add("task", "", "sub-task of multi-head models (faceapi:age-gender: gender or age)")
+      .add("device", "cpu", "cpu or cuda[:i]")
+      .add("reps", "5", "timed repetitions per measurement (median reported), in [1, 1000]")
+      .add("batch", "32", "the larger timed batch size, in [1, 1024]")
+      .add_common();
+  if (!opt.parse(args)) return 0;
+  const std::string ref = opt.text("model");
+  const int reps = static_cast<int>(opt.integer("reps", 1, 1000));
+  const int big = static_cast<int>(opt.integer("batch", 1, 1024));
+  const int threads = opt.apply_threads();
+  models::LoadOptions lo;
+  lo.device = opt.text("device");
+  lo.task = opt.has("task") ? opt.text("task") : "";
+  auto model = models::load_classifier(ref, lo);
+  const auto& info = model->info();
+
+  std::printf("model:          %s\n", info.reference.c_str());
+  std::printf("backend:        %s\n", info.backend.c_str());
+  std::printf("architecture:   %s\n", info.architecture.c_str());
+  std::printf("task:           %s\n", info.task.c_str());
+  std::printf("classes:        %zu:", info.classes.size());
+  for (std::size_t i = 0; i < info.classes.size() && i < 5; ++i) std::printf(" %s", info.classes[i].c_str());
+  std::printf("%s\n", info.classes.size() > 5 ? " ..." : "");
+  std::printf("input:          3x%dx%d RGB in [0,1]\n", info.input_size, info.input_size);
+  const auto& n = info.normalisation;
+  std::printf("normalisation:  mean %.4f %.4f %.4f  std %.4f %.4f %.4f\n", n.mean[0], n.mean[1], n.mean[2], n.std[0],
+              n.std[1], n.std[2]);
+  std::printf("parameters:     %lld\n", static_cast<long long>(model->parameter_count()));
+  std::printf("sha256:         %s\n", info.file_sha256.empty() ? "(built in)" : info.file_sha256.c_str());
+  std::printf("device:         %s, %d thread(s)\n", model->device().str().c_str(), threads);
+  if (info.backend != "faceapi" && fs::is_regular_file(ref)) {
+    const auto side = models::read_sidecar(ref);
+    if (side.training) {
+      const auto& t = *side.training;
+      std::printf("training:       %d/%d epochs (best %d), acc train %.4f val %.4f test %.4f, data %s (manifest %s)\n",
+                  t.epochs_run, t.epochs_max, t.best_epoch, t.train_accuracy, t.val_accuracy, t.test_accuracy,
+                  t.data_root.c_str(), t.manifest_hash.substr(0, 16).c_str());
+    }
+  }
+
+  using Clock = std::chrono::steady_clock;
+  const auto median_ms = [&](int batch, bool backward) {
+    const at::Tensor x0 = at::rand({batch, 3, info.input_size, info.input_size});
+    std::vector<double> ms;
+    for (int r = 0; r <= reps; ++r) {  // r == 0 is a warm-up
+      const auto t0 = Clock::now();
+      if (backward) {
+        at::Tensor x = x0.clone().requires_grad_(true);
+        const at::Tensor z = model->logits(x);
+        std::get<0>(z.max(1)).sum().backward();
+        (void)x.grad().abs().sum().item<float>();
+      } else {
+        at::NoGradGuard no_grad;
+        (void)model->logits(x0).sum().item<float>();
+      }
+      if (r > 0) ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    }
+    std::sort(ms.begin(), ms.end());
+    return ms[ms.size() / 2] / batch;
+  };
+  std::printf("timing (median of %d, ms per image):\n", reps);
+  for (int batch : {1, big}) {
+    const double f = median_ms(batch, false);
+    const double fb = median_ms(batch, true);
+    std::printf("  batch %3d: forward %.3f ms, forward+backward (input gradient) %.3f ms\n", batch, f, fb);
+  }
+  return 0;
+}
+
+}  // namespace edi::cli
