@@ -245,6 +245,7 @@ PassCounts Engine::perturb(Shard& shard, int pass, bool halt) {
         auto t0 = Clock::now();
         const at::Tensor mask = explain::select_mask(shard.pending_attribution.index_select(0, at::tensor(pos, at::kLong)), sel_spec);
         timing_.explain += since(t0);
+        if (mask_observer_) mask_observer_(shard, pass, local, mask);
         t0 = Clock::now();
         at::Tensor next = perturb::blend(x, mask, op->apply(x, keys));
         if (spec_.jpeg_roundtrip) next = jpeg_roundtrip(next, spec_.jpeg_quality);

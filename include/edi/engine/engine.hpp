@@ -14,6 +14,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -106,6 +107,11 @@ class Engine {
   /// anonymization (P over the whole image, or the face-region mask).
   void apply_conventional(Shard& shard);
 
+  /// Called with every selection mask (bool, rows = `local` images of the
+  /// shard) before it is applied; for parity tests and diagnostics.
+  using MaskObserver = std::function<void(const Shard&, int pass, const std::vector<int>& local, const at::Tensor& mask)>;
+  void set_mask_observer(MaskObserver observer) { mask_observer_ = std::move(observer); }
+
   const EngineSpec& spec() const { return spec_; }
   const Timing& timing() const { return timing_; }
   void reset_timing() { timing_ = {}; }
@@ -117,6 +123,7 @@ class Engine {
   models::Classifier& model_;
   std::unique_ptr<perturb::Operator> op_;
   Timing timing_;
+  MaskObserver mask_observer_;
 };
 
 /// PSNR in dB between two images in [0,1] (+inf when identical).
