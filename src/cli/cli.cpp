@@ -30,6 +30,9 @@ const Command kCommands[] = {
     {"inspect", "describe a model and time its forward and input-gradient passes", cmd_inspect},
     {"run", "anonymize a data set (EDI or a conventional baseline) into a run directory", cmd_run},
     {"bench", "measure image-passes/s, its time split and the pure model rate per batch size", cmd_bench},
+    {"evaluate", "privacy, utility and quality of a run with bootstrap intervals -> RUNDIR/metrics.json", cmd_evaluate},
+    {"aggregate", "one table over many runs (CSV, Markdown, LaTeX, JSON) plus the matched-privacy table", cmd_aggregate},
+    {"export", "anonymized data set as ImageFolder trees per attribute, opaque names", cmd_export},
 };
 
 void print_usage(std::FILE* out) {

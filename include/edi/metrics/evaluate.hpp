@@ -1,0 +1,73 @@
+#pragma once
+/// \file `edi-anon evaluate`: privacy, utility and quality of one run
+/// directory, with 95% bootstrap intervals, written to RUNDIR/metrics.json
+/// (schema: docs/metrics-schema.md) and RUNDIR/metrics-images.csv (one row per
+/// image, used for paired comparisons between runs).
+///
+/// Reads the run directory only (manifest.csv, images/, outcomes.csv,
+/// summary.json); originals are decoded from the manifest's data root at the
+/// steering model's resolution with the run's resize mode.
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "edi/metrics/stats.hpp"
+
+namespace edi::metrics {
+
+/// What to evaluate.
+struct EvalConfig {
+  /// Independent attackers besides the steering model: "lbph" (OpenCV LBPH
+  /// on original train-split images), "faceapi" (face-api recognition gallery
+  /// enrolled on original train-split images), "adaptive" (small-cnn trained
+  /// on the anonymized train split), or a classifier reference (a second
+  /// identity model). An attacker equal to the steering model is reported as
+  /// such (steered = true), never as independent.
+  std::vector<std::string> attackers = {"lbph", "faceapi", "adaptive"};
+  /// Utility models: task (a manifest attribute, or "age" for a regression
+  /// head) → model reference (native/TorchScript file or faceapi:age-gender).
+  std::vector<std::pair<std::string, std::string>> utility;
+  /// Steering model reference; empty = the one named in summary.json
+  /// (a relative path is tried against the working directory, then the run
+  /// directory's parent) and checked against its recorded sha256.
+  std::string steering_model;
+  BootstrapSpec bootstrap;
+  std::string device = "cpu";
+  int batch = 64;
+  int adaptive_epochs = 12;      ///< adaptive attacker training length
+  std::uint64_t adaptive_seed = 0;
+  bool write_files = true;       ///< write metrics.json + metrics-images.csv
+};
+
+/// Headline numbers of one run (the full content is in `json`).
+struct MetricsReport {
+  std::string json;                 ///< metrics.json text
+  std::size_t images = 0;
+  std::size_t identities = 0;
+  double random_guess_percent = 0;  ///< 100 / identities
+  Interval steering_top1;           ///< % of images whose true identity is the steering model's top-1
+  Interval steering_top5;
+  /// Independent attackers' top-1 / rank-1 risk in %, by attacker name (available ones).
+  std::map<std::string, Interval> attacker_top1;
+  std::map<std::string, Interval> utility_macro_f1;  ///< by task, in %
+  Interval psnr, ssim, changed_share;
+  std::vector<std::string> notes;   ///< attackers or tasks not available, and why
+};
+
+/// Evaluate a finished run directory. Throws DataError when the directory is
+/// not a finished run (no outcomes.csv / summary.json / images), ConfigError
+/// for bad settings, ModelError for a model that cannot be loaded.
+MetricsReport evaluate_run(const std::filesystem::path& rundir, const EvalConfig& config,
+                           const std::function<void(const std::string&)>& log = {});
+
+/// Write `report.json` to `path` atomically.
+void write_metrics_json(const std::filesystem::path& path, const MetricsReport& report);
+
+/// Parse one `--utility TASK=MODEL` value; throws ConfigError naming the option.
+std::pair<std::string, std::string> parse_utility_spec(const std::string& text);
+
+}  // namespace edi::metrics
