@@ -9,6 +9,9 @@
 #include "edi/core/error.hpp"
 #include "edi/engine/bench.hpp"
 #include "edi/engine/runner.hpp"
+#include "edi/dist/mpi.hpp"
+#include "edi/dist/runner.hpp"
+#include "edi/dist/signals.hpp"
 #include "engine_options.hpp"
 
 namespace edi::cli {
@@ -17,29 +20,54 @@ int cmd_run(const Args& args) {
   Options opt("run", "--data DIR --model MODEL --out RUNDIR [--method edi|conventional] [--operator OP] [options]",
               "Anonymize a data set: EDI (explain -> select -> perturb, pass after pass, until each image is\n"
               "no longer identified or the dataset-level risk target is met) or a conventional baseline.\n"
-              "Writes RUNDIR/images/*.png, outcomes.csv, trajectories.csv and summary.json.");
+              "Runs as one process or under mpirun/srun (ranks share fixed shards). Every pass is\n"
+              "checkpointed; rerunning the same command resumes. SIGTERM/SIGUSR1: checkpoint, exit 75.\n"
+              "Writes RUNDIR/images/*.png, outcomes.csv, trajectories.csv, results.h5, summary.json.");
   add_run_options(opt);
   if (!opt.parse(args)) return 0;
-  engine::RunConfig c = run_config_from(opt);
+  const engine::RunConfig c = run_config_from(opt);
   const int threads = opt.apply_threads();
-  std::printf("run: %s, model %s, threads %d -> %s\n", engine::describe([&] {
-                auto s = c.engine;
-                s.batch = std::max(s.batch, 1);
-                return s;
-              }()).c_str(), c.model.c_str(), threads, c.out.c_str());
-  std::fflush(stdout);
-  const engine::RunSummary s = engine::run_single_process(c, [&](const engine::PassReport& r) {
-    std::printf("pass %3d  active %6lld  risk %6.2f%% (%lld/%lld identified)  %7.1f image-passes/s  %.2f s\n", r.pass,
-                static_cast<long long>(r.active), r.risk_percent, static_cast<long long>(r.identified),
-                static_cast<long long>(r.total), r.image_passes_per_s, r.seconds);
-    std::fflush(stdout);
-  });
-  std::printf("done: %lld images (%lld quarantined): %lld stopped, %lld capped (still identified), %lld stalled, %lld fixed; "
-              "final risk %.2f%% after %d pass(es) in %.1f s\n",
-              static_cast<long long>(s.images), static_cast<long long>(s.quarantined), static_cast<long long>(s.stopped),
-              static_cast<long long>(s.capped), static_cast<long long>(s.stalled), static_cast<long long>(s.fixed),
-              s.final_risk_percent, s.passes_run, s.seconds);
-  return 0;
+  dist::Mpi mpi(nullptr, nullptr);
+  try {
+    if (mpi.root()) {
+      engine::EngineSpec shown = c.engine;
+      shown.batch = std::max(shown.batch, 1);
+      std::printf("run: %s, model %s, %d rank(s) x %d thread(s) -> %s\n", engine::describe(shown).c_str(), c.model.c_str(),
+                  mpi.size(), threads, c.out.c_str());
+      std::fflush(stdout);
+    }
+    const dist::DistRunOutcome out = dist::run_distributed(
+        mpi, c, [&](const engine::PassReport& r, double eta, const std::vector<std::string>& per_rank) {
+          std::printf("pass %3d  active %6lld  risk %6.2f%% (%lld/%lld identified)  %7.1f image-passes/s  %6.2f s  ETA <= %.0f s\n",
+                      r.pass, static_cast<long long>(r.active), r.risk_percent, static_cast<long long>(r.identified),
+                      static_cast<long long>(r.total), r.image_passes_per_s, r.seconds, eta);
+          for (const auto& line : per_rank) std::printf("          %s\n", line.c_str());
+          std::fflush(stdout);
+        });
+    if (out.interrupted) {
+      if (mpi.root())
+        std::printf("stopped by signal %d after committing every finished shard; rerun the same command to resume (exit %d)\n",
+                    dist::stop_signal(), dist::kExitCheckpointed);
+      return dist::kExitCheckpointed;
+    }
+    if (mpi.root()) {
+      const engine::RunSummary& s = out.summary;
+      if (out.resumed) std::printf("resumed at pass %d\n", out.start_pass);
+      std::printf("done: %lld images (%lld quarantined): %lld stopped, %lld capped (still identified), %lld stalled, %lld fixed; "
+                  "final risk %.2f%% after %d pass(es) in %.1f s -> %s\n",
+                  static_cast<long long>(s.images), static_cast<long long>(s.quarantined), static_cast<long long>(s.stopped),
+                  static_cast<long long>(s.capped), static_cast<long long>(s.stalled), static_cast<long long>(s.fixed),
+                  s.final_risk_percent, s.passes_run, s.seconds, (c.out / "results.h5").c_str());
+    }
+    return 0;
+  } catch (const dist::RemoteError& e) {
+    if (mpi.root()) throw;
+    return e.exit_code();  // rank 0 reports it
+  } catch (const Error& e) {
+    if (mpi.size() == 1) throw;
+    std::fprintf(stderr, "edi-anon run: error on rank %d: %s\n", mpi.rank(), e.what());
+    mpi.abort(e.exit_code());
+  }
 }
 
 int cmd_bench(const Args& args) {

@@ -2,11 +2,8 @@
 
 #include <ATen/ATen.h>
 #include <opencv2/core/utility.hpp>
-#include <unistd.h>
 
-#include <chrono>
 #include <cmath>
-#include <ctime>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -14,10 +11,8 @@
 #include "edi/core/csv.hpp"
 #include "edi/core/error.hpp"
 #include "edi/core/fs.hpp"
-#include "edi/engine/bench.hpp"
 #include "edi/models/faceapi.hpp"
 #include "edi/models/gallery.hpp"
-#include "edi/version.hpp"
 
 namespace edi::engine {
 
@@ -212,119 +207,6 @@ void write_trajectories(const fs::path& path, const std::vector<const Shard*>& s
         out += csv_line({s->ids[i], std::to_string(p.pass), fmt(p.true_prob), std::to_string(p.true_rank), std::to_string(p.top1),
                          fmt(p.changed_share), fmt(p.psnr), fmt(p.linf)});
   write_file_atomic(path, out);
-}
-
-RunSummary run_single_process(const RunConfig& c, const std::function<void(const PassReport&)>& progress) {
-  using Clock = std::chrono::steady_clock;
-  const auto t_start = Clock::now();
-  {
-    EngineSpec check = c.engine;
-    check.batch = std::max(check.batch, 1);  // 0 = auto, resolved below
-    validate(check);
-  }
-  RunData d = prepare_data(c);
-  create_private_dir(c.out);
-  auto model = load_steering_model(c.model, c.device, d.manifest, c.resize);
-  const int size = model->info().input_size;
-
-  std::vector<DecodedShard> decoded;
-  std::vector<int> shard_index;
-  std::vector<data::QuarantineItem> quarantined;
-  const auto plan = make_shards(d.selected, c.shard_size);
-  for (std::size_t k = 0; k < plan.size(); ++k) {
-    DecodedShard ds = decode_shard(d.manifest, plan[k], size, c.resize);
-    quarantined.insert(quarantined.end(), ds.quarantined.begin(), ds.quarantined.end());
-    if (ds.ids.empty()) continue;
-    decoded.push_back(std::move(ds));
-    shard_index.push_back(static_cast<int>(k));
-  }
-  if (decoded.empty()) throw DataError(c.data_dir.string() + ": no usable image (see " + (c.out / "quarantine.csv").string() + ")");
-  EngineSpec spec = c.engine;
-  if (spec.batch <= 0) spec.batch = choose_batch(*model, decoded.front().images, decoded.front().labels);
-  Engine engine(spec, *model);
-  std::vector<Shard> shards;
-  for (std::size_t k = 0; k < decoded.size(); ++k)
-    shards.push_back(engine.make_shard(shard_index[k], std::move(decoded[k].ids), decoded[k].images, decoded[k].labels));
-  decoded.clear();
-  data::write_quarantine(quarantined, c.out / "quarantine.csv");
-
-  RunSummary summary;
-  summary.quarantined = static_cast<std::int64_t>(quarantined.size());
-  const bool conventional = c.engine.method == Method::kConventional;
-  if (conventional)
-    for (auto& s : shards) engine.apply_conventional(s);
-  const int limit = conventional ? 0 : c.engine.pass_limit();
-  for (int pass = 0; pass <= limit; ++pass) {
-    const auto t0 = Clock::now();
-    const std::int64_t ip0 = engine.timing().image_passes;
-    PassCounts evaluated;
-    for (auto& s : shards) evaluated += engine.evaluate(s, pass);
-    // The dataset rule: stop everything once the identified share reaches the target.
-    const double risk = evaluated.total ? 100.0 * evaluated.identified / evaluated.total : 0.0;
-    const bool halt = c.engine.stop == StopRule::kDataset && risk <= c.engine.target_risk;
-    PassCounts after;
-    for (auto& s : shards) after += engine.perturb(s, pass, halt);
-    PassReport rep;
-    rep.pass = pass;
-    rep.active = after.active;
-    rep.identified = evaluated.identified;
-    rep.total = evaluated.total;
-    rep.risk_percent = risk;
-    rep.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-    rep.image_passes_per_s = (engine.timing().image_passes - ip0) / std::max(rep.seconds, 1e-9);
-    summary.passes.push_back(rep);
-    summary.passes_run = pass;
-    if (progress) progress(rep);
-    if (after.active == 0) break;
-  }
-  std::vector<const Shard*> views;
-  for (const auto& s : shards) {
-    views.push_back(&s);
-    for (const auto& r : s.records) {
-      ++summary.images;
-      summary.stopped += r.status == Status::kStopped;
-      summary.capped += r.status == Status::kCapped;
-      summary.stalled += r.status == Status::kStalled;
-      summary.fixed += r.status == Status::kFixed;
-    }
-  }
-  summary.final_risk_percent = summary.passes.empty() ? 0.0 : summary.passes.back().risk_percent;
-  if (c.write_images)
-    for (const auto& s : shards) write_images(c.out / "images", s, c.png_bits);
-  write_outcomes(c.out / "outcomes.csv", d.manifest, views);
-  write_trajectories(c.out / "trajectories.csv", views);
-  summary.timing = engine.timing();
-  summary.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
-
-  json j;
-  j["format"] = "edi-anon-run-summary";
-  j["version"] = 1;
-  j["code_version"] = std::string(kVersion) + " (" + kGitDescribe + ")";
-  char host[256] = {0};
-  gethostname(host, sizeof host - 1);
-  j["host"] = host;
-  const std::time_t now = std::time(nullptr);
-  char date[64];
-  std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-  j["date"] = date;
-  j["run"] = describe(spec);
-  j["batch"] = spec.batch;
-  j["model"] = {{"reference", c.model}, {"sha256", model->info().file_sha256}, {"classes", model->info().classes.size()},
-                {"input_size", size}};
-  j["data"] = {{"root", d.manifest.data_root}, {"manifest_hash", d.manifest.hash()}, {"split", split_selection_name(c.split)}};
-  json opts = json::object();
-  for (const auto& [k, v] : c.options) opts[k] = v;
-  j["options"] = opts;
-  j["counts"] = {{"images", summary.images}, {"quarantined", summary.quarantined}, {"stopped", summary.stopped},
-                 {"capped", summary.capped}, {"stalled", summary.stalled}, {"fixed", summary.fixed}};
-  j["final_risk_percent"] = summary.final_risk_percent;
-  j["passes"] = json::array();
-  for (const auto& p : summary.passes)
-    j["passes"].push_back({{"pass", p.pass}, {"risk_percent", p.risk_percent}, {"active", p.active}, {"seconds", p.seconds}});
-  j["timing"] = {{"seconds", summary.seconds}, {"model", summary.timing.model}, {"explain", summary.timing.explain},
-                 {"perturb", summary.timing.perturb}, {"bookkeeping", summary.timing.book}, {"image_passes", summary.timing.image_passes}};
-  write_file_atomic(c.out / "summary.json", j.dump(2) + "\n");
-  return summary;
 }
 
 }  // namespace edi::engine

@@ -1,7 +1,8 @@
 #pragma once
 /// \file Everything around the loop for one run: the data (manifest, split,
-/// decoding at the model size, sha256 checks), the steering model, shards,
-/// the pass loop in one process, and the run directory's outputs.
+/// decoding at the model size, sha256 checks), the steering model, fixed
+/// shards, and writers of the run directory's outputs. The loop over passes
+/// and ranks is edi/dist/runner.hpp.
 ///
 /// Run directory (created owner-only):
 ///   manifest.csv       the data set (written once, then checked)
@@ -100,10 +101,7 @@ struct RunSummary {
   Timing timing;
 };
 
-/// Run the whole loop in this process. `progress` receives one report per pass.
-RunSummary run_single_process(const RunConfig& config, const std::function<void(const PassReport&)>& progress = {});
-
-/// Writers of the run directory's files (shared with the distributed runner).
+/// Writers of the run directory's files (used by the distributed runner).
 void write_outcomes(const std::filesystem::path& path, const data::Manifest& manifest, const std::vector<const Shard*>& shards);
 void write_trajectories(const std::filesystem::path& path, const std::vector<const Shard*>& shards);
 void write_images(const std::filesystem::path& dir, const Shard& shard, int bits);

@@ -1,0 +1,51 @@
+#pragma once
+/// \file The distributed run: MPI ranks share fixed shards of image ids
+/// (handed out dynamically each pass, the holder of a shard first in line),
+/// every pass commits each shard to an HDF5 checkpoint, rank 0 reduces the
+/// counts for the dataset-level rule and prints one line per pass, and the
+/// final outputs are the same for any rank count and any interruption.
+///
+/// Resume is the default: a run directory with a provenance record continues
+/// from the last committed pass of each shard, also with another rank count.
+/// A resume whose configuration, model or data differ is refused, naming what
+/// differs. Threads per rank and --verbose may change between resumes.
+#include <functional>
+#include <string>
+
+#include "edi/core/error.hpp"
+#include "edi/dist/mpi.hpp"
+#include "edi/engine/runner.hpp"
+
+namespace edi::dist {
+
+/// Options that do not change results (excluded from the config hash).
+bool option_is_operational(const std::string& name);
+
+/// Canonical JSON of the result-relevant options, and its sha256.
+std::string config_json(const engine::RunConfig& config);
+
+struct DistRunOutcome {
+  engine::RunSummary summary;
+  bool interrupted = false;  ///< stopped by a signal after committing
+  bool resumed = false;
+  int start_pass = 0;
+};
+
+/// One progress line per pass (rank 0 only).
+using PassPrinter = std::function<void(const engine::PassReport&, double eta_seconds, const std::vector<std::string>& per_rank)>;
+
+/// Run (or resume) `config` on every rank of `mpi`. Errors on rank 0 during
+/// preparation are re-thrown on every rank (quietly on the others).
+DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& config, const PassPrinter& print = {});
+
+/// Thrown on ranks other than 0 for an error rank 0 reports.
+class RemoteError : public Error {
+ public:
+  RemoteError(const std::string& what, int code) : Error(what), code_(code) {}
+  int exit_code() const noexcept override { return code_; }
+
+ private:
+  int code_;
+};
+
+}  // namespace edi::dist
