@@ -29,6 +29,7 @@ const Command kCommands[] = {
     {"train", "train a native classifier (small-cnn, resnet18) with early stopping and resume", cmd_train},
     {"inspect", "describe a model and time its forward and input-gradient passes", cmd_inspect},
     {"run", "anonymize a data set (EDI or a conventional baseline) into a run directory", cmd_run},
+    {"sweep", "run many configurations from one sweep file (cartesian lists), evaluate and aggregate them", cmd_sweep},
     {"bench", "measure image-passes/s, its time split and the pure model rate per batch size", cmd_bench},
     {"evaluate", "privacy, utility and quality of a run with bootstrap intervals -> RUNDIR/metrics.json", cmd_evaluate},
     {"aggregate", "one table over many runs (CSV, Markdown, LaTeX, JSON) plus the matched-privacy table", cmd_aggregate},

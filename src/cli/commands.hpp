@@ -14,6 +14,7 @@ int cmd_train(const Args& args);
 int cmd_inspect(const Args& args);
 int cmd_run(const Args& args);
 int cmd_bench(const Args& args);
+int cmd_sweep(const Args& args);
 int cmd_evaluate(const Args& args);
 int cmd_aggregate(const Args& args);
 int cmd_export(const Args& args);

@@ -100,7 +100,7 @@ bool Options::parse(const std::vector<std::string>& args) {
       print_help(std::cout);
       return false;
     }
-    if (vm_.count("config") && !vm_["config"].defaulted()) {
+    if (!config_is_input_ && vm_.count("config") && !vm_["config"].defaulted()) {
       const fs::path cfg = vm_["config"].as<std::string>();
       // Stored after the command line: po::store keeps the first value, so flags win.
       po::store(po::command_line_parser(ini_arguments(cfg, command_, names_)).options(desc_).run(), vm_);

@@ -32,6 +32,12 @@ class Options {
   /// Add the options every command has: --threads, --config (and --help).
   Options& add_common();
 
+  /// For commands whose --config is their input file (sweep), not an options INI.
+  Options& config_is_input() {
+    config_is_input_ = true;
+    return *this;
+  }
+
   /// Parse the arguments after the command name. Returns false when --help was
   /// given (the help text has been printed to stdout).
   bool parse(const std::vector<std::string>& args);
@@ -64,6 +70,7 @@ class Options {
   std::vector<std::string> required_;
   std::vector<std::string> names_;
   po::variables_map vm_;
+  bool config_is_input_ = false;
 };
 
 }  // namespace edi::cli
