@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# MPI behaviour of `edi-anon run` on a small synthetic data set (label mpi).
+#
+#   tests/dist/dist_cases.sh CASE [WORKDIR]
+#
+# CASE:
+#   ranks    1, 2 and 3 ranks (3 with --oversubscribe) give byte-identical
+#            outcomes.csv, trajectories.csv and PNGs.
+#   sigterm  SIGTERM to every rank mid-run -> mpirun exits 75; SIGUSR1 to mpirun
+#            (which forwards it to the ranks) -> 75; each rerun completes with
+#            outputs identical to the uninterrupted reference.
+#   corrupt  an interrupted run with one shard checkpoint truncated and another
+#            with flipped bytes: the rerun says "is recomputed" on stderr and
+#            still gives identical outputs.
+#   refusal  rerunning a run directory with a different --k exits 2 and names --k
+#            (under mpirun and as one process), leaving the directory untouched.
+# WORKDIR (default: a fresh mktemp dir, removed on success) holds the data,
+# model and run directories. EDI_EXE overrides the binary.
+set -euo pipefail
+CASE=${1:?usage: dist_cases.sh ranks|sigterm|corrupt|refusal [WORKDIR]}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+if [ -n "${2:-}" ]; then WORK=$2; mkdir -p "$WORK"; KEEP=1; else WORK=$(mktemp -d /tmp/edi-dist-XXXXXX); KEEP=0; fi
+WORK=$(cd "$WORK" && pwd)
+FIXTURE=$WORK/fixture
+trap 'rc=$?; if [ $rc = 0 ] && [ $KEEP = 0 ]; then rm -rf "$WORK"; else echo "work dir kept: $WORK"; fi' EXIT
+
+make_fixture "$FIXTURE"
+reference_run
+
+# wait_for_pass LOG PASS PID: until LOG shows pass PASS done (or PID exits).
+wait_for_pass() {
+  local logf=$1 pass=$2 pid=$3
+  for _ in $(seq 1 600); do
+    grep -Eq "^pass +$pass " "$logf" 2>/dev/null && return 0
+    kill -0 "$pid" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+
+# interrupt OUT HOW: start a 2-rank run into OUT, signal it after pass 2, expect exit 75.
+#   HOW = term-ranks (SIGTERM to every rank) | usr1-mpirun (SIGUSR1 to mpirun)
+interrupt() {
+  local out=$1 how=$2 logf=$1.log rc=0
+  rm -rf "$out"
+  edi_mpirun 2 "$out" >"$logf" 2>&1 &
+  local mp=$!
+  wait_for_pass "$logf" 2 "$mp" || { wait "$mp" || true; cat "$logf"; die "run $out ended before pass 2"; }
+  case $how in
+    term-ranks) kill -TERM $(rank_pids "$mp") ;;
+    usr1-mpirun) kill -USR1 "$(pgrep -P "$mp" -x mpirun)" ;;  # $mp is the subshell running mpirun
+  esac
+  wait "$mp" || rc=$?
+  log "$how: mpirun exit code $rc ($(grep -c '^pass ' "$logf") pass line(s))"
+  grep -q "stopped by signal" "$logf" || { cat "$logf"; die "$how: no 'stopped by signal' message"; }
+  [ "$rc" = 75 ] || { cat "$logf"; die "$how: expected exit code 75, got $rc"; }
+  [ ! -f "$out/outcomes.csv" ] || die "$how: the interrupted run wrote outcomes.csv"
+}
+
+# finish OUT NP: rerun until it completes, compare with the reference.
+finish() {
+  local out=$1 np=$2 rc=0
+  edi_mpirun "$np" "$out" >"$out.rerun.log" 2>&1 || rc=$?
+  [ "$rc" = 0 ] || { cat "$out.rerun.log"; die "rerun of $out with $np rank(s) exited $rc"; }
+  grep -q "resumed at pass" "$out.rerun.log" || { cat "$out.rerun.log"; die "rerun of $out did not resume"; }
+  same_outputs "$WORK/ref" "$out" || die "$out differs from the reference"
+  h5_all_open "$out" || die "$out has unreadable HDF5 files"
+}
+
+case $CASE in
+  ranks)
+    for np in 1 3; do
+      rm -rf "$WORK/np$np"
+      t0=$SECONDS
+      edi_mpirun "$np" "$WORK/np$np" >"$WORK/np$np.log" 2>&1 || { cat "$WORK/np$np.log"; die "run with $np rank(s) failed"; }
+      log "$np rank(s): $((SECONDS - t0)) s"
+      same_outputs "$WORK/ref" "$WORK/np$np" || die "$np rank(s) differ from 2 ranks"
+    done
+    # and one process without mpirun
+    rm -rf "$WORK/plain"
+    "$EDI_EXE" run --data "$FIXTURE/data" --model "$FIXTURE/model.pt" --out "$WORK/plain" "${RUN_ARGS[@]}" --k "$K" >"$WORK/plain.log" 2>&1 ||
+      { cat "$WORK/plain.log"; die "run without mpirun failed"; }
+    same_outputs "$WORK/ref" "$WORK/plain" || die "the run without mpirun differs from 2 ranks"
+    ;;
+  sigterm)
+    interrupt "$WORK/term" term-ranks
+    finish "$WORK/term" 2
+    interrupt "$WORK/usr1" usr1-mpirun
+    finish "$WORK/usr1" 3
+    ;;
+  corrupt)
+    interrupt "$WORK/bad" term-ranks
+    mapfile -t cks < <(find "$WORK/bad/checkpoints" -name 'shard-*.h5' | sort)
+    [ "${#cks[@]}" -ge 2 ] || die "expected >= 2 shard checkpoints, found ${#cks[@]}"
+    victim1=${cks[0]} victim2=${cks[${#cks[@]}-1]}
+    size=$(stat -c %s "$victim1")
+    truncate -s $((size / 2)) "$victim1"
+    # flip 64 bytes inside the stored image state of the other one: the file
+    # stays readable HDF5, only the checkpoint checksum can tell
+    /usr/bin/python3 - "$victim2" <<'PY'
+import sys, h5py
+path = sys.argv[1]
+with h5py.File(path, "r") as f:
+    off = f["state"].id.get_offset()
+assert off is not None, "state is not stored contiguously"
+with open(path, "r+b") as f:
+    f.seek(off + 1000)
+    b = f.read(64)
+    f.seek(off + 1000)
+    f.write(bytes(x ^ 0xFF for x in b))
+PY
+    log "truncated $(basename "$victim1") to $((size / 2)) bytes, flipped 64 bytes of the state in $(basename "$victim2")"
+    rc=0
+    edi_mpirun 2 "$WORK/bad" >"$WORK/bad.rerun.log" 2>"$WORK/bad.rerun.err" || rc=$?
+    [ "$rc" = 0 ] || { cat "$WORK/bad.rerun.log" "$WORK/bad.rerun.err"; die "rerun after corruption exited $rc"; }
+    for v in "$victim1" "$victim2"; do
+      n=$(basename "$v" .h5); n=$((10#${n#shard-}))
+      grep -q "shard $n is recomputed" "$WORK/bad.rerun.err" ||
+        { cat "$WORK/bad.rerun.err"; die "stderr does not report shard $n as recomputed"; }
+    done
+    grep "is recomputed" "$WORK/bad.rerun.err" | sort -u | sed 's/^/  stderr: /'
+    same_outputs "$WORK/ref" "$WORK/bad" || die "outputs after recomputing corrupt shards differ"
+    h5_all_open "$WORK/bad" || die "unreadable HDF5 after the rerun"
+    ;;
+  refusal)
+    rm -rf "$WORK/refuse"
+    cp -a "$WORK/ref" "$WORK/refuse"
+    before=$(cd "$WORK/refuse" && find . -type f -exec sha256sum {} + | sort)
+    for launcher in mpirun single; do
+      rc=0
+      if [ $launcher = mpirun ]; then
+        K=11 edi_mpirun 2 "$WORK/refuse" >"$WORK/refuse.$launcher.log" 2>&1 || rc=$?
+      else
+        "$EDI_EXE" run --data "$FIXTURE/data" --model "$FIXTURE/model.pt" --out "$WORK/refuse" "${RUN_ARGS[@]}" --k 11 \
+          >"$WORK/refuse.$launcher.log" 2>&1 || rc=$?
+      fi
+      [ "$rc" = 2 ] || { cat "$WORK/refuse.$launcher.log"; die "$launcher: expected exit code 2, got $rc"; }
+      grep -q -- "--k was 9, now 11" "$WORK/refuse.$launcher.log" ||
+        { cat "$WORK/refuse.$launcher.log"; die "$launcher: the refusal does not name --k"; }
+      log "$launcher: exit 2: $(grep -o 'refusing.*' "$WORK/refuse.$launcher.log" | head -1)"
+    done
+    after=$(cd "$WORK/refuse" && find . -type f -exec sha256sum {} + | sort)
+    [ "$before" = "$after" ] || die "the refused resume changed the run directory"
+    ;;
+  *) die "unknown case $CASE" ;;
+esac
+log "$CASE: PASS"

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Fault trials (label mpi): kill -9 one rank of `mpirun -np 2 edi-anon run` at a
+# random moment, rerun until it exits 0, and check that the outputs equal an
+# uninterrupted reference byte for byte and that every .h5 in the run directory
+# opens.
+#
+#   tests/dist/fault_trials.sh [--trials N] [--seed S] [--work DIR]
+#
+#   --trials N  number of trials (default 10, or EDI_FAULT_TRIALS)
+#   --seed S    seed of the random choices (default 1, or EDI_FAULT_SEED):
+#               kill delay (uniform over the reference run's duration), victim
+#               rank, and the rank count of each rerun (1, 2 or 3)
+#   --work DIR  keep the data, model and run directories there (default: a
+#               temporary directory, removed when every trial passes)
+# Prints one line per trial and "N passed, M failed"; exits 1 on any failure.
+# EDI_EXE overrides the binary.
+set -euo pipefail
+TRIALS=${EDI_FAULT_TRIALS:-10}
+SEED=${EDI_FAULT_SEED:-1}
+WORK=
+while [ $# -gt 0 ]; do
+  case $1 in
+    --trials) TRIALS=$2; shift 2 ;;
+    --seed) SEED=$2; shift 2 ;;
+    --work) WORK=$2; shift 2 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+if [ -n "$WORK" ]; then mkdir -p "$WORK"; KEEP=1; else WORK=$(mktemp -d /tmp/edi-fault-XXXXXX); KEEP=0; fi
+WORK=$(cd "$WORK" && pwd)
+FIXTURE=$WORK/fixture
+trap 'rc=$?; if [ $rc = 0 ] && [ $KEEP = 0 ]; then rm -rf "$WORK"; else echo "work dir kept: $WORK"; fi' EXIT
+
+make_fixture "$FIXTURE"
+REF_SECONDS=
+reference_run
+if [ -z "$REF_SECONDS" ]; then  # reference reused from an earlier call: time one run
+  t0=$SECONDS; rm -rf "$WORK/timing"; edi_mpirun 2 "$WORK/timing" >/dev/null 2>&1; REF_SECONDS=$((SECONDS - t0))
+fi
+# Kill delays spread over the whole run (start-up and final writing included).
+SPAN_MS=$((REF_SECONDS * 900))
+RANDOM=$SEED
+log "seed $SEED, $TRIALS trial(s), kill delays in [0.3 s, $((SPAN_MS / 1000)).$((SPAN_MS % 1000 / 100)) s] (reference run: $REF_SECONDS s)"
+
+passed=0 failed=0
+for t in $(seq 1 "$TRIALS"); do
+  out=$WORK/trial$t
+  rm -rf "$out"
+  delay_ms=$((300 + (RANDOM * 32768 + RANDOM) % (SPAN_MS > 300 ? SPAN_MS - 300 + 1 : 1)))
+  victim_index=$((RANDOM % 2))
+  t0=$SECONDS
+  edi_mpirun 2 "$out" >"$out.log" 2>&1 &
+  sub=$!
+  sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
+  mapfile -t ranks < <(rank_pids "$sub" | sort -n)
+  killed="none (run already over)"
+  if [ "${#ranks[@]}" -gt 0 ]; then
+    idx=$((victim_index % ${#ranks[@]}))
+    if kill -9 "${ranks[$idx]}" 2>/dev/null; then killed="rank pid ${ranks[$idx]} (#$idx of ${#ranks[@]})"; fi
+  fi
+  rc1=0
+  wait "$sub" || rc1=$?
+  n_ck=$( (find "$out/checkpoints" -name 'shard-*.h5' 2>/dev/null || true) | wc -l)
+  # Rerun until it completes (a rerun is never expected to fail; allow 3 tries).
+  reruns=() rc=1
+  for attempt in 1 2 3; do
+    np=$((1 + RANDOM % 3))
+    rc=0
+    edi_mpirun "$np" "$out" >"$out.rerun$attempt.log" 2>&1 || rc=$?
+    reruns+=("np=$np:rc=$rc")
+    [ "$rc" = 0 ] && break
+  done
+  ok=1 why=
+  [ "$rc" = 0 ] || { ok=0; why="rerun never exited 0"; }
+  if [ "$ok" = 1 ]; then
+    if ! diffs=$(same_outputs "$WORK/ref" "$out"); then ok=0; why="outputs differ:$(echo "$diffs" | tr '\n' ' ')"; fi
+  fi
+  if ! h5=$(h5_all_open "$out"); then ok=0; why="$why $(echo "$h5" | tr '\n' ' ')"; fi
+  tmp_left=$( (find "$out" -name '*.tmp.*' 2>/dev/null || true) | wc -l)  # reported, not a failure
+  line=$(printf 'trial %2d: kill -9 at %6s s %s; mpirun rc %s, %d checkpoint(s) left; reruns %s; %d stale temp file(s); %ds' \
+    "$t" "$((delay_ms / 1000)).$(printf %03d $((delay_ms % 1000)))" "$killed" "$rc1" "$n_ck" "${reruns[*]}" "$tmp_left" $((SECONDS - t0)))
+  if [ "$ok" = 1 ]; then
+    passed=$((passed + 1)); echo "$line: identical, PASS"
+  else
+    failed=$((failed + 1)); echo "$line: FAIL ($why)"
+  fi
+done
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -1,0 +1,101 @@
+# Shared helpers of the tests/dist scripts (sourced, not run).
+#
+# Environment:
+#   EDI_EXE   the edi-anon binary (default: build/edi-anon of this checkout)
+#   WORK      scratch directory of the calling test (created, reused)
+# Every MPI run uses --threads 1 per rank and a fixed --batch, so that outputs
+# are comparable byte for byte across rank counts and interruptions.
+
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMP_NUM_THREADS=1
+# A SLURM allocation in the environment would make mpirun use it.
+unset SLURM_JOB_ID SLURM_JOBID SLURM_NODELIST SLURM_CPUS_PER_TASK
+
+LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+EDI_EXE=${EDI_EXE:-$LIB_DIR/../../build/edi-anon}
+[ -x "$EDI_EXE" ] || { echo "edi-anon not found at $EDI_EXE (set EDI_EXE)" >&2; exit 1; }
+
+log() { printf '[%s] %s\n' "$(date +%T)" "$*"; }
+die() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
+
+# make_fixture DIR: a small synthetic data set DIR/data and identity model DIR/model.pt.
+make_fixture() {
+  local d=$1
+  mkdir -p "$d"
+  if [ ! -s "$d/model.pt" ]; then
+    "$EDI_EXE" synth --identities 6 --per-identity 8 --size 32 --out "$d/data" >/dev/null
+    "$EDI_EXE" train --data "$d/data" --task identity --epochs 8 --out "$d/model.pt" --threads 1 >/dev/null
+  fi
+}
+
+# The run under test (the caller sets FIXTURE and RUN_ARGS; extra args are appended).
+RUN_ARGS=(--batch 8 --shard-size 8 --threads 1 --stop fixed --passes 8)
+K=${K:-9}  # --k of the blur (the refusal case reruns with another one)
+
+# edi_mpirun NP OUT [extra run args...]: mpirun -np NP edi-anon run ... --out OUT
+edi_mpirun() {
+  local np=$1 out=$2
+  shift 2
+  local over=()
+  [ "$np" -gt 2 ] && over=(--oversubscribe)
+  mpirun "${over[@]}" -np "$np" "$EDI_EXE" run --data "$FIXTURE/data" --model "$FIXTURE/model.pt" --out "$out" \
+    "${RUN_ARGS[@]}" --k "$K" "$@"
+}
+
+# same_outputs REF RUN: outcomes.csv, trajectories.csv and every PNG byte-identical.
+# Prints the differences; returns non-zero if there are any.
+same_outputs() {
+  local ref=$1 run=$2 bad=0 f
+  for f in outcomes.csv trajectories.csv; do
+    if [ ! -f "$run/$f" ]; then echo "  $run/$f missing"; bad=1
+    elif ! cmp -s "$ref/$f" "$run/$f"; then echo "  $f differs"; bad=1; fi
+  done
+  # Every PNG: the same set of files, each byte-identical. Stale temp files of a
+  # killed writer (".NAME.png.tmp.PID.N") are not outputs; h5_all_open counts them.
+  local list_ref list_run n_run p
+  list_ref=$(cd "$ref" && find images -name '*.png' | sort)
+  list_run=$( (cd "$run" 2>/dev/null && find images -name '*.png' 2>/dev/null || true) | sort)
+  n_run=$(printf '%s\n' "$list_run" | grep -c . || true)
+  [ -n "$list_ref" ] || { echo "  reference has no PNG"; bad=1; }
+  if [ "$list_ref" != "$list_run" ]; then
+    echo "  the PNG sets differ:"; diff <(echo "$list_ref") <(echo "$list_run") | grep '^[<>]' | head -5 | sed 's/^/    /'; bad=1
+  else
+    while IFS= read -r p; do
+      cmp -s "$ref/$p" "$run/$p" || { echo "  $p differs"; bad=1; }
+    done <<<"$list_ref"
+  fi
+  [ "$bad" = 0 ] && echo "  identical: outcomes.csv, trajectories.csv, $n_run PNG(s)"
+  return "$bad"
+}
+
+# h5_all_open DIR: every *.h5 under DIR opens (h5dump -H); prints the count.
+h5_all_open() {
+  local dir=$1 n=0 bad=0 f
+  while IFS= read -r -d '' f; do
+    n=$((n + 1))
+    if ! h5dump -H "$f" >/dev/null 2>&1; then echo "  unreadable HDF5: $f"; bad=1; fi
+  done < <(find "$dir" -name '*.h5' -print0)
+  [ "$n" -gt 0 ] || { echo "  no .h5 files under $dir"; bad=1; }
+  [ "$bad" = 0 ] && echo "  $n .h5 file(s) open"
+  return "$bad"
+}
+
+# reference_run: the uninterrupted 2-rank reference in $WORK/ref (made once per WORK).
+reference_run() {
+  if [ ! -f "$WORK/ref/outcomes.csv" ]; then
+    rm -rf "$WORK/ref"
+    local t0=$SECONDS
+    edi_mpirun 2 "$WORK/ref" >"$WORK/ref.log" 2>&1 || { cat "$WORK/ref.log"; die "reference run failed"; }
+    REF_SECONDS=$((SECONDS - t0))
+    log "reference run: $REF_SECONDS s"
+  fi
+}
+
+# rank_pids PID: the edi-anon processes below PID (an mpirun, or a background
+# subshell running one).
+rank_pids() {
+  local p c
+  for p in $(pgrep -P "$1" || true); do
+    if [ "$(ps -o comm= -p "$p" 2>/dev/null)" = edi-anon ]; then echo "$p"; else rank_pids "$p"; fi
+  done
+}
