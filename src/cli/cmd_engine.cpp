@@ -67,6 +67,12 @@ int cmd_run(const Args& args) {
     if (mpi.size() == 1) throw;
     std::fprintf(stderr, "edi-anon run: error on rank %d: %s\n", mpi.rank(), e.what());
     mpi.abort(e.exit_code());
+  } catch (const std::exception& e) {
+    // Any other failure on one rank would leave the others waiting in a
+    // collective: take the whole job down.
+    if (mpi.size() == 1) throw;
+    std::fprintf(stderr, "edi-anon run: internal error on rank %d: %s\n", mpi.rank(), e.what());
+    mpi.abort(1);
   }
 }
 

@@ -158,6 +158,11 @@ int cmd_sweep(const Args& args) {
         write_file_atomic(c.out / "error.txt", std::string(e.what()) + "\n");
       }
       continue;
+    } catch (const std::exception& e) {
+      // A failure on one rank mid-run: the others wait in a collective.
+      if (mpi.size() == 1) throw;
+      std::fprintf(stderr, "edi-anon sweep: run '%s': error on rank %d: %s\n", name.c_str(), mpi.rank(), e.what());
+      mpi.abort(1);
     }
     if (result.interrupted) {
       if (mpi.root())

@@ -116,6 +116,17 @@ void check_resume(const fs::path& path, const json& stored, const json& now) {
   }
 }
 
+/// Temp files of writers killed before their rename (".<name>.tmp.<pid>.<n>",
+/// see AtomicPath): never part of the outputs, removed when a run (re)starts.
+void remove_stale_temp_files(const fs::path& dir) {
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (it->is_regular_file() && name.size() > 1 && name[0] == '.' && name.find(".tmp.") != std::string::npos)
+      fs::remove(it->path(), ec);
+  }
+}
+
 /// A shard as held by one rank.
 struct Held {
   engine::Shard shard;
@@ -149,6 +160,7 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
     const json now = make_provenance(c, d.manifest, model_sha);
     if (existing) check_resume(c.out / "provenance.json", json::parse(read_file(c.out / "provenance.json")), now);
     else write_file_atomic(c.out / "provenance.json", now.dump(2) + "\n");
+    remove_stale_temp_files(c.out);
   });
   mpi.barrier();
   const engine::RunData d = [&] {
