@@ -47,12 +47,14 @@ int cmd_run(const Args& args) {
     if (out.interrupted) {
       if (mpi.root())
         std::printf("stopped by signal %d after committing every finished shard; rerun the same command to resume (exit %d)\n",
-                    dist::stop_signal(), dist::kExitCheckpointed);
+                    out.signal, dist::kExitCheckpointed);
       return dist::kExitCheckpointed;
     }
     if (mpi.root()) {
       const engine::RunSummary& s = out.summary;
       if (out.resumed) std::printf("resumed at pass %d\n", out.start_pass);
+      std::printf("checkpoints: %.2f s of %.2f s rank-seconds in the pass loop (%.1f%%)\n", s.checkpoint_seconds, s.loop_seconds,
+                  s.loop_seconds > 0 ? 100.0 * s.checkpoint_seconds / s.loop_seconds : 0.0);
       std::printf("done: %lld images (%lld quarantined): %lld stopped, %lld capped (still identified), %lld stalled, %lld fixed; "
                   "final risk %.2f%% after %d pass(es) in %.1f s -> %s\n",
                   static_cast<long long>(s.images), static_cast<long long>(s.quarantined), static_cast<long long>(s.stopped),

@@ -166,7 +166,7 @@ int cmd_sweep(const Args& args) {
     }
     if (result.interrupted) {
       if (mpi.root())
-        std::printf("stopped by signal %d during '%s'; rerun the same command to resume (exit %d)\n", dist::stop_signal(),
+        std::printf("stopped by signal %d during '%s'; rerun the same command to resume (exit %d)\n", result.signal,
                     name.c_str(), dist::kExitCheckpointed);
       return dist::kExitCheckpointed;
     }

@@ -218,7 +218,9 @@ void write_summary_json(const fs::path& path, const ResultsInfo& info, const dat
   for (const auto& p : s.passes)
     j["passes"].push_back({{"pass", p.pass}, {"risk_percent", p.risk_percent}, {"active", p.active}, {"seconds", p.seconds}});
   j["timing"] = {{"seconds", s.seconds}, {"model", s.timing.model}, {"explain", s.timing.explain}, {"perturb", s.timing.perturb},
-                 {"bookkeeping", s.timing.book}, {"image_passes", s.timing.image_passes}};
+                 {"bookkeeping", s.timing.book}, {"image_passes", s.timing.image_passes},
+                 {"checkpoint_seconds_all_ranks", s.checkpoint_seconds}, {"loop_seconds_all_ranks", s.loop_seconds},
+                 {"checkpoint_share", s.loop_seconds > 0 ? s.checkpoint_seconds / s.loop_seconds : 0.0}};
   write_file_atomic(path, j.dump(2) + "\n");
 }
 

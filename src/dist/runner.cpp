@@ -256,10 +256,13 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
 
   // A shard with no active image is final: it is committed as of the last
   // pass, so that a resume never replays it.
+  double checkpoint_seconds = 0;
   auto commit = [&](int s, Held& h, int pass, std::int64_t active) {
+    const auto t0 = Clock::now();
     const int as_of = active == 0 ? limit : pass;
     write_shard_checkpoint(shard_checkpoint_path(c.out, s), h.shard, as_of, config_sha);
     h.committed = as_of;
+    checkpoint_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
   };
 
   ClaimBoard board(mpi, std::max(n_shards, 1));
@@ -277,6 +280,7 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
   }
 
   bool interrupted = false;
+  const auto t_loop = Clock::now();
   double pass_time_sum = 0;
   int passes_timed = 0;
   for (int pass = start_pass; pass <= limit; ++pass) {
@@ -325,6 +329,7 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
     mpi.sum(red);
     if (red[4] > 0) {  // some rank was signalled: everything processed so far is committed
       interrupted = true;
+      outcome.signal = static_cast<int>(mpi.max(static_cast<std::int64_t>(stop_signal())));
       break;
     }
     const double risk = red[2] ? 100.0 * red[0] / red[2] : 0.0;
@@ -376,6 +381,10 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
     }
     if (active == 0) break;
   }
+  std::vector<double> io{checkpoint_seconds, std::chrono::duration<double>(Clock::now() - t_loop).count()};
+  mpi.sum(io);
+  outcome.summary.checkpoint_seconds = io[0];
+  outcome.summary.loop_seconds = io[1];
   outcome.interrupted = interrupted;
   if (outcome.interrupted) {
     mpi.barrier();

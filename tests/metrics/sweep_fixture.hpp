@@ -54,8 +54,18 @@ inline const Sweep& sweep() {
   const fs::path root = fs::temp_directory_path() / ("edi-test-sweep-" + std::to_string(stamp));
   fs::create_directories(root);
   // One builder at a time (parallel ctest); the others wait, then reuse.
-  const int lock = ::open((root.string() + ".lock").c_str(), O_CREAT | O_RDWR, 0600);
-  if (lock < 0 || ::flock(lock, LOCK_EX) != 0) throw std::runtime_error("cannot lock " + root.string() + ".lock");
+  // The lock is released on every path (a failed build must not leave this
+  // process waiting on its own lock in the next test).
+  struct Lock {
+    int fd;
+    ~Lock() {
+      if (fd >= 0) {
+        ::flock(fd, LOCK_UN);
+        ::close(fd);
+      }
+    }
+  } lock{::open((root.string() + ".lock").c_str(), O_CREAT | O_RDWR, 0600)};
+  if (lock.fd < 0 || ::flock(lock.fd, LOCK_EX) != 0) throw std::runtime_error("cannot lock " + root.string() + ".lock");
   s = sweep_at(root);
   if (!fs::exists(root / "DONE")) {
     for (const auto& e : fs::directory_iterator(root)) fs::remove_all(e.path());
@@ -70,8 +80,6 @@ inline const Sweep& sweep() {
     must("run" + m + " --out " + s.train_only.string() + " --method conventional --operator blur --k 5 --split train");
     std::ofstream(root / "DONE") << "ok\n";
   }
-  ::flock(lock, LOCK_UN);
-  ::close(lock);
   ready = true;
   return s;
 }

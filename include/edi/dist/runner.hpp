@@ -27,6 +27,7 @@ std::string config_json(const engine::RunConfig& config);
 struct DistRunOutcome {
   engine::RunSummary summary;
   bool interrupted = false;  ///< stopped by a signal after committing
+  int signal = 0;            ///< the signal (the highest number any rank received)
   bool resumed = false;
   int start_pass = 0;
 };

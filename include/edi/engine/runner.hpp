@@ -99,6 +99,8 @@ struct RunSummary {
   double seconds = 0;
   std::vector<PassReport> passes;
   Timing timing;
+  double checkpoint_seconds = 0;  ///< summed over ranks: writing shard checkpoints
+  double loop_seconds = 0;        ///< summed over ranks: the pass loop (wall per rank)
 };
 
 /// Writers of the run directory's files (used by the distributed runner).
