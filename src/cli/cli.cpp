@@ -37,7 +37,7 @@ const Command kCommands[] = {
 };
 
 void print_usage(std::FILE* out) {
-  std::fprintf(out, "edi-anon %s (%s): explainability-driven iterative face anonymization\n\n", kVersion, kGitDescribe);
+  std::fprintf(out, "edi-anon %s (%s): explainability-driven iterative face anonymization\n\n", version(), git_describe());
   std::fprintf(out, "Usage: edi-anon <command> [options]   (edi-anon <command> --help for its options)\n\nCommands:\n");
   for (const auto& c : kCommands) std::fprintf(out, "  %-10s %s\n", c.name, c.summary);
   std::fprintf(out, "\nExit codes: 0 ok, 1 internal error, 2 bad option or config, 3 bad data, 4 I/O error, 5 bad model.\n");
@@ -56,7 +56,7 @@ int run_cli(int argc, char** argv) {
     return 0;
   }
   if (name == "--version") {
-    std::printf("edi-anon %s (%s)\n", kVersion, kGitDescribe);
+    std::printf("edi-anon %s (%s)\n", version(), git_describe());
     return 0;
   }
   const Args args(argv + 2, argv + argc);

@@ -122,7 +122,7 @@ void write_results(const fs::path& path, const ResultsInfo& info, const data::Ma
     const json prov = json::parse(info.provenance_json);
     h5::set_attr(root, "format", std::string("edi-anon-results"));
     h5::set_attr(root, "schema_version", std::int64_t{1});
-    h5::set_attr(root, "code_version", std::string("edi-anon ") + kVersion + " (" + kGitDescribe + ")");
+    h5::set_attr(root, "code_version", std::string("edi-anon ") + version() + " (" + git_describe() + ")");
     h5::set_attr(root, "created", utc_now());
     h5::set_attr(root, "host", host_name());
     h5::set_attr(root, "run", engine::describe(info.spec));
@@ -199,7 +199,7 @@ void write_summary_json(const fs::path& path, const ResultsInfo& info, const dat
   json j;
   j["format"] = "edi-anon-run-summary";
   j["version"] = 1;
-  j["code_version"] = std::string(kVersion) + " (" + kGitDescribe + ")";
+  j["code_version"] = std::string(version()) + " (" + git_describe() + ")";
   j["host"] = host_name();
   j["date"] = utc_now();
   j["run"] = engine::describe(info.spec);

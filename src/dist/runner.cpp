@@ -84,7 +84,7 @@ json make_provenance(const engine::RunConfig& c, const data::Manifest& m, const 
   p["model"] = {{"reference", c.model}, {"sha256", model_sha}};
   p["manifest_sha256"] = m.hash();
   p["data_root"] = m.data_root;
-  p["code_version"] = std::string(kVersion) + " (" + kGitDescribe + ")";
+  p["code_version"] = std::string(version()) + " (" + git_describe() + ")";
   p["created"] = utc_now();
   p["host"] = host_name();
   return p;

@@ -270,7 +270,7 @@ MetricsReport evaluate_run(const fs::path& rundir, const EvalConfig& cfg, const 
   json j;
   j["format"] = "edi-anon-metrics";
   j["version"] = 1;
-  j["code_version"] = std::string(kVersion) + " (" + kGitDescribe + ")";
+  j["code_version"] = std::string(version()) + " (" + git_describe() + ")";
   {
     char host[256] = {0};
     gethostname(host, sizeof host - 1);

@@ -237,7 +237,7 @@ AggregateResult aggregate_runs(const AggregateConfig& cfg, const std::function<v
   std::size_t n_ok = rows.size();
   json context = {{"date", now_utc()},
                   {"host", host},
-                  {"code_version", std::string(kVersion) + " (" + kGitDescribe + ")"},
+                  {"code_version", std::string(version()) + " (" + git_describe() + ")"},
                   {"run_code_versions", versions},
                   {"manifest_hashes", manifests},
                   {"runs", cfg.runs.size()},
