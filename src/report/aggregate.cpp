@@ -306,7 +306,14 @@ AggregateResult aggregate_runs(const AggregateConfig& cfg, const std::function<v
       const json* u = find_task(m, tk);
       Iv acc, mf;
       if (u && u->value("labels", false)) acc = iv((*u)["accuracy"]), mf = iv((*u)["macro_f1"]);
-      t.push_back(show(acc));
+      // Without labels the display shows what was measured instead: agreement
+      // with the prediction on the original, or the MAE of a regression head.
+      std::string acc_cell = show(acc);
+      if (u && !u->value("labels", false) && u->contains("agreement_with_original"))
+        acc_cell = show(iv((*u)["agreement_with_original"])) + " agree";
+      else if (u && !u->value("labels", false) && u->contains("mae_vs_original"))
+        acc_cell = show(iv((*u)["mae_vs_original"])) + " MAE";
+      t.push_back(acc_cell);
       t.push_back(show(mf));
       for (const Iv& x : {acc, mf}) c.push_back(raw(x.v)), c.push_back(raw(x.lo)), c.push_back(raw(x.hi));
       jr["utility"][tk] = u ? *u : json(nullptr);
