@@ -31,8 +31,8 @@ $EDI run --data "$OUT/data" --model "$OUT/model.pt" "${OP[@]}" --stop image --ma
   --shard-size 600 --out "$OUT/stop" --no-images --threads 1 >&2
 stop_loop=$($PY -c "import json;print(json.load(open('$OUT/stop/summary.json'))['timing']['loop_seconds_all_ranks'])")
 
-log "1 -> 2 ranks, checkpoint share (fixed 6 passes)"
-RUN=(--data "$OUT/data" --model "$OUT/model.pt" "${OP[@]}" --stop fixed --passes 6 --batch "$best_batch" --shard-size 32 --no-images --threads 1)
+log "1 -> 2 ranks, checkpoint share (fixed 10 passes)"
+RUN=(--data "$OUT/data" --model "$OUT/model.pt" "${OP[@]}" --stop fixed --passes 10 --batch "$best_batch" --shard-size 32 --no-images --threads 1)
 t1=$( { /usr/bin/time -f %e mpirun -np 1 --bind-to core $EDI run "${RUN[@]}" --out "$OUT/r1" >/dev/null; } 2>&1 | tail -1)
 t2=$( { /usr/bin/time -f %e mpirun -np 2 --bind-to core $EDI run "${RUN[@]}" --out "$OUT/r2" >/dev/null; } 2>&1 | tail -1)
 cmp -s "$OUT/r1/outcomes.csv" "$OUT/r2/outcomes.csv" && same=yes || same=NO
@@ -95,7 +95,7 @@ authors_stop_s=$(val authors_stop_seconds)
   echo
   echo "## Ranks, checkpoints, resume"
   echo
-  echo "\`mpirun -np N --bind-to core $EDI run ... --stop fixed --passes 6 --batch $best_batch --shard-size 32 --threads 1\` (600 images, 19 shards)"
+  echo "\`mpirun -np N --bind-to core $EDI run ... --stop fixed --passes 10 --batch $best_batch --shard-size 32 --threads 1\` (600 images, 19 shards)"
   echo
   echo "| | wall s | speed-up | checkpoint share of rank time | outputs equal to 1 rank |"
   echo "|---|---|---|---|---|"

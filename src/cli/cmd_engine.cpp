@@ -26,6 +26,7 @@ int cmd_run(const Args& args) {
   add_run_options(opt);
   if (!opt.parse(args)) return 0;
   const engine::RunConfig c = run_config_from(opt);
+  dist::install_stop_handlers();  // before anything slow: a signal during start-up is honoured too
   const int threads = opt.apply_threads();
   dist::Mpi mpi(nullptr, nullptr);
   try {

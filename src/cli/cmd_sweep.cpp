@@ -90,6 +90,7 @@ int cmd_sweep(const Args& args) {
       .add("threads", std::to_string(default_thread_count()), "LibTorch and OpenCV threads per rank");
   if (!opt.parse(args)) return 0;
   const fs::path file = opt.existing_file("config");
+  dist::install_stop_handlers();  // before anything slow: a signal during start-up is honoured too
   const dist::SweepPlan plan = dist::read_sweep(file);
   SweepSettings settings = sweep_settings(plan, file);
   fs::path out;

@@ -72,6 +72,21 @@ void write_array(H5::Group& g, const std::string& name, const std::uint8_t* data
   write_nd(g, name, data, dims, compress, H5::PredType::NATIVE_UINT8);
 }
 
+void write_checked_array(H5::Group& g, const std::string& name, const float* data, const std::vector<hsize_t>& dims) {
+  H5::DataSpace space(static_cast<int>(dims.size()), dims.data());
+  H5::DSetCreatPropList props;
+  hsize_t total = 1;
+  for (auto d : dims) total *= d;
+  if (total > 0) {
+    std::vector<hsize_t> chunk = dims;
+    chunk[0] = 1;
+    props.setChunk(static_cast<int>(chunk.size()), chunk.data());
+    props.setFletcher32();
+  }
+  H5::DataSet ds = g.createDataSet(name, H5::PredType::NATIVE_FLOAT, space, props);
+  if (total) ds.write(data, H5::PredType::NATIVE_FLOAT);
+}
+
 std::vector<float> read_floats(const H5::Group& g, const std::string& n) { return read_1d<float>(g, n, H5::PredType::NATIVE_FLOAT); }
 std::vector<std::int32_t> read_ints(const H5::Group& g, const std::string& n) { return read_1d<std::int32_t>(g, n, H5::PredType::NATIVE_INT32); }
 std::vector<std::int64_t> read_longs(const H5::Group& g, const std::string& n) { return read_1d<std::int64_t>(g, n, H5::PredType::NATIVE_INT64); }

@@ -96,13 +96,17 @@ case $CASE in
     size=$(stat -c %s "$victim1")
     truncate -s $((size / 2)) "$victim1"
     # flip 64 bytes inside the stored image state of the other one: the file
-    # stays readable HDF5, only the checkpoint checksum can tell
+    # stays readable HDF5 metadata; only the per-image Fletcher-32 chunk
+    # checksum (or, unchunked, the checkpoint checksum) can tell
     /usr/bin/python3 - "$victim2" <<'PY'
 import sys, h5py
 path = sys.argv[1]
 with h5py.File(path, "r") as f:
-    off = f["state"].id.get_offset()
-assert off is not None, "state is not stored contiguously"
+    ds = f["state"].id
+    off = ds.get_offset()
+    if off is None:  # chunked (one chunk per image): the first image's chunk
+        off = ds.get_chunk_info(0).byte_offset
+assert off is not None, "cannot locate the stored state"
 with open(path, "r+b") as f:
     f.seek(off + 1000)
     b = f.read(64)

@@ -21,6 +21,10 @@ void write_strings(H5::Group& g, const std::string& name, const std::vector<std:
 void write_array(H5::Group& g, const std::string& name, const float* data, const std::vector<hsize_t>& dims, bool compress);
 void write_array(H5::Group& g, const std::string& name, const std::uint8_t* data, const std::vector<hsize_t>& dims, bool compress);
 
+/// A float32 array chunked by its first dimension with a Fletcher-32 checksum
+/// per chunk (HDF5 verifies it on read; a corrupted chunk fails the read).
+void write_checked_array(H5::Group& g, const std::string& name, const float* data, const std::vector<hsize_t>& dims);
+
 std::vector<float> read_floats(const H5::Group& g, const std::string& name);
 std::vector<std::int32_t> read_ints(const H5::Group& g, const std::string& name);
 std::vector<std::int64_t> read_longs(const H5::Group& g, const std::string& name);
