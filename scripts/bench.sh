@@ -43,7 +43,7 @@ log "resume cost (SIGTERM at half time, then resume, 2 ranks)"
 half=$($PY -c "print(max(1.0, $t2 / 2))")
 start=$(date +%s.%N)
 mpirun -np 2 --bind-to core $EDI run "${RUN[@]}" --out "$OUT/r3" >/dev/null 2>&1 & mp=$!
-sleep "$half"; pkill -TERM -f "edi-anon run .*$OUT/r3" || true
+sleep "$half"; pkill -TERM -f "^$EDI run .*$OUT/r3" || true  # the ranks only: SIGTERM to mpirun itself kills the job
 rc=0; wait $mp || rc=$?
 mpirun -np 2 --bind-to core $EDI run "${RUN[@]}" --out "$OUT/r3" >/dev/null
 t3=$($PY -c "import time;print(round(time.time() - $start, 2))")
