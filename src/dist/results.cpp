@@ -1,12 +1,11 @@
 #include "edi/dist/results.hpp"
 
 #include <ATen/ATen.h>
-#include <unistd.h>
 
-#include <ctime>
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "edi/core/context.hpp"
 #include "edi/core/error.hpp"
 #include "edi/core/fs.hpp"
 #include "edi/dist/h5.hpp"
@@ -21,19 +20,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
-  char date[64];
-  std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-  return date;
-}
-
-std::string host_name() {
-  char host[256] = {0};
-  gethostname(host, sizeof host - 1);
-  return host;
-}
 
 std::string operator_name(const engine::EngineSpec& s) {
   return s.region ? perturb::region_name(*s.region) : s.op.name;

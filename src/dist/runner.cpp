@@ -1,16 +1,15 @@
 #include "edi/dist/runner.hpp"
 
 #include <ATen/ATen.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
-#include <ctime>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 
+#include "edi/core/context.hpp"
 #include "edi/core/error.hpp"
 #include "edi/core/fs.hpp"
 #include "edi/dist/checkpoint.hpp"
@@ -39,19 +38,6 @@ std::string config_json(const engine::RunConfig& c) {
 }
 
 namespace {
-
-std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
-  char date[64];
-  std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-  return date;
-}
-
-std::string host_name() {
-  char host[256] = {0};
-  gethostname(host, sizeof host - 1);
-  return host;
-}
 
 /// Rank 0 runs `fn`; an error there is re-thrown on every rank.
 template <class Fn>
