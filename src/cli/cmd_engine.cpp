@@ -47,8 +47,7 @@ int cmd_run(const Args& args) {
         });
     if (out.interrupted) {
       if (mpi.root())
-        std::printf("stopped by signal %d after committing every finished shard; rerun the same command to resume (exit %d)\n",
-                    out.signal, dist::kExitCheckpointed);
+        std::printf("%s (exit %d)\n", dist::describe_interruption(out).c_str(), dist::kExitCheckpointed);
       return dist::kExitCheckpointed;
     }
     if (mpi.root()) {

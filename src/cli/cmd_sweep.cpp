@@ -167,8 +167,8 @@ int cmd_sweep(const Args& args) {
     }
     if (result.interrupted) {
       if (mpi.root())
-        std::printf("stopped by signal %d during '%s'; rerun the same command to resume (exit %d)\n", result.signal,
-                    name.c_str(), dist::kExitCheckpointed);
+        std::printf("'%s': %s (exit %d)\n", name.c_str(), dist::describe_interruption(result).c_str(),
+                    dist::kExitCheckpointed);
       return dist::kExitCheckpointed;
     }
     if (mpi.root()) {

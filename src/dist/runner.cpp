@@ -121,6 +121,18 @@ struct Held {
 
 }  // namespace
 
+std::string describe_interruption(const DistRunOutcome& o) {
+  std::ostringstream m;
+  m << "stopped by signal " << o.signal;
+  if (o.last_complete_pass < 0)
+    m << " before pass 0 was complete";
+  else
+    m << " after pass " << o.last_complete_pass;
+  m << " (every shard committed through it, some perhaps further); a rerun of the same command resumes at pass "
+    << o.last_complete_pass + 1;
+  return m.str();
+}
+
 DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const PassPrinter& print) {
   const auto t_start = Clock::now();
   install_stop_handlers();
@@ -208,6 +220,7 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
   const int start_pass = static_cast<int>(min_committed + 1);
   outcome.start_pass = start_pass;
   outcome.resumed = std::any_of(committed.begin(), committed.end(), [](std::int64_t v) { return v >= 0; });
+  outcome.last_complete_pass = start_pass - 1;
 
   std::map<int, Held> held;  // shards this rank holds in memory
   std::vector<data::QuarantineItem> quarantined_here;
@@ -281,6 +294,7 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
     std::set<int> touched;
     engine::PassCounts counts;
     bool stopped_claiming = false;
+    std::int64_t shards_done = 0;  // shards committed through `pass` (per-image and fixed rules)
     const bool dataset_rule = spec.stop == engine::StopRule::kDataset && !conventional;
     for (int s : order) {
       if (stop_requested()) {
@@ -296,12 +310,14 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
           counts.active += r.status == engine::Status::kActive;
         }
         counts.total += static_cast<std::int64_t>(h.shard.size());
+        ++shards_done;
         continue;
       }
       engine::PassCounts ev = engine.evaluate(h.shard, pass);
       if (!dataset_rule) {
         ev = engine.perturb(h.shard, pass, false);
         commit(s, h, pass, ev.active);
+        ++shards_done;
       }
       counts.identified += ev.identified;
       counts.active += ev.active;
@@ -311,11 +327,15 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
     for (auto it = held.begin(); it != held.end();) it = touched.count(it->first) ? std::next(it) : held.erase(it);
 
     std::vector<std::int64_t> red{counts.identified, counts.active, counts.total, engine.timing().image_passes - ip0,
-                                  stopped_claiming ? 1 : 0};
+                                  stopped_claiming ? 1 : 0, shards_done};
     mpi.sum(red);
-    if (red[4] > 0) {  // some rank was signalled: everything processed so far is committed
+    // A rank may stop claiming after the others took every remaining shard: the
+    // pass is then complete and is recorded and printed like any other before
+    // the run stops, so that a resume neither replays nor loses it.
+    const bool signalled = red[4] > 0;
+    if (signalled) outcome.signal = static_cast<int>(mpi.max(static_cast<std::int64_t>(stop_signal())));
+    if (signalled && red[5] < n_shards) {  // everything processed so far is committed
       interrupted = true;
-      outcome.signal = static_cast<int>(mpi.max(static_cast<std::int64_t>(stop_signal())));
       break;
     }
     const double risk = red[2] ? 100.0 * red[0] / red[2] : 0.0;
@@ -364,6 +384,11 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
       // ETA: remaining passes at the mean pass time (an upper bound: images keep stopping).
       const double eta = active == 0 ? 0.0 : (limit - pass) * pass_time_sum / std::max(passes_timed, 1);
       if (print) print(rep, eta, per_rank);
+    }
+    outcome.last_complete_pass = pass;
+    if (signalled) {
+      interrupted = true;
+      break;
     }
     if (active == 0) break;
   }

@@ -39,7 +39,7 @@ wait_for_pass() {
 }
 
 # interrupt OUT HOW: start a 2-rank run into OUT, signal it after pass 2, expect exit 75.
-#   HOW = term-ranks (SIGTERM to every rank) | usr1-mpirun (SIGUSR1 to mpirun)
+#   HOW = term-ranks (SIGTERM to every rank) | term-one-rank | usr1-mpirun (SIGUSR1 to mpirun)
 interrupt() {
   local out=$1 how=$2 logf=$1.log rc=0
   rm -rf "$out"
@@ -48,11 +48,21 @@ interrupt() {
   wait_for_pass "$logf" 2 "$mp" || { wait "$mp" || true; cat "$logf"; die "run $out ended before pass 2"; }
   case $how in
     term-ranks) kill -TERM $(rank_pids "$mp") ;;
+    # One rank alone: it stops claiming, the other takes the pass's remaining
+    # shards, so the pass completes; it must be recorded and printed, and the
+    # resume must start after it.
+    term-one-rank) kill -TERM "$(rank_pids "$mp" | head -1)" ;;
     usr1-mpirun) kill -USR1 "$(pgrep -P "$mp" -x mpirun)" ;;  # $mp is the subshell running mpirun
   esac
   wait "$mp" || rc=$?
   log "$how: mpirun exit code $rc ($(grep -c '^pass ' "$logf") pass line(s))"
   grep -q "stopped by signal" "$logf" || { cat "$logf"; die "$how: no 'stopped by signal' message"; }
+  # The message names the last complete pass, and that pass was printed.
+  local stopped last
+  stopped=$(sed -nE 's/.*stopped by signal [0-9]+ after pass ([0-9]+) .*/\1/p' "$logf")
+  last=$(grep -E '^pass +[0-9]+ ' "$logf" | tail -1 | awk '{print $2}')
+  [ -n "$stopped" ] && [ "$stopped" = "$last" ] || { cat "$logf"; die "$how: stop message names pass '${stopped}', last progress line is pass '${last}'"; }
+  echo "$stopped" >"$out.stopped-at"
   [ "$rc" = 75 ] || { cat "$logf"; die "$how: expected exit code 75, got $rc"; }
   [ ! -f "$out/outcomes.csv" ] || die "$how: the interrupted run wrote outcomes.csv"
 }
@@ -63,6 +73,10 @@ finish() {
   edi_mpirun "$np" "$out" >"$out.rerun.log" 2>&1 || rc=$?
   [ "$rc" = 0 ] || { cat "$out.rerun.log"; die "rerun of $out with $np rank(s) exited $rc"; }
   grep -q "resumed at pass" "$out.rerun.log" || { cat "$out.rerun.log"; die "rerun of $out did not resume"; }
+  local want got
+  want=$(($(cat "$out.stopped-at") + 1))
+  got=$(sed -nE 's/^resumed at pass ([0-9]+)$/\1/p' "$out.rerun.log")
+  [ "$got" = "$want" ] || { cat "$out.rerun.log"; die "rerun of $out resumed at pass '$got', expected $want"; }
   same_outputs "$WORK/ref" "$out" || die "$out differs from the reference"
   h5_all_open "$out" || die "$out has unreadable HDF5 files"
 }
@@ -87,6 +101,8 @@ case $CASE in
     finish "$WORK/term" 2
     interrupt "$WORK/usr1" usr1-mpirun
     finish "$WORK/usr1" 3
+    interrupt "$WORK/one" term-one-rank
+    finish "$WORK/one" 2
     ;;
   corrupt)
     interrupt "$WORK/bad" term-ranks

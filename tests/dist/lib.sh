@@ -50,6 +50,18 @@ same_outputs() {
     if [ ! -f "$run/$f" ]; then echo "  $run/$f missing"; bad=1
     elif ! cmp -s "$ref/$f" "$run/$f"; then echo "  $f differs"; bad=1; fi
   done
+  # The per-pass history (pass, active, identified, risk): an interrupted run
+  # must neither lose nor replay a pass. Timings differ, so they are left out.
+  if ! /usr/bin/python3 - "$ref/summary.json" "$run/summary.json" <<'PY'
+import json, sys
+def passes(path):
+    return [(p["pass"], p["active"], p["risk_percent"]) for p in json.load(open(path))["passes"]]
+a, b = passes(sys.argv[1]), passes(sys.argv[2])
+if a != b:
+    print("  the pass history differs: passes %s vs %s" % ([p[0] for p in a], [p[0] for p in b]))
+    sys.exit(1)
+PY
+  then bad=1; fi
   # Every PNG: the same set of files, each byte-identical. Stale temp files of a
   # killed writer (".NAME.png.tmp.PID.N") are not outputs; h5_all_open counts them.
   local list_ref list_run n_run p
@@ -64,7 +76,7 @@ same_outputs() {
       cmp -s "$ref/$p" "$run/$p" || { echo "  $p differs"; bad=1; }
     done <<<"$list_ref"
   fi
-  [ "$bad" = 0 ] && echo "  identical: outcomes.csv, trajectories.csv, $n_run PNG(s)"
+  [ "$bad" = 0 ] && echo "  identical: outcomes.csv, trajectories.csv, pass history, $n_run PNG(s)"
   return "$bad"
 }
 

@@ -112,7 +112,13 @@ wait_until 30 "the batch shell of task 0 to get SIGUSR1" grep -q 'batch shell: S
 requeued() { grep -q 'requeueing job' "$out0" && [ "$(job_field "${array}_0" JobState)" = PENDING ]; }
 wait_until 60 "task 0 to checkpoint and requeue" requeued
 grep -q 'stopped by signal 10' "$out0" || die "task 0 was not stopped by SIGUSR1"
-stopped_at=$(grep -E '^  pass +[0-9]+ ' "$out0" | tail -1 | awk '{print $2}')
+# The stop message names the last pass every shard committed: it may be one the
+# progress lines have not shown yet (a rank stops claiming only after the
+# others took the pass's last shards; that pass is then printed first).
+stopped_at=$(sed -nE 's/.*stopped by signal 10 after pass ([0-9]+) .*/\1/p' "$out0" | tail -1)
+[ -n "$stopped_at" ] || die "task 0's stop message names no pass"
+last_line=$(grep -E '^  pass +[0-9]+ ' "$out0" | tail -1 | awk '{print $2}')
+[ "$last_line" = "$stopped_at" ] || die "task 0 stopped after pass $stopped_at but its last progress line is pass $last_line"
 log "task 0 checkpointed after pass $stopped_at and was requeued ($(job_field "${array}_0" Reason))"
 # A requeued job is held back for ~120 s (its BeginTime); start it now.
 scontrol update JobId="${array}_0" StartTime=now

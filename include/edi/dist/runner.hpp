@@ -30,7 +30,14 @@ struct DistRunOutcome {
   int signal = 0;            ///< the signal (the highest number any rank received)
   bool resumed = false;
   int start_pass = 0;
+  /// Every shard is committed through this pass (-1: none); a resume starts
+  /// at the next one. Some shards may be committed further.
+  int last_complete_pass = -1;
 };
+
+/// "stopped by signal 10 after pass 4 (...)": where an interrupted run
+/// stands and where a rerun resumes, for the message before exit 75.
+std::string describe_interruption(const DistRunOutcome& outcome);
 
 /// One progress line per pass (rank 0 only).
 using PassPrinter = std::function<void(const engine::PassReport&, double eta_seconds, const std::vector<std::string>& per_rank)>;
