@@ -63,7 +63,7 @@ cd "$WORK"
 "$EDI_EXE" synth --identities 6 --per-identity 8 --size 32 --out D >/dev/null
 "$EDI_EXE" train --data D --task identity --epochs 8 --out M.pt --threads 1 >/dev/null
 cat >sweep.ini <<'EOF'
-# 2 EDI blur runs (k = 5, 9) and a conventional baseline; fixed 12 passes so
+# 2 EDI blur runs (k = 5, 9) and a conventional baseline; fixed 20 passes so
 # that an EDI run lasts long enough to be interrupted.
 [sweep]
 attackers = lbph
@@ -76,7 +76,7 @@ model = M.pt
 batch = 8
 shard-size = 8
 stop = fixed
-passes = 12
+passes = 20
 
 [grid.edi-blur]
 method = edi
