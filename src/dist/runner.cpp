@@ -217,7 +217,25 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
     committed = tmp;
   }
   const std::int64_t min_committed = committed.empty() ? -1 : *std::min_element(committed.begin(), committed.end());
-  const int start_pass = static_cast<int>(min_committed + 1);
+  // The pass history (run.json) is written by rank 0 after every shard of a
+  // pass is committed, and before any rank starts the next pass (the claim
+  // board's barrier). A crash between the two leaves every shard committed
+  // through pass P (or final) and the history ending at P-1: pass P is then
+  // recounted from the shards' records, which is exact because nothing is
+  // committed beyond P but final shards, whose records no longer change.
+  int history_next = 0;  // passes 0 .. history_next-1 are in the history
+  for (const auto& p : run_state["passes"])
+    if (p["pass"].get<int>() == history_next) ++history_next;
+  const bool loop_ended = !run_state["passes"].empty() && run_state["passes"].back()["active"].get<std::int64_t>() == 0;
+  int start_pass = static_cast<int>(min_committed + 1);
+  if (!loop_ended && history_next < start_pass) {
+    if (min_committed != limit && history_next < min_committed && mpi.root())
+      std::fprintf(stderr,
+                   "edi-anon run: warning: %s has the pass history up to pass %d but every shard is committed through "
+                   "pass %lld; the passes in between are recounted from the final shard state and are not exact\n",
+                   run_state_path.c_str(), history_next - 1, static_cast<long long>(min_committed));
+    start_pass = history_next;
+  }
   outcome.start_pass = start_pass;
   outcome.resumed = std::any_of(committed.begin(), committed.end(), [](std::int64_t v) { return v >= 0; });
   outcome.last_complete_pass = start_pass - 1;
@@ -265,7 +283,11 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
   };
 
   ClaimBoard board(mpi, std::max(n_shards, 1));
-  std::vector<engine::PassReport> history;
+  // Recorded passes are authoritative: a pass rerun because a shard is
+  // recomputed (its checkpoint was corrupt) keeps its recorded counts, since
+  // shards committed further can only be counted as they stand now; the
+  // dataset rule's halt decision uses the recorded risk for the same reason.
+  std::vector<engine::PassReport> recorded;  // passes 0 .. history_next-1
   for (const auto& p : run_state["passes"]) {
     engine::PassReport r;
     r.pass = p["pass"];
@@ -275,8 +297,10 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
     r.total = p["total"];
     r.seconds = p["seconds"];
     r.image_passes_per_s = p["rate"];
-    if (r.pass < start_pass) history.push_back(r);
+    if (r.pass < history_next && r.pass == static_cast<int>(recorded.size())) recorded.push_back(r);
   }
+  std::vector<engine::PassReport> history(recorded.begin(),
+                                          recorded.begin() + std::min<std::ptrdiff_t>(start_pass, static_cast<std::ptrdiff_t>(recorded.size())));
 
   bool interrupted = false;
   const auto t_loop = Clock::now();
@@ -338,7 +362,8 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
       interrupted = true;
       break;
     }
-    const double risk = red[2] ? 100.0 * red[0] / red[2] : 0.0;
+    const bool is_recorded = pass < static_cast<int>(recorded.size());
+    const double risk = is_recorded ? recorded[static_cast<std::size_t>(pass)].risk_percent : red[2] ? 100.0 * red[0] / red[2] : 0.0;
     std::int64_t active = red[1];
     if (dataset_rule) {
       const bool halt = risk <= spec.target_risk;
@@ -364,9 +389,13 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
     rep.risk_percent = risk;
     rep.seconds = mpi.max(std::chrono::duration<double>(Clock::now() - t0).count());
     rep.image_passes_per_s = static_cast<double>(red[3]) / std::max(rep.seconds, 1e-9);
-    history.push_back(rep);
     pass_time_sum += rep.seconds;
     ++passes_timed;
+    if (is_recorded) {
+      rep = recorded[static_cast<std::size_t>(pass)];
+      active = rep.active;
+    }
+    history.push_back(rep);
     std::vector<std::string> per_rank;
     if (c.verbose) {
       std::ostringstream line;

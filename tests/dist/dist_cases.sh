@@ -11,7 +11,9 @@
 #            outputs identical to the uninterrupted reference.
 #   corrupt  an interrupted run with one shard checkpoint truncated and another
 #            with flipped bytes: the rerun says "is recomputed" on stderr and
-#            still gives identical outputs.
+#            still gives identical outputs. Then a finished run whose pass
+#            history lost its last entry (a crash just before rank 0 wrote it):
+#            the rerun recounts that pass and gives identical outputs.
 #   refusal  rerunning a run directory with a different --k exits 2 and names --k
 #            (under mpirun and as one process), leaving the directory untouched.
 # WORKDIR (default: a fresh mktemp dir, removed on success) holds the data,
@@ -141,6 +143,24 @@ PY
     grep "is recomputed" "$WORK/bad.rerun.err" | sort -u | sed 's/^/  stderr: /'
     same_outputs "$WORK/ref" "$WORK/bad" || die "outputs after recomputing corrupt shards differ"
     h5_all_open "$WORK/bad" || die "unreadable HDF5 after the rerun"
+    # A crash between the last shard commit of a pass and rank 0's write of the
+    # pass history: every shard committed through pass P, the history ending at
+    # P-1 and no final output. The rerun recounts pass P from the shards.
+    rm -rf "$WORK/gap"
+    cp -a "$WORK/ref" "$WORK/gap"
+    rm -rf "$WORK/gap/images" "$WORK/gap/outcomes.csv" "$WORK/gap/trajectories.csv" "$WORK/gap/summary.json" "$WORK/gap/results.h5"
+    dropped=$(/usr/bin/python3 - "$WORK/gap/checkpoints/run.json" <<'PY'
+import json, sys
+path = sys.argv[1]
+state = json.load(open(path))
+print(state["passes"].pop()["pass"])
+json.dump(state, open(path, "w"), indent=2)
+PY
+)
+    edi_mpirun 2 "$WORK/gap" >"$WORK/gap.rerun.log" 2>&1 || { cat "$WORK/gap.rerun.log"; die "rerun after a lost history entry failed"; }
+    grep -q "^resumed at pass $dropped\$" "$WORK/gap.rerun.log" || { cat "$WORK/gap.rerun.log"; die "the rerun did not resume at the unrecorded pass $dropped"; }
+    log "history without pass $dropped: the rerun recounted it"
+    same_outputs "$WORK/ref" "$WORK/gap" || die "outputs after a lost history entry differ"
     ;;
   refusal)
     rm -rf "$WORK/refuse"
