@@ -9,6 +9,7 @@
 #include "edi/core/fs.hpp"
 #include "edi/data/manifest.hpp"
 #include "edi/data/synth.hpp"
+#include "data_options.hpp"
 #include "options.hpp"
 
 namespace edi::cli {
@@ -63,17 +64,8 @@ int cmd_manifest(const Args& args) {
   if (!opt.parse(args)) return 0;
   data::ScanOptions scan;
   scan.data_dir = opt.existing_dir("data");
-  if (opt.has("labels") && opt.text("labels") != "none") {
-    scan.labels_csv = opt.existing_file("labels");
-  } else if (!opt.has("labels") && fs::is_regular_file(scan.data_dir / "labels.csv")) {
-    scan.labels_csv = scan.data_dir / "labels.csv";
-  }
-  scan.split.test_fraction = opt.number("test-fraction", 0, 1, false, true);
-  scan.split.val_fraction = opt.number("val-fraction", 0, 1, false, true);
-  if (scan.split.test_fraction + scan.split.val_fraction >= 1.0)
-    throw ConfigError("--test-fraction + --val-fraction = " + std::to_string(scan.split.test_fraction + scan.split.val_fraction) +
-                      ": expected a sum below 1 (the rest is the training split)");
-  scan.split.seed = opt.seed("split-seed");
+  scan.labels_csv = labels_option(opt, scan.data_dir);
+  scan.split = split_option(opt);
   scan.min_side = static_cast<int>(opt.integer("min-side", 1, 100000));
   const fs::path rundir = opt.output_path("out");
   opt.apply_threads();

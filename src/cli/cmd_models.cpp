@@ -13,6 +13,7 @@
 #include "edi/models/classifier.hpp"
 #include "edi/models/registry.hpp"
 #include "edi/models/training.hpp"
+#include "data_options.hpp"
 #include "options.hpp"
 
 namespace edi::cli {
@@ -82,16 +83,8 @@ int cmd_train(const Args& args) {
   } else {
     data::ScanOptions scan;
     scan.data_dir = opt.existing_dir("data");
-    if (opt.has("labels") && opt.text("labels") != "none") {
-      scan.labels_csv = opt.existing_file("labels");
-    } else if (!opt.has("labels") && fs::is_regular_file(scan.data_dir / "labels.csv")) {
-      scan.labels_csv = scan.data_dir / "labels.csv";
-    }
-    scan.split.test_fraction = opt.number("test-fraction", 0, 1, false, true);
-    scan.split.val_fraction = opt.number("val-fraction", 0, 1, false, true);
-    if (scan.split.test_fraction + scan.split.val_fraction >= 1.0)
-      throw ConfigError("--test-fraction + --val-fraction must be below 1 (the rest is the training split)");
-    scan.split.seed = opt.seed("split-seed");
+    scan.labels_csv = labels_option(opt, scan.data_dir);
+    scan.split = split_option(opt);
     c.threads = opt.apply_threads();
     auto scanned = data::build_manifest(scan);
     if (!scanned.quarantined.empty())

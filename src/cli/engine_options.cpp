@@ -2,6 +2,7 @@
 
 #include <sstream>
 
+#include "data_options.hpp"
 #include "edi/core/error.hpp"
 #include "edi/explain/spec.hpp"
 #include "edi/perturb/operators.hpp"
@@ -85,8 +86,7 @@ std::array<float, 3> parse_color(const std::string& text) {
 engine::RunConfig run_config_from(const Options& opt, bool for_bench) {
   engine::RunConfig c;
   c.data_dir = opt.existing_dir("data");
-  if (opt.has("labels") && opt.text("labels") != "none") c.labels_csv = opt.existing_file("labels");
-  else if (!opt.has("labels") && fs::is_regular_file(c.data_dir / "labels.csv")) c.labels_csv = c.data_dir / "labels.csv";
+  c.labels_csv = labels_option(opt, c.data_dir);
   if (!for_bench) c.out = opt.output_path("out");
   c.model = opt.text("model");
   c.device = opt.text("device");
@@ -133,9 +133,7 @@ engine::RunConfig run_config_from(const Options& opt, bool for_bench) {
   c.split = engine::parse_split_selection(opt.choice("split", {"all", "train", "val", "test"}));
   c.resize = data::parse_resize_mode(opt.choice("resize", {"crop", "stretch"}), "resize");
   c.shard_size = static_cast<int>(opt.integer("shard-size", 1, 100000));
-  c.split_spec.test_fraction = opt.number("test-fraction", 0, 1, false, true);
-  c.split_spec.val_fraction = opt.number("val-fraction", 0, 1, false, true);
-  c.split_spec.seed = opt.seed("split-seed");
+  c.split_spec = split_option(opt);
   c.png_bits = static_cast<int>(opt.integer("png-bits", 8, 16));
   if (c.png_bits != 8 && c.png_bits != 16) throw ConfigError("--png-bits " + std::to_string(c.png_bits) + ": expected 8 or 16");
   c.write_images = !opt.flag_set("no-images");

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "edi/core/error.hpp"
+#include "edi/core/ini.hpp"
 #include "edi/core/threads.hpp"
 
 namespace edi::cli {
@@ -51,42 +52,18 @@ Options& Options::add_common() {
 
 namespace {
 
-std::string trim(const std::string& s) {
-  const auto b = s.find_first_not_of(" \t\r");
-  if (b == std::string::npos) return "";
-  const auto e = s.find_last_not_of(" \t\r");
-  return s.substr(b, e - b + 1);
-}
-
 /// Read an INI file into --key=value arguments for `command`: top-level keys
 /// and keys of section [command]; other sections belong to other commands.
 std::vector<std::string> ini_arguments(const fs::path& path, const std::string& command,
                                        const std::vector<std::string>& known) {
-  std::ifstream in(path);
-  if (!in) throw ConfigError("--config " + path.string() + ": cannot open file");
   std::vector<std::string> args;
-  std::string line, section;
-  int lineno = 0;
-  while (std::getline(in, line)) {
-    ++lineno;
-    line = trim(line);
-    if (line.empty() || line[0] == '#' || line[0] == ';') continue;
-    const std::string where = path.string() + ":" + std::to_string(lineno);
-    if (line.front() == '[') {
-      if (line.back() != ']') throw ConfigError(where + ": malformed section header '" + line + "'");
-      section = trim(line.substr(1, line.size() - 2));
-      continue;
-    }
-    const auto eq = line.find('=');
-    if (eq == std::string::npos) throw ConfigError(where + ": expected 'key = value', found '" + line + "'");
-    const std::string key = trim(line.substr(0, eq));
-    std::string value = trim(line.substr(eq + 1));
-    if (value.size() >= 2 && value.front() == '"' && value.back() == '"') value = value.substr(1, value.size() - 2);
-    if (!section.empty() && section != command) continue;
-    if (key == "config" || key == "help") throw ConfigError(where + ": key '" + key + "' is not allowed in a config file");
-    if (std::find(known.begin(), known.end(), key) == known.end())
-      throw ConfigError(where + ": unknown key '" + key + "' for 'edi-anon " + command + "'");
-    args.push_back("--" + key + "=" + value);
+  for (const IniItem& item : read_ini(path, "--config", "file")) {
+    if (item.kind != IniItem::Kind::kKey || (!item.section.empty() && item.section != command)) continue;
+    if (item.key == "config" || item.key == "help")
+      throw ConfigError(item.where + ": key '" + item.key + "' is not allowed in a config file");
+    if (std::find(known.begin(), known.end(), item.key) == known.end())
+      throw ConfigError(item.where + ": unknown key '" + item.key + "' for 'edi-anon " + command + "'");
+    args.push_back("--" + item.key + "=" + item.value);
   }
   return args;
 }

@@ -4,16 +4,11 @@
 #include <set>
 
 #include "edi/core/error.hpp"
+#include "edi/core/ini.hpp"
 
 namespace edi::dist {
 
 namespace {
-
-std::string trim(const std::string& s) {
-  const auto b = s.find_first_not_of(" \t\r");
-  if (b == std::string::npos) return "";
-  return s.substr(b, s.find_last_not_of(" \t\r") - b + 1);
-}
 
 std::vector<std::string> split_list(const std::string& v) {
   std::vector<std::string> out;
@@ -42,21 +37,13 @@ struct Family {
 }  // namespace
 
 SweepPlan read_sweep(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in) throw ConfigError("--config " + path.string() + ": cannot open sweep file");
   SweepPlan plan;
   std::vector<std::pair<std::string, std::string>> common;
   std::vector<Family> families;
-  std::string line, section;
-  int lineno = 0;
-  while (std::getline(in, line)) {
-    ++lineno;
-    line = trim(line);
-    if (line.empty() || line[0] == '#' || line[0] == ';') continue;
-    const std::string where = path.string() + ":" + std::to_string(lineno);
-    if (line.front() == '[') {
-      if (line.back() != ']') throw ConfigError(where + ": malformed section header '" + line + "'");
-      section = trim(line.substr(1, line.size() - 2));
+  for (const IniItem& item : read_ini(path, "--config", "sweep file")) {
+    const std::string& section = item.section;
+    const std::string& where = item.where;
+    if (item.kind == IniItem::Kind::kSection) {
       if (section.rfind("grid.", 0) == 0) {
         const std::string name = section.substr(5);
         if (name.empty()) throw ConfigError(where + ": a grid section needs a name, e.g. [grid.edi-blur]");
@@ -68,9 +55,8 @@ SweepPlan read_sweep(const std::filesystem::path& path) {
       }
       continue;
     }
-    const auto eq = line.find('=');
-    if (eq == std::string::npos) throw ConfigError(where + ": expected 'key = value', found '" + line + "'");
-    const std::string key = trim(line.substr(0, eq)), value = trim(line.substr(eq + 1));
+    const std::string& key = item.key;
+    const std::string& value = item.value;
     if (section.empty()) throw ConfigError(where + ": key '" + key + "' outside a section");
     if (key == "out" && section != "sweep")
       throw ConfigError(where + ": 'out' is set per run by the sweep (use --out or [sweep] out)");
