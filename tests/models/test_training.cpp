@@ -36,13 +36,16 @@ fs::path synth(const std::string& name, int identities, int per_identity, int si
   return dir;
 }
 
+// Issue 3's target (>= 95 % at 64x64 in under 3 min on one core) is a figure of
+// scripts/bench.sh (docs/benchmarks.md); the test trains on the same 20 x 30
+// set at 32x32, a fifth of the time, and requires the same accuracy.
 TEST(Training, SmallCnnReachesHighIdentityAccuracyOnSynthetic) {
-  const fs::path data = synth("synth20x30", 20, 30, 64);
+  const fs::path data = synth("synth20x30", 20, 30, 32);
   const fs::path out = temp_dir() / "acc" / "model.pt";
   const fs::path log = temp_dir() / "acc.log";
   const auto t0 = std::chrono::steady_clock::now();
   const int rc = run_command(kExe + " train --data " + quoted(data) + " --task identity --arch small-cnn --out " +
-                                 quoted(out) + " --threads 1 --seed 0",
+                                 quoted(out) + " --size 32 --threads 1 --seed 0",
                              log);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const std::string text = read_text(log);
