@@ -10,6 +10,7 @@
 
 #include "commands.hpp"
 #include "edi/core/error.hpp"
+#include "edi/core/threads.hpp"
 #include "edi/version.hpp"
 
 namespace edi::cli {
@@ -59,6 +60,7 @@ int run_cli(int argc, char** argv) {
     std::printf("edi-anon %s (%s)\n", version(), git_describe());
     return 0;
   }
+  tune_allocator();
   const Args args(argv + 2, argv + argc);
   for (const auto& c : kCommands) {
     if (name != c.name) continue;

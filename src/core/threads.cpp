@@ -3,6 +3,8 @@
 #include <ATen/Parallel.h>
 #include <opencv2/core.hpp>
 
+#include <malloc.h>
+
 #include <cstdlib>
 #include <string>
 
@@ -37,6 +39,21 @@ void apply_thread_count(int threads) {
     interop_set = true;
   }
   cv::setNumThreads(threads);
+}
+
+}  // namespace edi
+
+namespace edi {
+
+bool tune_allocator() {
+  const char* mode = std::getenv("EDI_MALLOC");
+  if (mode && std::string(mode) == "system") return false;
+  const char* tunables = std::getenv("GLIBC_TUNABLES");
+  if (tunables && std::string(tunables).find("glibc.malloc.") != std::string::npos) return false;
+  bool ok = mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1;
+  ok = mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1 && ok;
+  ok = mallopt(M_TOP_PAD, 64 << 20) == 1 && ok;
+  return ok;
 }
 
 }  // namespace edi
