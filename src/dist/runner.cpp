@@ -26,7 +26,7 @@ using Clock = std::chrono::steady_clock;
 
 bool option_is_operational(const std::string& name) {
   static const std::set<std::string> kOperational = {"threads", "verbose", "out", "data", "labels", "device", "config", "no-images",
-                                                     "examples"};
+                                                     "examples", "checkpoint-every"};
   return kOperational.count(name) > 0;
 }
 
@@ -116,7 +116,9 @@ void remove_stale_temp_files(const fs::path& dir) {
 /// A shard as held by one rank.
 struct Held {
   engine::Shard shard;
-  int committed = -1;  ///< last committed pass
+  int committed = -1;  ///< the state is through this pass (on disk unless dirty)
+  bool dirty = false;  ///< in memory ahead of its checkpoint
+  Clock::time_point saved = Clock::now();  ///< last commit (or load)
 };
 
 }  // namespace
@@ -267,6 +269,7 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
       engine.evaluate(h.shard, p2);
       engine.perturb(h.shard, p2);
       h.committed = p2;
+      h.dirty = true;
     }
     return held.emplace(s, std::move(h)).first->second;
   };
@@ -279,7 +282,25 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
     const int as_of = active == 0 ? limit : pass;
     write_shard_checkpoint(shard_checkpoint_path(c.out, s), h.shard, as_of, config_sha);
     h.committed = as_of;
-    checkpoint_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
+    h.dirty = false;
+    h.saved = Clock::now();
+    checkpoint_seconds += std::chrono::duration<double>(h.saved - t0).count();
+  };
+  // After a shard's pass: commit it, or with --checkpoint-every only when its
+  // last commit is that old (a final shard and a signal always commit).
+  const bool interval = c.checkpoint_every > 0;
+  auto finish = [&](int s, Held& h, int pass, std::int64_t active) {
+    if (!interval || active == 0 || stop_requested() ||
+        std::chrono::duration<double>(Clock::now() - h.saved).count() >= c.checkpoint_every) {
+      commit(s, h, pass, active);
+    } else {
+      h.committed = pass;
+      h.dirty = true;
+    }
+  };
+  auto commit_dirty = [&] {
+    for (auto& [s, h] : held)
+      if (h.dirty) commit(s, h, h.committed, 1);
   };
 
   ClaimBoard board(mpi, std::max(n_shards, 1));
@@ -316,6 +337,16 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
     for (int s = 0; s < n_shards; ++s)
       if (!held.count(s)) order.push_back(s);
     std::set<int> touched;
+    // A shard ahead of its checkpoint stays with its holder: it is claimed
+    // before any rank claims others (another rank would recompute it from the
+    // older checkpoint).
+    std::set<int> mine;
+    if (interval) {
+      for (const auto& [s, h] : held)
+        if (h.dirty && board.claim(s)) mine.insert(s);
+      touched = mine;
+      mpi.barrier();
+    }
     engine::PassCounts counts;
     bool stopped_claiming = false;
     std::int64_t shards_done = 0;  // shards committed through `pass` (per-image and fixed rules)
@@ -325,7 +356,7 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
         stopped_claiming = true;
         break;
       }
-      if (!board.claim(s)) continue;
+      if (!mine.count(s) && !board.claim(s)) continue;
       Held& h = load(s, pass - 1);
       touched.insert(s);
       if (h.committed >= pass) {  // done before an interruption: only count it
@@ -340,7 +371,7 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
       engine::PassCounts ev = engine.evaluate(h.shard, pass);
       if (!dataset_rule) {
         ev = engine.perturb(h.shard, pass, false);
-        commit(s, h, pass, ev.active);
+        finish(s, h, pass, ev.active);
         ++shards_done;
       }
       counts.identified += ev.identified;
@@ -357,7 +388,10 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
     // pass is then complete and is recorded and printed like any other before
     // the run stops, so that a resume neither replays nor loses it.
     const bool signalled = red[4] > 0;
-    if (signalled) outcome.signal = static_cast<int>(mpi.max(static_cast<std::int64_t>(stop_signal())));
+    if (signalled) {
+      outcome.signal = static_cast<int>(mpi.max(static_cast<std::int64_t>(stop_signal())));
+      commit_dirty();
+    }
     if (signalled && red[5] < n_shards) {  // everything processed so far is committed
       interrupted = true;
       break;
@@ -374,7 +408,7 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
           continue;
         }
         const engine::PassCounts pc = engine.perturb(h.shard, pass, halt);
-        commit(s, h, pass, pc.active);
+        finish(s, h, pass, pc.active);
         active += pc.active;
       }
       std::vector<std::int64_t> a{active};
@@ -421,6 +455,7 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
     }
     if (active == 0) break;
   }
+  commit_dirty();  // none after a normal end (final shards commit), kept as a guard
   std::vector<double> io{checkpoint_seconds, std::chrono::duration<double>(Clock::now() - t_loop).count()};
   mpi.sum(io);
   outcome.summary.checkpoint_seconds = io[0];

@@ -9,7 +9,8 @@
 #   --trials N  number of trials (default 10, or EDI_FAULT_TRIALS)
 #   --seed S    seed of the random choices (default 1, or EDI_FAULT_SEED):
 #               kill delay (uniform over the reference run's duration), victim
-#               rank, and the rank count of each rerun (1, 2 or 3)
+#               rank, --checkpoint-every of the run and of each rerun (0, 0.3
+#               or 2 s), and the rank count of each rerun (1, 2 or 3)
 #   --work DIR  keep the data, model and run directories there (default: a
 #               temporary directory, removed when every trial passes)
 # Prints one line per trial and "N passed, M failed"; exits 1 on any failure.
@@ -50,8 +51,10 @@ for t in $(seq 1 "$TRIALS"); do
   rm -rf "$out"
   delay_ms=$((300 + (RANDOM * 32768 + RANDOM) % (SPAN_MS > 300 ? SPAN_MS - 300 + 1 : 1)))
   victim_index=$((RANDOM % 2))
+  intervals=(0 0.3 2)  # --checkpoint-every of the killed run: every pass, or shards ahead of their checkpoints
+  ce=${intervals[$((RANDOM % 3))]}
   t0=$SECONDS
-  edi_mpirun 2 "$out" >"$out.log" 2>&1 &
+  edi_mpirun 2 "$out" --checkpoint-every "$ce" >"$out.log" 2>&1 &
   sub=$!
   sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
   mapfile -t ranks < <(rank_pids "$sub" | sort -n)
@@ -67,9 +70,10 @@ for t in $(seq 1 "$TRIALS"); do
   reruns=() rc=1
   for attempt in 1 2 3; do
     np=$((1 + RANDOM % 3))
+    rce=${intervals[$((RANDOM % 3))]}
     rc=0
-    edi_mpirun "$np" "$out" >"$out.rerun$attempt.log" 2>&1 || rc=$?
-    reruns+=("np=$np:rc=$rc")
+    edi_mpirun "$np" "$out" --checkpoint-every "$rce" >"$out.rerun$attempt.log" 2>&1 || rc=$?
+    reruns+=("np=$np,every=$rce:rc=$rc")
     [ "$rc" = 0 ] && break
   done
   ok=1 why=
@@ -79,8 +83,8 @@ for t in $(seq 1 "$TRIALS"); do
   fi
   if ! h5=$(h5_all_open "$out"); then ok=0; why="$why $(echo "$h5" | tr '\n' ' ')"; fi
   tmp_left=$( (find "$out" -name '*.tmp.*' 2>/dev/null || true) | wc -l)  # reported, not a failure
-  line=$(printf 'trial %2d: kill -9 at %6s s %s; mpirun rc %s, %d checkpoint(s) left; reruns %s; %d stale temp file(s); %ds' \
-    "$t" "$((delay_ms / 1000)).$(printf %03d $((delay_ms % 1000)))" "$killed" "$rc1" "$n_ck" "${reruns[*]}" "$tmp_left" $((SECONDS - t0)))
+  line=$(printf 'trial %2d: every %s s, kill -9 at %6s s %s; mpirun rc %s, %d checkpoint(s) left; reruns %s; %d stale temp file(s); %ds' \
+    "$t" "$ce" "$((delay_ms / 1000)).$(printf %03d $((delay_ms % 1000)))" "$killed" "$rc1" "$n_ck" "${reruns[*]}" "$tmp_left" $((SECONDS - t0)))
   if [ "$ok" = 1 ]; then
     passed=$((passed + 1)); echo "$line: identical, PASS"
   else

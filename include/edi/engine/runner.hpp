@@ -43,6 +43,10 @@ struct RunConfig {
   data::ResizeMode resize = data::ResizeMode::kShorterSideCrop;
   int shard_size = 64;
   int png_bits = 8;
+  /// Seconds between two commits of a shard (0: after every pass). A final
+  /// shard, a signal and the end of a run always commit; a crash loses at
+  /// most this much work per shard, never exactness.
+  double checkpoint_every = 0;
   bool write_images = true;
   bool verbose = false;
   EngineSpec engine;
