@@ -277,9 +277,8 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
   // A shard with no active image is final: it is committed as of the last
   // pass, so that a resume never replays it.
   double checkpoint_seconds = 0;
-  auto commit = [&](int s, Held& h, int pass, std::int64_t active) {
+  auto save = [&](int s, Held& h, int as_of) {
     const auto t0 = Clock::now();
-    const int as_of = active == 0 ? limit : pass;
     write_shard_checkpoint(shard_checkpoint_path(c.out, s), h.shard, as_of, config_sha);
     h.committed = as_of;
     h.dirty = false;
@@ -292,7 +291,7 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
   auto finish = [&](int s, Held& h, int pass, std::int64_t active) {
     if (!interval || active == 0 || stop_requested() ||
         std::chrono::duration<double>(Clock::now() - h.saved).count() >= c.checkpoint_every) {
-      commit(s, h, pass, active);
+      save(s, h, active == 0 ? limit : pass);
     } else {
       h.committed = pass;
       h.dirty = true;
@@ -300,7 +299,7 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
   };
   auto commit_dirty = [&] {
     for (auto& [s, h] : held)
-      if (h.dirty) commit(s, h, h.committed, 1);
+      if (h.dirty) save(s, h, h.committed);
   };
 
   ClaimBoard board(mpi, std::max(n_shards, 1));
