@@ -2,8 +2,19 @@
 # Set-up on a fresh Debian 12 machine, as root: install the Debian packages that
 # are missing (--no-install-recommends), fetch the cached face assets, then
 # configure and build (Release). Idempotent: a second run only rebuilds.
+#
+#   scripts/setup.sh                     # everything: edi-anon and every test
+#   scripts/setup.sh --target edi-anon   # only what the main job needs
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+TARGETS=()
+while (($#)); do
+  case $1 in
+    --target) TARGETS+=(--target "$2"); shift 2 ;;
+    *) echo "setup.sh: unknown argument '$1' (expected --target NAME)" >&2; exit 2 ;;
+  esac
+done
 
 PACKAGES=(
   # toolchain
@@ -48,6 +59,9 @@ if [[ -x scripts/fetch_assets.sh ]]; then
 fi
 
 JOBS=${EDI_BUILD_JOBS:-$(nproc)}
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
-cmake --build build -j"$JOBS"
-echo "setup: built $(pwd)/build/edi-anon"
+# A compiler cache, when one is installed, makes rebuilds of other checkouts cheap.
+LAUNCHER=()
+if command -v ccache >/dev/null; then LAUNCHER=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release "${LAUNCHER[@]+"${LAUNCHER[@]}"}" >/dev/null
+cmake --build build -j"$JOBS" "${TARGETS[@]+"${TARGETS[@]}"}"
+echo "setup: built $(pwd)/build/edi-anon${TARGETS[*]:+ (targets: ${TARGETS[*]//--target /})}"
