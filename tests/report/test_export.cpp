@@ -141,7 +141,9 @@ TEST(ExportCli, TreesCannotBeJoinedAndOrderAndTimesSayNothingAboutIdentity) {
 TEST(ExportCli, TaskAndClassNamesThatEscapeAreRefused) {
   const Sweep& s = sweep();
   TempDir tmp;
-  for (const auto& [what, bad] : std::vector<std::pair<std::string, std::string>>{{"task", "/tmp/x"}, {"class", "../x"}, {"task", ".."}}) {
+  const std::string absolute = (tmp / "escaped").string();  // unique: /tmp itself is shared
+  for (const auto& [what, bad] :
+       std::vector<std::pair<std::string, std::string>>{{"task", "/tmp/x"}, {"class", "../x"}, {"task", ".."}, {"task", absolute}}) {
     const fs::path run = copy_run(s.conv5, tmp / ("run-" + std::to_string(std::hash<std::string>()(bad))));
     edi::data::Manifest m = edi::data::read_manifest(run / "manifest.csv");
     ASSERT_FALSE(m.tasks.empty());
@@ -153,7 +155,7 @@ TEST(ExportCli, TaskAndClassNamesThatEscapeAreRefused) {
     EXPECT_EQ(r.exit_code, 3) << r.output;
     EXPECT_NE(r.output.find("'" + bad + "' cannot be an export folder name"), std::string::npos) << r.output;
     EXPECT_FALSE(fs::exists(out)) << "something was written";
-    EXPECT_FALSE(fs::exists("/tmp/x")) << "escaped to /tmp/x";
+    EXPECT_FALSE(fs::exists(absolute)) << "escaped to " << absolute;
   }
 }
 
