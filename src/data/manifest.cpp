@@ -293,8 +293,13 @@ std::vector<std::string> identity_folders(Walker& w) {
     const std::string name = p.filename().string();
     const fs::file_status lst = fs::symlink_status(p, ec);
     if (ec) continue;
+    const fs::file_status st = fs::status(p, ec);
+    const bool resolvable = !ec;
+    // Top-level files (labels.csv, also through a link) are not identities;
+    // a link to a folder must stay inside the root, and a broken one is reported.
+    if (resolvable && !fs::is_directory(st)) continue;
     if (fs::is_symlink(lst) && !w.follow_link(p, name)) continue;
-    if (fs::is_directory(fs::status(p, ec)) && !ec) names.push_back(name);
+    names.push_back(name);
   }
   std::sort(names.begin(), names.end());
   return names;

@@ -40,6 +40,8 @@ case_links() {
   touch "$W/start"
 
   $EDI train --data "$data" --labels none --size 32 --epochs 1 --out "$W/m/fr.pt" >/dev/null
+  # An identity model's sidecar lists people: owner-only.
+  [[ $(stat -c %a "$W/m/fr.pt.json") == 600 ]] || fail "identity sidecar mode $(stat -c %a "$W/m/fr.pt.json"), expected 600"
   $EDI run --data "$data" --labels none --model "$W/m/fr.pt" --method conventional --operator blur --k 3 \
     --out "$W/run" --threads 1 > run.log 2>&1 || { cat run.log; fail "run failed"; }
 

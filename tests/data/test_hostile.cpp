@@ -123,6 +123,8 @@ TEST(Links, IdsAreLexicalAndLinksLeavingTheRootAreQuarantined) {
   fs::create_symlink("l2", data / "id0001" / "l1");
   fs::create_symlink("l1", data / "id0001" / "l2");
   fs::create_directory_symlink("..", data / "id0002" / "up");
+  fs::create_symlink(dir / "elsewhere" / "photos" / "b.png", data / "labels-link.csv");  // a top-level file: not an identity
+  fs::create_directory_symlink(dir / "gone", data / "id0009");                          // a broken identity folder
 
   const ScanResult r = build_manifest(scan_of(data));
   const Manifest& m = r.manifest;
@@ -142,6 +144,8 @@ TEST(Links, IdsAreLexicalAndLinksLeavingTheRootAreQuarantined) {
   EXPECT_EQ(reason(r, "id0001/dangling.png"), "dangling symlink (-> missing.png)");
   EXPECT_EQ(reason(r, "id0001/l1").rfind("symlink loop", 0), 0u) << reason(r, "id0001/l1");
   EXPECT_EQ(reason(r, "id0002/up").rfind("symlink loop", 0), 0u) << reason(r, "id0002/up");
+  EXPECT_EQ(reason(r, "labels-link.csv"), "(not quarantined)");
+  EXPECT_EQ(reason(r, "id0009"), "dangling symlink (-> " + (dir / "gone").string() + ")");
 }
 
 TEST(Links, TwoFilesWithOneOutputNameAreAnErrorNamingBoth) {
