@@ -198,8 +198,23 @@ ExportResult export_run(const ExportConfig& cfg) {
   std::seed_seq seq(secret.begin(), secret.end());
   std::mt19937_64 rng(seq);
   std::shuffle(jobs.begin(), jobs.end(), rng);
-  fs::create_directories(cfg.out);
-  write_files(jobs, cfg.out);
+  // Into a sibling folder renamed into place at the end: a failed export
+  // leaves no half-filled tree behind.
+  const fs::path out_abs = fs::absolute(cfg.out).lexically_normal();
+  const fs::path partial = out_abs.parent_path() / ("." + out_abs.filename().string() + ".partial-" + secret.substr(0, 8));
+  try {
+    std::error_code ec;
+    fs::create_directories(partial, ec);
+    if (ec) throw IoError(partial.string() + ": cannot create directory: " + ec.message());
+    for (auto& j : jobs) j.dst = partial / j.dst.lexically_relative(cfg.out);
+    write_files(jobs, partial);
+    fs::rename(partial, out_abs, ec);  // `out` is absent or an empty folder
+    if (ec) throw IoError(out_abs.string() + ": cannot move the finished export into place: " + ec.message());
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(partial, ec);
+    throw;
+  }
   r.files = jobs.size();
   return r;
 }

@@ -10,8 +10,10 @@
 ///  * task and class names become folder names only when they are made of
 ///    letters, digits, space, '_', '-', '.', '+' (no leading '.' or space):
 ///    `/tmp/x` or `../x` are refused before anything is written.
-/// The mapping name → image id lives in the run directory only, created at
-/// 0600 (never briefly readable by others). Only files under RUNDIR/images are
+/// The trees are written into a sibling folder that is renamed to `out` at
+/// the end, so a failed export leaves no half-filled tree. The mapping
+/// name → image id lives in the run directory only, created at 0600 (never
+/// briefly readable by others). Only files under RUNDIR/images are
 /// copied; an image whose pixels were never changed (identical to the
 /// original) is withheld, never exported. Images the run left still
 /// identified (status `capped`, or the dataset rule's remainder) are counted
