@@ -101,7 +101,9 @@ LabelsTable read_labels(const fs::path& path) {
 }
 
 std::vector<SplitRow> read_split_file(const fs::path& path) {
-  const CsvTable csv = parse_csv(read_file(path), path.string());
+  std::string text = read_file(path);
+  if (text.rfind("\xEF\xBB\xBF", 0) == 0) text.erase(0, 3);  // a UTF-8 byte-order mark (spreadsheet exports)
+  const CsvTable csv = parse_csv(text, path.string());
   if (csv.header.size() != 2 || csv.header[0] != "image" || csv.header[1] != "split") {
     std::string found;
     for (const auto& h : csv.header) found += (found.empty() ? "" : ",") + h;

@@ -296,6 +296,7 @@ TEST(ImportedSplit, ErrorsNameTheFileLineAndValue) {
   };
   const std::string all = "id0000/id0000_0000.png,train\nid0000/id0000_0001.png,test\nid0001/id0001_0000.png,train\n";
   EXPECT_EQ(run("path,split\n"), f.string() + ": header 'path,split': expected 'image,split'");
+  EXPECT_EQ(run("\xEF\xBB\xBFimage,split\n" + all), f.string() + ": 1 image(s) of the data set have no split, e.g. 'id0001/id0001_0001.png' (expected train, val or test for every image)");
   EXPECT_EQ(run("image,split\n" + all + "id0001/id0001_0001.png,holdout\n"),
             f.string() + ":5: split 'holdout': expected train, val or test");
   EXPECT_EQ(run("image,split\n" + all + "id0009/x.png,train\n"),
