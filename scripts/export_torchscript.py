@@ -3,6 +3,7 @@
 
     export_torchscript.py --model MODEL.pth --classes CLASSES.txt --input-size S --out MODEL
                           [--task T] [--architecture NAME] [--mean R G B --std R G B] [--mode trace|script]
+                          [--trust-pickle]
 
 MODEL.pth is either a whole nn.Module saved with torch.save (e.g. the authors'
 torchvision ConvNeXt-Base; its class must be importable, so torchvision or the
@@ -14,10 +15,19 @@ schema read by edi::models::read_sidecar). --mean/--std describe the
 normalisation the model expects on RGB input in [0, 1]; the C++ classifier
 applies it before the module (default: none, as in EDI-Anon).
 
+Loading a model runs code from the file: a TorchScript archive holds code
+that torch.jit.load compiles and the module executes, and a pickled module
+(torch.save(model)) runs arbitrary Python while it is unpickled. Use only
+model files from a source you trust. The pickle is first loaded with
+torch.load(weights_only=True), which executes nothing; a file that needs
+more (a whole pickled nn.Module, such as the authors' ConvNeXt files) is
+refused unless --trust-pickle is given.
+
 Runs with Debian's python3-torch: /usr/bin/python3.
 """
 import argparse
 import hashlib
+import inspect
 import json
 import os
 import sys
@@ -53,16 +63,37 @@ def read_classes(path):
     return classes
 
 
-def load_module(path):
+def unpickle(path, trust_pickle):
+    """torch.load with weights_only=True (executes no code from the file) when
+    this torch has it; a full unpickling only with --trust-pickle."""
+    has_weights_only = "weights_only" in inspect.signature(torch.load).parameters
+    if has_weights_only:
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001 - the reason goes into one line
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0].split(". ")[0]
+            if not trust_pickle:
+                fail(f"--model {path}: cannot be loaded with torch.load(weights_only=True) ({reason[:120]}); "
+                     "a pickled nn.Module runs code from the file while it is loaded: pass --trust-pickle "
+                     "only for a file from a source you trust")
+    elif not trust_pickle:
+        fail(f"--model {path}: torch {torch.__version__} has no weights_only loading, so unpickling runs code "
+             "from the file: pass --trust-pickle only for a file from a source you trust")
+    print(f"export_torchscript.py: warning: --trust-pickle: unpickling {path} runs code from the file",
+          file=sys.stderr)
+    return torch.load(path, map_location="cpu", **({"weights_only": False} if has_weights_only else {}))
+
+
+def load_module(path, trust_pickle):
     """(module, is_script): a TorchScript archive or a torch.save'd nn.Module."""
     if not os.path.isfile(path):
         fail(f"--model {path}: no such file")
     try:
         return torch.jit.load(path, map_location="cpu"), True
-    except Exception:  # not a TorchScript archive: try a pickled module
+    except Exception:  # not a TorchScript archive: try a pickle
         pass
     try:
-        obj = torch.load(path, map_location="cpu")
+        obj = unpickle(path, trust_pickle)
     except Exception as e:  # noqa: BLE001 - report any unpickling failure in one line
         fail(f"--model {path}: neither TorchScript nor a torch.save'd nn.Module ({type(e).__name__}: {e})")
     if isinstance(obj, torch.nn.Module):
@@ -98,6 +129,9 @@ def main():
     ap.add_argument("--std", type=float, nargs=3, default=[1.0, 1.0, 1.0], metavar=("R", "G", "B"))
     ap.add_argument("--mode", choices=["trace", "script"], default="trace", help="how to convert an eager module")
     ap.add_argument("--seed", type=int, default=0, help="seed of the check input")
+    ap.add_argument("--trust-pickle", action="store_true",
+                    help="allow a full unpickling of --model (runs code from the file; only for trusted files) "
+                         "when torch.load(weights_only=True) cannot load it")
     args = ap.parse_args()
 
     if not 1 <= args.input_size <= 8192:
@@ -107,7 +141,7 @@ def main():
     if not args.task:
         fail("--task must not be empty")
     classes = read_classes(args.classes)
-    module, is_script = load_module(args.model)
+    module, is_script = load_module(args.model, args.trust_pickle)
     module.eval()
     arch = args.architecture or (module.original_name if is_script else type(module).__name__).lower()
 

@@ -61,6 +61,7 @@ int cmd_manifest(const Args& args) {
       .add("min-side", "16", "images with a side shorter than this are quarantined, in [1, 100000]")
       .flag("force", "replace an existing manifest that differs from the data")
       .add_common();
+  add_data_set_options(opt);
   if (!opt.parse(args)) return 0;
   data::ScanOptions scan;
   scan.data_dir = opt.existing_dir("data");
@@ -95,8 +96,11 @@ int cmd_manifest(const Args& args) {
   std::printf("manifest: %s -> %s (%s)\n", m.data_root.c_str(), manifest_path.c_str(), status.c_str());
   std::printf("  layout %s, %zu images, %zu identities, hash %s\n", m.layout.c_str(), m.entries.size(),
               m.identities.size(), m.hash().substr(0, 16).c_str());
-  std::printf("  split (seed %llu): train %zu, val %zu, test %zu\n", static_cast<unsigned long long>(m.split.seed),
-              m.count(data::Split::kTrain), m.count(data::Split::kVal), m.count(data::Split::kTest));
+  const std::string split_from = m.split.source == "seeded" ? "seed " + std::to_string(m.split.seed)
+                                 : m.split.source == "file"  ? "imported from " + scan.split.file.string()
+                                                             : "imported from the labels' split column";
+  std::printf("  split (%s): train %zu, val %zu, test %zu\n", split_from.c_str(), m.count(data::Split::kTrain),
+              m.count(data::Split::kVal), m.count(data::Split::kTest));
   for (std::size_t t = 0; t < m.tasks.size(); ++t) {
     std::map<int, int> counts;
     for (const auto& e : m.entries) ++counts[e.attributes[t]];

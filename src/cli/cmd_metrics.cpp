@@ -181,17 +181,23 @@ int cmd_export(const Args& args) {
               "(DIR/<task>/<split>/<class>/<opaque>.png), with opaque names; the name -> image mapping is written to\n"
               "RUNDIR/export-mapping.csv (owner-only). Images never changed by the run are withheld; originals are never copied.");
   opt.required("run", "run directory").required("out", "export directory (absent or empty)").add("task", "", "attribute tasks (default: all)");
+  opt.flag("withhold-identified", "leave out images the run left still identified (default: export, count and mark them)");
   opt.add_common();
   if (!opt.parse(args)) return 0;
   report::ExportConfig c;
   c.run = opt.existing_dir("run");
   c.out = opt.output_path("out");
   if (opt.has("task")) c.tasks = split_list(opt.text("task"));
+  c.withhold_identified = opt.flag_set("withhold-identified");
   const report::ExportResult r = report::export_run(c);
   std::printf("exported %zu images (%zu files) into %zu trees (", r.exported, r.files, r.tasks.size());
   for (std::size_t i = 0; i < r.tasks.size(); ++i) std::printf("%s%s", i ? ", " : "", r.tasks[i].c_str());
   std::printf(") under %s\nwithheld %zu images identical to their original; %zu unlabelled (image, task) pairs skipped\nmapping: %s (mode 0600)\n",
               c.out.c_str(), r.withheld_unchanged, r.unlabelled, r.mapping.c_str());
+  if (c.withhold_identified) std::printf("withheld %zu images the run left still identified (--withhold-identified)\n", r.withheld_identified);
+  else if (r.still_identified)
+    std::printf("note: %zu exported images are still identified by the steering model (marked in the mapping; "
+                "--withhold-identified leaves them out)\n", r.still_identified);
   return 0;
 }
 

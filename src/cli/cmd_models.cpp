@@ -57,6 +57,7 @@ int cmd_train(const Args& args) {
       .add("augment", "flip+crop", "none, flip, crop or flip+crop (seeded per image and epoch)")
       .add("device", "cpu", "cpu or cuda[:i]")
       .add_common();
+  add_data_set_options(opt);  // --split-file, --max-megapixels (data_options)
   if (!opt.parse(args)) return 0;
 
   models::TrainConfig c;

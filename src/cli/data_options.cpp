@@ -1,12 +1,29 @@
 #include "data_options.hpp"
 
+#include <cmath>
+
 #include "edi/core/error.hpp"
+#include "edi/data/image.hpp"
 
 namespace edi::cli {
 
 namespace fs = std::filesystem;
 
+Options& add_data_set_options(Options& opt) {
+  return opt
+      .add("split-file", "",
+           "import a split: CSV image,split (relative path -> train|val|test) for every image, e.g. the authors' "
+           "released FR train/test lists; replaces the seeded split (a labels CSV may instead have a split column)")
+      .add("max-megapixels", "100",
+           "images with more pixels (from the header, before decoding) are quarantined, in [0.001, 2000]");
+}
+
 fs::path labels_option(const Options& opt, const fs::path& data_dir) {
+  if (opt.has("max-megapixels")) {
+    data::DecodeLimits limits = data::decode_limits();
+    limits.max_pixels = static_cast<std::uint64_t>(std::llround(opt.number("max-megapixels", 0.001, 2000) * 1e6));
+    data::set_decode_limits(limits);
+  }
   if (opt.has("labels")) return opt.text("labels") == "none" ? fs::path() : opt.existing_file("labels");
   const fs::path fallback = data_dir / "labels.csv";
   return fs::is_regular_file(fallback) ? fallback : fs::path();
@@ -20,6 +37,7 @@ data::SplitSpec split_option(const Options& opt) {
     throw ConfigError("--test-fraction + --val-fraction = " + std::to_string(split.test_fraction + split.val_fraction) +
                       ": expected a sum below 1 (the rest is the training split)");
   split.seed = opt.seed("split-seed");
+  if (opt.has("split-file")) split.file = opt.existing_file("split-file");
   return split;
 }
 

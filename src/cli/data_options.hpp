@@ -1,6 +1,6 @@
 #pragma once
 /// \file The data-set options several commands share (manifest, train, run,
-/// sweep, bench), read the same way everywhere.
+/// sweep, bench), declared and read the same way everywhere.
 #include <filesystem>
 
 #include "edi/data/manifest.hpp"
@@ -8,12 +8,20 @@
 
 namespace edi::cli {
 
+/// Declare --split-file and --max-megapixels: every command that takes
+/// --labels calls this once (the --test-fraction / --val-fraction /
+/// --split-seed trio stays with each command's own help text).
+Options& add_data_set_options(Options& opt);
+
 /// --labels: an existing CSV; 'none' = ImageFolder layout (empty path); not
-/// given = DATA/labels.csv when that file exists.
+/// given = DATA/labels.csv when that file exists. Also applies
+/// --max-megapixels (when declared) to the process-wide decode limits, since
+/// every command calls this before it decodes an image.
 std::filesystem::path labels_option(const Options& opt, const std::filesystem::path& data_dir);
 
-/// --test-fraction and --val-fraction (each in [0, 1), their sum below 1) and
-/// --split-seed.
+/// --test-fraction and --val-fraction (each in [0, 1), their sum below 1),
+/// --split-seed, and --split-file (an existing CSV `image,split`; when
+/// declared and given, it replaces the seeded rule).
 data::SplitSpec split_option(const Options& opt);
 
 }  // namespace edi::cli

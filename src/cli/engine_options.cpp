@@ -17,6 +17,7 @@ void add_run_options(Options& opt, bool for_bench) {
       .add("labels", "", "labels CSV (default: DATA/labels.csv if present; 'none' = ImageFolder)")
       .required("model", "steering model: TorchScript file, native checkpoint, or faceapi:recognition")
       .add("device", "cpu", "cpu or cuda[:i]");
+  add_data_set_options(opt);  // --split-file, --max-megapixels (data_options)
   if (!for_bench) opt.required("out", "run directory (created owner-only; an existing one is resumed or refused)");
   opt.add("method", "edi", "edi | conventional")
       .add("operator", "blur", "blur|gaussian|pixelate|dp-pix|dp-blur|noise|mask (EDI and conventional) or eyes|mouth|eyes-mouth (conventional)")

@@ -162,7 +162,7 @@ fs::path image_output_path(const fs::path& dir, const std::string& id) {
 
 void write_images(const fs::path& dir, const Shard& shard, int bits) {
   for (std::size_t i = 0; i < shard.size(); ++i) {
-    const fs::path p = image_output_path(dir, shard.ids[i]);
+    const fs::path p = image_output_path(dir, data::checked_relative_id(shard.ids[i], dir.string()).generic_string());
     std::error_code ec;
     fs::create_directories(p.parent_path(), ec);
     if (ec) throw IoError(p.parent_path().string() + ": cannot create directory: " + ec.message());

@@ -9,6 +9,7 @@
 #include "edi/core/error.hpp"
 #include "edi/core/fs.hpp"
 #include "edi/data/manifest.hpp"
+#include "edi/data/private_file.hpp"
 #include "edi/models/faceapi.hpp"
 #include "edi/models/native.hpp"
 #include "edi/models/torchscript.hpp"
@@ -163,6 +164,8 @@ Sidecar read_sidecar(const std::filesystem::path& model) {
 }
 
 void write_sidecar(const std::filesystem::path& model, const Sidecar& sidecar) {
+  // An identity model's classes are people's names: owner-only from the first byte.
+  if (sidecar.task == "identity") return data::write_private_file(sidecar_path(model), sidecar_to_json(sidecar));
   write_file_atomic(sidecar_path(model), sidecar_to_json(sidecar), Durability::kProcessCrash);
 }
 

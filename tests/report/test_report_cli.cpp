@@ -1,10 +1,7 @@
-// `edi-anon aggregate` and `edi-anon export` on a real small sweep.
+// `edi-anon aggregate` on a real small sweep (export: test_export.cpp).
 #include <gtest/gtest.h>
-#include <sys/stat.h>
 
 #include <nlohmann/json.hpp>
-#include <regex>
-#include <set>
 
 #include "edi/core/csv.hpp"
 #include "edi/core/fs.hpp"
@@ -109,64 +106,4 @@ TEST(AggregateCli, NoRunsOrBadMatchRiskIsAConfigError) {
   EXPECT_EQ(r.exit_code, 2) << r.output;
 }
 
-TEST(ExportCli, OpaqueNamesPrivateMappingNoOriginals) {
-  const Sweep& s = sweep();
-  TempDir tmp;
-  const fs::path out = tmp / "export";
-  const auto r = run_edi("export --run " + s.conv5.string() + " --out " + out.string());
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  // Hashes of every file of the data set (originals).
-  std::set<std::string> originals;
-  for (const auto& e : fs::recursive_directory_iterator(s.data))
-    if (e.is_regular_file()) originals.insert(edi::sha256_file(e.path()));
-  std::set<std::string> tasks;
-  std::size_t files = 0;
-  const std::regex name_re("[0-9a-f]{20}\\.png");
-  for (const auto& e : fs::recursive_directory_iterator(out)) {
-    if (!e.is_regular_file()) continue;
-    ++files;
-    const fs::path rel = fs::relative(e.path(), out);
-    std::vector<std::string> parts(rel.begin(), rel.end());
-    ASSERT_EQ(parts.size(), 4u) << rel;  // <task>/<split>/<class>/<name>.png
-    tasks.insert(parts[0]);
-    EXPECT_TRUE(std::regex_match(parts[3], name_re)) << rel;
-    for (const auto& p : parts) EXPECT_EQ(p.find("id00"), std::string::npos) << rel;  // no identity names anywhere
-    EXPECT_FALSE(originals.count(edi::sha256_file(e.path()))) << rel << " is a copy of an original";
-  }
-  EXPECT_EQ(tasks, (std::set<std::string>{"age", "gender", "race"}));
-  EXPECT_EQ(files, 3u * 72u);  // blur k 5 changes every image; 3 trees
-  const fs::path mapping = s.conv5 / "export-mapping.csv";
-  struct stat st {};
-  ASSERT_EQ(::stat(mapping.c_str(), &st), 0);
-  EXPECT_EQ(st.st_mode & 0777, 0600);
-  const edi::CsvTable m = edi::parse_csv(edi::read_file(mapping), mapping.string());
-  EXPECT_EQ(m.rows.size(), 72u);
-  // Exporting again gives new, unlinkable names.
-  const fs::path out2 = tmp / "export2";
-  ASSERT_EQ(run_edi("export --run " + s.conv5.string() + " --out " + out2.string()).exit_code, 0);
-  std::set<std::string> n1, n2;
-  for (const auto& e : fs::recursive_directory_iterator(out / "gender"))
-    if (e.is_regular_file()) n1.insert(e.path().filename());
-  for (const auto& e : fs::recursive_directory_iterator(out2 / "gender"))
-    if (e.is_regular_file()) n2.insert(e.path().filename());
-  EXPECT_EQ(n1.size(), 72u);
-  EXPECT_EQ(n2.size(), 72u);
-  std::vector<std::string> common;
-  std::set_intersection(n1.begin(), n1.end(), n2.begin(), n2.end(), std::back_inserter(common));
-  EXPECT_TRUE(common.empty()) << common.size() << " names repeat across exports";
-}
-
-TEST(ExportCli, UnchangedImagesAreWithheldAndBadOutputRefused) {
-  const Sweep& s = sweep();
-  TempDir tmp;
-  const auto r = run_edi("export --run " + s.conv1.string() + " --out " + (tmp / "e").string());
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("exported 0 images (0 files)"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("withheld 72 images"), std::string::npos) << r.output;
-  // Non-empty output, an output inside the run directory, an unknown task.
-  fs::create_directories(tmp / "full");
-  std::ofstream(tmp / "full" / "x") << "x";
-  EXPECT_EQ(run_edi("export --run " + s.conv5.string() + " --out " + (tmp / "full").string()).exit_code, 2);
-  EXPECT_EQ(run_edi("export --run " + s.conv5.string() + " --out " + (s.conv5 / "exp").string()).exit_code, 2);
-  EXPECT_EQ(run_edi("export --run " + s.conv5.string() + " --out " + (tmp / "t").string() + " --task shoe").exit_code, 2);
-}
+// The export tests are in test_export.cpp.

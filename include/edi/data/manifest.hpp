@@ -8,8 +8,16 @@
 ///    per identity (MTF's labels are per identity). An optional `image` column
 ///    holds per-image overrides (relative path). Attribute class lists are the
 ///    sorted distinct values of each column.
-/// Image id = relative path (with '/'); entries are sorted by it, so the order
-/// and the ids never depend on the file system's listing order.
+/// Image id = relative path (with '/'), built lexically from the names met
+/// while walking the folders (never by resolving links); entries are sorted by
+/// it, so the order and the ids never depend on the file system's listing
+/// order. Links: a symlink whose target leaves the data root, a dangling link
+/// and a link loop are quarantined with the reason; two paths to one file keep
+/// one id (the path without links, else the first) and quarantine the others.
+/// FIFOs, sockets and devices are quarantined without being opened.
+///
+/// Splits: the seeded per-identity rule by default; or imported, from a
+/// `split` column of the labels CSV or from a split file (`image,split`).
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -28,7 +36,23 @@ struct SplitSpec {
   double test_fraction = 0.2;
   double val_fraction = 0.1;
   std::uint64_t seed = 0;
+  /// Split file (CSV `image,split`: relative path -> train|val|test); empty:
+  /// the labels' `split` column if it has one, else the seeded rule.
+  std::filesystem::path file;
+  /// Recorded in the manifest: "seeded", "labels" (the labels' split column)
+  /// or "file"; with file_sha256 = SHA-256 of the split file's bytes.
+  std::string source = "seeded";
+  std::string file_sha256;
 };
+
+/// `id` checked for use as a path below an output directory: non-empty,
+/// relative, '/'-separated, with no empty, '.' or '..' component and no NUL.
+/// Returns it as a relative path; throws DataError("<where>: image id '<id>':
+/// <what is wrong>") otherwise. Every writer of `<dir>/<id>` calls it.
+std::filesystem::path checked_relative_id(const std::string& id, const std::string& where);
+
+/// The name an image id gets under `images/` (extension replaced by .png).
+std::string output_name(const std::string& id);
 
 /// One attribute task (e.g. "age" with classes {"old", "young"}).
 struct AttributeTask {
@@ -101,14 +125,26 @@ std::vector<std::string> manifest_differences(const Manifest& stored, const Mani
 struct LabelRow {
   std::string identity;
   std::string image;                 ///< empty: applies to the identity
+  std::string split;                 ///< `split` column: train|val|test, "" = none
   std::vector<std::string> values;   ///< one per task, "" = unknown
   int line = 0;
 };
 struct LabelsTable {
   std::vector<std::string> tasks;
   std::vector<LabelRow> rows;
+  bool has_split = false;            ///< the CSV has a `split` column (not a task)
 };
 LabelsTable read_labels(const std::filesystem::path& path);
+
+/// A split file: CSV with the header `image,split`, one row per image
+/// (relative path as in the manifest -> train|val|test). Throws DataError
+/// naming the file and line for a bad header, value or duplicate row.
+struct SplitRow {
+  std::string image;
+  Split split = Split::kTrain;
+  int line = 0;
+};
+std::vector<SplitRow> read_split_file(const std::filesystem::path& path);
 
 /// Apply the split rule to entries grouped by identity (used by build_manifest).
 void assign_splits(std::vector<ManifestEntry>& entries, const SplitSpec& spec);
