@@ -6,6 +6,7 @@
 // when the assets are missing.
 #include "edi/core/error.hpp"
 #include "edi/core/fs.hpp"
+#include "edi/models/faceapi.hpp"
 #include "edi/models/gallery.hpp"
 #include "edi/models/human.hpp"
 
@@ -468,6 +469,42 @@ TEST(FaceResQuality, SameAndDifferentIdentityDistances) {
   }
   EXPECT_LT(sl[3], dl[3]) << "same-identity median L2 should be below the different-identity median";
   EXPECT_LT(sc[3], dc[3]);
+}
+
+/// How much faceres agrees with face-api's recognition net (dlib ResNet-34) on
+/// the same 1485 pairs: Pearson r of the two nets' cosine distances, overall
+/// (dominated by both nets separating identities) and within same- and
+/// different-identity pairs (where the nets' own errors show). Printed for the
+/// README's independence argument; only sanity is asserted.
+TEST(FaceResQuality, AgreementWithFaceApiRecognition) {
+  REQUIRE_ASSETS();
+  S.compute_outputs();
+  const path faceapi_dir = assets_root() / "faceapi";
+  ASSERT_TRUE(edi::fs::exists(faceapi_dir / "face_recognition_model.bin")) << "run scripts/fetch_assets.sh";
+  em::FaceRecognitionNet dlib(faceapi_dir);
+  at::NoGradGuard no_grad;
+  std::vector<at::Tensor> parts;
+  for (std::int64_t i = 0; i < S.batch.size(0); i += 11) parts.push_back(dlib.embed(S.batch.slice(0, i, i + 11)));
+  const auto cosd = [](const at::Tensor& e) {
+    const auto u = e / e.norm(2, 1, true);
+    return 1 - at::matmul(u, u.t());
+  };
+  const auto a = cosd(S.emb), b = cosd(at::cat(parts));
+  auto same = at::zeros({55, 55}, at::kBool);
+  for (std::int64_t i = 0; i < 55; ++i)
+    for (std::int64_t j = 0; j < 55; ++j)
+      same[i][j] = S.crops[static_cast<std::size_t>(i)].person == S.crops[static_cast<std::size_t>(j)].person;
+  const auto upper = at::triu(at::ones({55, 55}, at::kBool), 1);
+  const auto pearson = [&](const at::Tensor& mask) {
+    const auto x = a.masked_select(mask).to(at::kDouble), y = b.masked_select(mask).to(at::kDouble);
+    const auto xc = x - x.mean(), yc = y - y.mean();
+    return ((xc * yc).sum() / (xc.norm() * yc.norm())).item<double>();
+  };
+  const double r = pearson(upper), r_same = pearson(upper & same), r_diff = pearson(upper & same.logical_not());
+  std::printf("[independence] Pearson r of pairwise cosine distances, faceres vs faceapi:recognition: all 1485 pairs %.3f, "
+              "within same-identity pairs (275) %.3f, within different-identity pairs (1210) %.3f\n", r, r_same, r_diff);
+  EXPECT_GT(r, 0.0);
+  EXPECT_LT(r, 0.9999) << "faceres should not be a copy of face-api's net";
 }
 
 // ------------------------------------------------------- model views ---
