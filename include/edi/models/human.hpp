@@ -171,4 +171,14 @@ std::unique_ptr<Embedder> load_human_embedder(const std::string& reference, cons
 /// pointing to GalleryClassifier; unknown references → ModelError.
 std::unique_ptr<Classifier> load_human_classifier(const std::string& reference, const LoadOptions& options = {});
 
+/// Whether `reference` names any ported embedder: faceapi:recognition or
+/// human:faceres.
+bool is_embedder_reference(const std::string& reference);
+
+/// Any ported embedder by reference (faceapi:recognition → FaceRecognitionNet,
+/// human:faceres → FaceResEmbedder); unknown references → ModelError, a bad
+/// device → ConfigError. For the steering-model and attacker code that today
+/// special-cases "faceapi:recognition".
+std::unique_ptr<Embedder> load_embedder(const std::string& reference, const LoadOptions& options = {});
+
 }  // namespace edi::models

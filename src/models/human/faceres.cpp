@@ -143,4 +143,14 @@ std::unique_ptr<Classifier> load_human_classifier(const std::string& reference, 
   throw ModelError("unknown human model reference '" + reference + "' (expected human:faceres or human:faceres-age-gender)");
 }
 
+bool is_embedder_reference(const std::string& reference) {
+  return reference == "faceapi:recognition" || is_human_embedder_reference(reference);
+}
+
+std::unique_ptr<Embedder> load_embedder(const std::string& reference, const LoadOptions& options) {
+  if (reference == "faceapi:recognition") return load_faceapi_embedder(reference, options);
+  if (is_human_embedder_reference(reference)) return load_human_embedder(reference, options);
+  throw ModelError("unknown embedder reference '" + reference + "' (expected faceapi:recognition or human:faceres)");
+}
+
 }  // namespace edi::models

@@ -40,6 +40,13 @@ const std::set<std::string>& supported_ops() {
   return ops;
 }
 
+/// Data inputs each op needs (fused ops: at least their two operands).
+std::size_t arity(const std::string& op) {
+  if (op == "Placeholder" || op == "Const") return 0;
+  if (op == "Identity" || op == "Relu" || op == "Relu6" || op == "Sigmoid" || op == "Tanh" || op == "Softmax") return 1;
+  return 2;
+}
+
 bool is_conv(const std::string& op) { return op == "Conv2D" || op == "_FusedConv2D"; }
 bool is_depthwise(const std::string& op) {
   return op == "DepthwiseConv2dNative" || op == "FusedDepthwiseConv2dNative";
@@ -225,6 +232,7 @@ struct TfjsGraphModel::Impl {
 
   void load_weights(const json& model);
   void sort_and_check();
+  void check_inputs() const;
   void prepare_filters();
   at::Tensor operand(const std::unordered_map<std::string, at::Tensor>& act, const std::string& name) const;
   at::Tensor eval(const Node& n, const std::unordered_map<std::string, at::Tensor>& act) const;
@@ -283,6 +291,22 @@ void TfjsGraphModel::Impl::sort_and_check() {
   }
   nodes = std::move(sorted);
   for (std::size_t i = 0; i < nodes.size(); ++i) index[nodes[i].name] = i;
+}
+
+void TfjsGraphModel::Impl::check_inputs() const {
+  for (const auto& n : nodes) {
+    const std::size_t need = arity(n.op);
+    const bool fused_op = !n.fused_ops.empty() || n.op == "_FusedConv2D" || n.op == "FusedDepthwiseConv2dNative" ||
+                          n.op == "_FusedMatMul";
+    if (fused_op ? n.inputs.size() < need : n.inputs.size() != need)
+      throw ModelError(file.string() + ": node '" + n.name + "' (" + n.op + ") has " + std::to_string(n.inputs.size()) +
+                       " data inputs, expected " + (fused_op ? "at least " : "") + std::to_string(need));
+    if (n.op == "Mean") {
+      const auto c = consts.find(n.inputs[1]);
+      if (c == consts.end() || c->second.scalar_type() != at::kLong || c->second.dim() > 1)
+        throw ModelError(file.string() + ": node '" + n.name + "' needs constant int32 reduction axes as its second input");
+    }
+  }
 }
 
 void TfjsGraphModel::Impl::prepare_filters() {
@@ -425,6 +449,7 @@ TfjsGraphModel TfjsGraphModel::read(const fs::path& model_json) {
     throw ModelError(model_json.string() + ": malformed TF.js graph model (" + e.what() + ")");
   }
   m.sort_and_check();
+  m.check_inputs();
   m.prepare_filters();
   return g;
 }

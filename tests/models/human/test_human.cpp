@@ -275,7 +275,19 @@ TEST(HumanGraph, BadModelsFailWithOneClearLine) {
   } catch (const edi::ModelError& e) {
     EXPECT_NE(std::string(e.what()).find("tensor 'w' runs past the end"), std::string::npos) << e.what();
   }
+  TinyGraph a("arity");
+  a.node("r", "Relu", {"x", "x"});
+  try {
+    em::human::TfjsGraphModel::read(a.write());
+    FAIL() << "no error for a wrong input count";
+  } catch (const edi::ModelError& e) {
+    EXPECT_NE(std::string(e.what()).find("node 'r' (Relu) has 2 data inputs, expected 1"), std::string::npos) << e.what();
+  }
   EXPECT_THROW(em::load_human_embedder("human:nope"), edi::ModelError);
+  EXPECT_THROW(em::load_embedder("human:nope"), edi::ModelError);
+  EXPECT_TRUE(em::is_embedder_reference("human:faceres"));
+  EXPECT_TRUE(em::is_embedder_reference("faceapi:recognition"));
+  EXPECT_FALSE(em::is_embedder_reference("faceapi:age-gender"));
   EXPECT_THROW(em::load_human_classifier("human:faceres"), edi::ModelError);
   em::LoadOptions bad;
   bad.device = "tpu";
@@ -523,10 +535,18 @@ TEST(FaceRes, ClassifierViewsAndGradient) {
   const auto expected = (S.age_probs.slice(0, 0, 2) * at::arange(100, at::kFloat)).sum(1);
   EXPECT_LT((years.squeeze(1) - expected).abs().max().item<double>(), 1e-3);
   EXPECT_THROW(em::FaceResAgeGenderClassifier(S.net, "race"), edi::ModelError);
+  // The reference loaders find the same weights (EDI_ASSETS or <repo>/.assets).
+  const auto loaded = em::load_embedder("human:faceres");
+  EXPECT_EQ(loaded->info().file_sha256, S.net->file_sha256());
+  EXPECT_LT((loaded->embed(x) - S.emb.slice(0, 0, 2)).abs().max().item<double>(), 1e-5);
+  em::LoadOptions age_opt;
+  age_opt.task = "age";
+  EXPECT_EQ(em::load_human_classifier("human:faceres-age-gender", age_opt)->info().task, "age");
   {
     at::AutoGradMode grad(true);
     em::FaceResEmbedder embedder(S.net);
     EXPECT_EQ(embedder.info().input_size, 224);
+    EXPECT_EQ(embedder.info().reference, "human:faceres");
     auto in = x.clone().requires_grad_(true);
     const auto e = embedder.embed(in);
     ASSERT_EQ(e.sizes(), (std::vector<std::int64_t>{2, 1024}));
