@@ -519,6 +519,29 @@ TEST(FaceResQuality, AgreementWithFaceApiRecognition) {
   EXPECT_LT(r, 0.9999) << "faceres should not be a copy of face-api's net";
 }
 
+/// The attribute heads on the originals: all five Johns are men; ages are
+/// printed per person (package decoding) for the utility-model notes.
+TEST(FaceResQuality, GenderAndAgeHeadsOnJohns) {
+  REQUIRE_ASSETS();
+  S.compute_outputs();
+  const auto p_male = at::sigmoid(S.gender_logit);
+  EXPECT_EQ((p_male > 0.5).sum().item<std::int64_t>(), 55) << "every johns crop is a man";
+  std::map<std::string, std::vector<double>> ages;
+  for (std::size_t i = 0; i < S.crops.size(); ++i) {
+    const auto row = S.age_probs[static_cast<std::int64_t>(i)].contiguous();
+    ages[S.crops[i].person].push_back(em::human::package_age_years(std::vector<float>(row.data_ptr<float>(), row.data_ptr<float>() + 100)));
+  }
+  for (const auto& [who, v] : ages) {
+    const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+    double mean = 0;
+    for (double a : v) mean += a / static_cast<double>(v.size());
+    std::printf("[attributes] %-15s age (package decoding) mean %.1f, range %.1f..%.1f\n", who.c_str(), mean, *lo, *hi);
+    EXPECT_GT(*lo, 10.0) << who;
+    EXPECT_LT(*hi, 90.0) << who;
+  }
+  std::printf("[attributes] P(male) min %.4f over 55 crops\n", p_male.min().item<double>());
+}
+
 // ------------------------------------------------------- model views ---
 
 TEST(FaceRes, ClassifierViewsAndGradient) {
