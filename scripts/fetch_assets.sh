@@ -3,6 +3,8 @@
 # directory ${EDI_ASSETS:-<repo>/.assets} (gitignored; never commit its contents):
 #   faceapi/  face_recognition_model* and age_gender_model* from the npm tarball
 #             @vladmandic/face-api@1.7.15 (MIT), sha256-pinned;
+#   human/    faceres.json + faceres.bin (HSE FaceRec graph model) from the npm
+#             tarball @vladmandic/human@3.3.6 (MIT), sha256-pinned;
 #   johns/    dlib's examples/johns face chips (5 people x 11 JPEGs), taken from
 #             Debian's dlib 19.24 source tarball (only the 8.6 MB orig tarball).
 # Idempotent: whatever is already present and verified is skipped.
@@ -22,6 +24,14 @@ FACEAPI_FILES=(
   "face_recognition_model-weights_manifest.json cbaffa501b0b9275a12b63357a6843e7e30c054e1c9151e1a5f879b26e32986b"
   "age_gender_model.bin 49f92bbc0afef2342c4385e4a2b0acb6d7a727c6f0aa539499719a81acf9abaa"
   "age_gender_model-weights_manifest.json 74b60bf3ebf981bf4e661e9cca3a185614e10b25d797118b62e2a68d3ff2569f"
+)
+
+HUMAN_PKG="@vladmandic/human@3.3.6"
+HUMAN_TGZ="vladmandic-human-3.3.6.tgz"
+HUMAN_TGZ_SHA256="425e9c51dbbca0c8934362b170cb0d54c2529c11c654b3c03092b16e9d6ad3f7"
+HUMAN_FILES=(
+  "faceres.json 5b83d49c0385d2e68a05122441b94226313677cae9fcc40b9587ad50079eb4df"
+  "faceres.bin 2c7d2d62b76c97528b736527aa09d310ea71743c9e3e79fb6c62d4b2d73af79b"
 )
 
 DLIB_SRC_PKG="dlib"
@@ -77,6 +87,47 @@ fetch_faceapi() {
   done
   rm -rf "$WORK/faceapi-x"
   log "faceapi weights installed in $ASSETS/faceapi"
+}
+
+# ------------------------------------------------------------------- human ---
+human_ok() {
+  local entry name want
+  for entry in "${HUMAN_FILES[@]}"; do
+    name="${entry%% *}"; want="${entry##* }"
+    [[ -f "$ASSETS/human/$name" ]] || return 1
+    [[ "$(sha256_of "$ASSETS/human/$name")" == "$want" ]] || return 1
+  done
+}
+
+# Same steps as fetch_faceapi: npm pack the pinned tarball, check its sha256,
+# extract only models/faceres.*, check each file, then move it into place.
+fetch_human() {
+  if human_ok; then
+    log "human faceres weights present and verified ($ASSETS/human)"
+    return
+  fi
+  local tgz="$WORK/$HUMAN_TGZ"
+  if [[ ! -f "$tgz" || "$(sha256_of "$tgz")" != "$HUMAN_TGZ_SHA256" ]]; then
+    rm -f "$tgz"
+    log "npm pack $HUMAN_PKG"
+    (cd "$WORK" && npm pack --silent "$HUMAN_PKG" >/dev/null) || die "npm pack $HUMAN_PKG failed"
+    [[ -f "$tgz" ]] || die "npm pack did not produce $tgz"
+  fi
+  local got; got="$(sha256_of "$tgz")"
+  [[ "$got" == "$HUMAN_TGZ_SHA256" ]] \
+    || die "$tgz has sha256 $got, expected $HUMAN_TGZ_SHA256 (refusing to use it)"
+  rm -rf "$WORK/human-x" && mkdir -p "$WORK/human-x" "$ASSETS/human"
+  tar -xzf "$tgz" -C "$WORK/human-x" 'package/models/faceres.json' 'package/models/faceres.bin'
+  local entry name want
+  for entry in "${HUMAN_FILES[@]}"; do
+    name="${entry%% *}"; want="${entry##* }"
+    [[ -f "$WORK/human-x/package/models/$name" ]] || die "$HUMAN_TGZ lacks models/$name"
+    got="$(sha256_of "$WORK/human-x/package/models/$name")"
+    [[ "$got" == "$want" ]] || die "models/$name has sha256 $got, expected $want"
+    mv -f "$WORK/human-x/package/models/$name" "$ASSETS/human/$name"
+  done
+  rm -rf "$WORK/human-x"
+  log "human faceres weights installed in $ASSETS/human"
 }
 
 # ------------------------------------------------------------------- johns ---
@@ -147,5 +198,6 @@ fetch_johns() {
 }
 
 fetch_faceapi
+fetch_human
 fetch_johns
 log "assets ready in $ASSETS"

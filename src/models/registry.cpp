@@ -11,6 +11,7 @@
 #include "edi/data/manifest.hpp"
 #include "edi/data/private_file.hpp"
 #include "edi/models/faceapi.hpp"
+#include "edi/models/human.hpp"
 #include "edi/models/native.hpp"
 #include "edi/models/torchscript.hpp"
 
@@ -204,6 +205,7 @@ c10::Device parse_device(const std::string& device) {
 
 std::unique_ptr<Classifier> load_classifier(const std::string& reference, const LoadOptions& options) {
   if (reference.rfind("faceapi:", 0) == 0) return load_faceapi_classifier(reference, options);
+  if (reference.rfind("human:", 0) == 0) return load_human_classifier(reference, options);
   if (reference.empty()) throw ModelError("empty model reference (expected a model file or faceapi:age-gender)");
   const std::filesystem::path path(reference);
   if (!std::filesystem::exists(path))
