@@ -334,6 +334,8 @@ def run_styles(runs):
     method; runs that share both get different markers (the legend names each run)."""
     out, seen = {}, {}
     for name, method, op in runs:
+        if name in out:
+            continue
         k = seen.get((method, op), 0)
         seen[(method, op)] = k + 1
         marks = _MARKERS.get(method, "^")

@@ -28,6 +28,7 @@ def figure(runs):
     styles = er.run_styles([(n, r["attrs"].get("method", "?"), r["attrs"].get("operator", "?")) for n, r in zip(names, runs)])
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.6))
     any_traj = False
+    bands = sum(1 for r in runs if len(r["trajectory"]) and r["trajectory"]["pass"].nunique() > 1) <= 3
     for name, res in zip(names, runs):
         p, t, st = res["passes"], res["trajectory"], styles[name]
         method = res["attrs"].get("method", "?")
@@ -39,14 +40,15 @@ def figure(runs):
             any_traj = True
             q = t.groupby("pass")["true_prob"].quantile([0.25, 0.5, 0.75]).unstack()
             ax2.plot(q.index, q[0.5], color=st["color"], ls=st["ls"], marker=st["marker"], ms=3, lw=1.4)
-            ax2.fill_between(q.index, q[0.25], q[0.75], color=st["color"], alpha=0.10, lw=0)
+            if bands:  # quartile bands only while they stay readable
+                ax2.fill_between(q.index, q[0.25], q[0.75], color=st["color"], alpha=0.12, lw=0)
     k = max((len(r["classes"]) for r in runs), default=0)
     if k:
         ax1.axhline(100.0 / k, color="grey", ls=(0, (1, 3)), lw=1, label=f"random guess {100.0 / k:.1f} % (K = {k})")
     ax1.set(xlabel="passes applied", ylabel="identified share, top-1 (%)", ylim=(0, 102),
             title="Identified share per pass (all images)")
     ax2.set(xlabel="passes applied", ylabel="P(true identity)", ylim=(0, 1.02),
-            title="Images still active at each pass: median, quartiles")
+            title="Images still active at each pass: median" + (", quartiles" if bands else ""))
     if not any_traj:
         ax2.text(0.5, 0.5, "no multi-pass run", transform=ax2.transAxes, ha="center", va="center", color="grey")
     for ax in (ax1, ax2):
