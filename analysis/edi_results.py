@@ -92,12 +92,12 @@ def metrics_files(arg):
     if os.path.isfile(arg):
         j = _read_json(arg)
         if j.get("format") == "edi-anon-aggregate":
-            base = os.path.dirname(os.path.abspath(arg))
-            dirs = [r["dir"] if os.path.isabs(r["dir"]) else os.path.join(base, r["dir"]) for r in j.get("runs", [])]
-            found = [os.path.join(d, "metrics.json") for d in dirs]
-            # rows may be relative to the current directory rather than the aggregate's
-            found = [f if os.path.isfile(f) else os.path.join(r["dir"], "metrics.json") for f, r in zip(found, j.get("runs", []))]
-            return [f for f in found if os.path.isfile(f)]
+            out = []
+            for r in j.get("runs", []):
+                d = _resolve_run_dir(r.get("dir", ""), arg)
+                if d:
+                    out += [f for f in metrics_files(d) if f not in out]
+            return out
         if j.get("format") == "edi-anon-metrics":
             return [arg]
         sys.exit(f"error: {arg}: neither metrics.json nor aggregate.json (format {j.get('format')!r})")
@@ -114,6 +114,16 @@ def metrics_files(arg):
             ts = [t for t in os.listdir(snaps) if os.path.isfile(os.path.join(snaps, t, "metrics.json"))]
             out += [os.path.join(snaps, t, "metrics.json") for t in sorted(ts, key=_target_key, reverse=True)]
     return out
+
+
+def _resolve_run_dir(d, agg_path):
+    """A run directory named in aggregate.json: as written (absolute or relative to the current directory),
+    relative to the aggregate's directory, or as a sibling of the aggregate's directory (SWEEPDIR/<run>)."""
+    base = os.path.dirname(os.path.abspath(agg_path))
+    for c in (d, os.path.join(base, d), os.path.join(os.path.dirname(base), os.path.basename(os.path.normpath(d)))):
+        if d and os.path.isfile(os.path.join(c, "metrics.json")):
+            return c
+    return None
 
 
 def _target_key(t):

@@ -210,7 +210,9 @@ def sample_grid(rows, n_images=3):
                 ax.set_title(m["_name"].replace("_operator=", " ").replace("@", "\n@"), fontsize=6)
             if j == 0:
                 ax.set_ylabel(os.path.splitext(os.path.basename(iid))[0][:14], fontsize=6)
-    fig.suptitle("Written images per run (the control column shows the originals as the steering model sees them)", fontsize=8)
+    ctl = any(er.method_of(m) == "none" for m in runs)
+    fig.suptitle("Written images per run, one image per identity from the test split" +
+                 (" (the control column shows the originals as the steering model sees them)" if ctl else ""), fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -266,19 +268,21 @@ def run_state(d):
     return "ok", ""
 
 
-def problems(sweep_dir, agg):
-    """Rows (run, state, reason): aggregate.json's not_included plus every run directory that is not ok."""
+def problems(sweep_dir, agg, tabulated):
+    """Rows (run, state, in the tables?, reason): aggregate.json's not_included plus every run directory of
+    SWEEPDIR that is not finished and evaluated (tabulated: names of the runs in the tables)."""
     out, seen = [], set()
     for r in (agg or {}).get("not_included", []):
-        out.append([os.path.basename(os.path.normpath(r.get("dir", "?"))), r.get("state", "?"), r.get("reason", "")])
-        seen.add(out[-1][0])
+        name = os.path.basename(os.path.normpath(r.get("dir", "?")))
+        out.append([name, r.get("state", "?"), "yes" if name in tabulated else "no", r.get("reason", "")])
+        seen.add(name)
     for name in sorted(os.listdir(sweep_dir)):
         d = os.path.join(sweep_dir, name)
         if name in seen or not os.path.isdir(d) or not _looks_like_run(d):
             continue
         state, why = run_state(d)
         if state != "ok":
-            out.append([name, state, why])
+            out.append([name, state, "yes" if name in tabulated else "no", why])
     return out
 
 
@@ -319,7 +323,7 @@ def build(sweep_dir, agg_path):
     agg = er._read_json(agg_path) if agg_path and os.path.isfile(agg_path) else None
     if agg is not None and agg.get("format") != "edi-anon-aggregate":
         sys.exit(f"error: {agg_path}: not an aggregate.json (format {agg.get('format')!r})")
-    rows = er.load_metrics_rows(([agg_path] if agg else []) + [sweep_dir])
+    rows = er.load_metrics_rows([agg_path if agg else sweep_dir])
     results, results_by_dir = [], {}
     for m in rows:
         if m["_snapshot"] is None and os.path.isfile(os.path.join(m["_dir"], "results.h5")):
@@ -327,11 +331,12 @@ def build(sweep_dir, agg_path):
             results.append(res)
             results_by_dir[os.path.realpath(m["_dir"])] = res["attrs"]
     plots, grids = figures(rows, results)
-    probs = problems(sweep_dir, agg)
+    probs = problems(sweep_dir, agg, {m["_name"] for m in rows})
     ctx = (agg or {}).get("context", {})
     parts = [f"<h1>edi-anon sweep report: {esc(os.path.basename(os.path.abspath(sweep_dir)))}</h1>",
              f'<p class="note">Written {datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")} from '
-             f"{esc(os.path.abspath(sweep_dir))}; {len(rows)} evaluated row(s), {len(probs)} run(s) not included.</p>",
+             f"{esc(os.path.abspath(sweep_dir))}; {len(rows)} evaluated row(s); {len(probs)} run(s) failed, missing, "
+             "not finished or not evaluated (listed at the end).</p>",
              "<h2>Runs</h2>", f'<p class="note">{esc(stats_note(rows))}</p>', runs_table(rows),
              "<h3>Independent attackers</h3>", attackers_note(rows)]
     if agg is not None:
@@ -343,8 +348,8 @@ def build(sweep_dir, agg_path):
         parts.append("<h3>Context</h3>" + table(["key", "value"], [[k, fmt_cell(v)] for k, v in ctx.items()]))
     else:
         parts.append(f'<p class="note">No aggregate.json at {esc(agg_path)}: no matched table (run edi-anon aggregate).</p>')
-    parts += [plots, grids, "<h2>Runs not included</h2>",
-              table(["run", "state", "reason"], probs) if probs else "<p>none: every run is finished and evaluated.</p>",
+    parts += [plots, grids, "<h2>Runs failed, missing, not finished or not evaluated</h2>",
+              table(["run", "state", "in the tables above", "reason"], probs) if probs else "<p>none: every run is finished and evaluated.</p>",
               "<h2>Provenance</h2>", provenance(rows, results_by_dir)]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>edi-anon report</title>"
             f"<style>{CSS}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")

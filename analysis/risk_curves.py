@@ -15,11 +15,13 @@ import matplotlib.pyplot as plt
 import edi_results as er
 
 
-def _curve(ax, p, st, lab, multi_pass):
+def _curve(ax, p, st, lab, multi_pass, k):
     if multi_pass:
         ax.plot(p["pass"], p["risk_percent"], color=st["color"], ls=st["ls"], marker=st["marker"], ms=4, lw=1.6, label=lab)
-    else:  # one evaluation: a reference level across the axes
-        ax.axhline(float(p["risk_percent"].iloc[-1]), color=st["color"], ls=st["ls"], lw=1.4, label=lab)
+    else:  # one evaluation: a reference level across the axes; the k-th such line's dashes are shifted so that
+        # up to three baselines at the same level (e.g. 100 %) stay visible side by side
+        dashes = (3 * (k % 3), (3, 6)) if st["ls"] == "--" else st["ls"]
+        ax.axhline(float(p["risk_percent"].iloc[-1]), color=st["color"], ls=dashes, lw=1.6, label=lab)
 
 
 def figure(runs):
@@ -27,7 +29,7 @@ def figure(runs):
     names = [er.label(r) for r in runs]
     styles = er.run_styles([(n, r["attrs"].get("method", "?"), r["attrs"].get("operator", "?")) for n, r in zip(names, runs)])
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.6))
-    any_traj = False
+    any_traj, levels = False, 0
     bands = sum(1 for r in runs if len(r["trajectory"]) and r["trajectory"]["pass"].nunique() > 1) <= 3
     for name, res in zip(names, runs):
         p, t, st = res["passes"], res["trajectory"], styles[name]
@@ -35,7 +37,8 @@ def figure(runs):
         multi = len(p) > 1
         lab = f"{name} ({method}, {res['attrs'].get('operator', '?')})"
         if len(p):
-            _curve(ax1, p, st, lab, multi)
+            _curve(ax1, p, st, lab, multi, levels)
+            levels += 0 if multi else 1
         if len(t) and t["pass"].nunique() > 1:
             any_traj = True
             q = t.groupby("pass")["true_prob"].quantile([0.25, 0.5, 0.75]).unstack()
