@@ -57,10 +57,15 @@ def label(res):
     return d or f"{a.get('method', '?')} {a.get('operator', '?')}"
 
 
+def short_model(ref):
+    """A model reference for titles: built-in names as they are, files by their base name."""
+    ref = str(ref)
+    return os.path.basename(ref) if "/" in ref else ref
+
+
 def models_of(runs):
     """The steering model(s) of results, for titles."""
-    ms = sorted({str(r["attrs"].get("model", "?")) for r in runs})
-    return ", ".join(ms)
+    return ", ".join(sorted({short_model(r["attrs"].get("model", "?")) for r in runs}))
 
 
 # ---------------------------------------------------------------- metrics.json

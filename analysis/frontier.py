@@ -100,8 +100,8 @@ def figure(rows, task=None, attacker=None):
             ax.axvline(guess, color="grey", ls=(0, (1, 3)), lw=1)
         ax.grid(alpha=0.3)
         ax.set_xlim(-2, 102)
-    model = ", ".join(sorted({str(m.get("privacy", {}).get("steering", {}).get("model", "?")) for m in rows}))
-    umodel = next((u.get("model") for m in rows for u in m.get("utility", []) if u.get("task") == task), "?")
+    model = ", ".join(sorted({er.short_model(m.get("privacy", {}).get("steering", {}).get("model", "?")) for m in rows}))
+    umodel = er.short_model(next((u.get("model") for m in rows for u in m.get("utility", []) if u.get("task") == task), "?"))
     ax1.set_xlabel(f"steering model {model}\nin-loop top-1 risk (%)")
     ax1.set_title("Threat model: in-loop (authors' protocol)", fontsize=10)
     who = ", ".join(sorted(used)) or "none available"

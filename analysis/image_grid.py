@@ -54,7 +54,7 @@ def figure(res, rows=6):
         axes[i][0].set_ylabel(f"{os.path.splitext(eid.split('/')[-1])[0][:22]}\n{'stopped at pass ' + str(sp) if sp is not None and sp >= 0 else 'never stopped'}",
                               fontsize=7)
     a = res["attrs"]
-    fig.suptitle(f"{er.label(res)}: {a.get('run', '')}\nsteering model {a.get('model', '?')}", fontsize=9)
+    fig.suptitle(f"{er.label(res)}: {a.get('run', '')}\nsteering model {er.short_model(a.get('model', '?'))}", fontsize=9)
     fig.tight_layout()
     return fig
 

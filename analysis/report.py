@@ -33,7 +33,7 @@ th,td{border:1px solid #ccc;padding:2px 6px;text-align:left;vertical-align:top}
 th{background:#f0f0f0}tr.control td{background:#fff7d6}tr.snapshot td{background:#f4f8ff}
 td.num{text-align:right;white-space:nowrap}td small{color:#666}td.params{max-width:260px;font-size:11px}
 div.wide{overflow-x:auto}.note{color:#555;font-size:12px}
-img.fig{max-width:100%;border:1px solid #ddd;margin:.4em 0}
+img.fig{display:block;max-width:100%;border:1px solid #ddd;margin:.6em 0}
 pre{font-size:11px;background:#f7f7f7;padding:.5em;overflow:auto}
 """
 
