@@ -1,8 +1,14 @@
-"""Readers shared by the analysis scripts (Debian's python3-h5py, pandas, matplotlib).
+"""Readers shared by the analysis scripts (Debian's python3-h5py, pandas, matplotlib),
+and notebook access to a sweep:
+
+    import sys; sys.path.insert(0, "analysis"); import edi_results as er
+    df = er.load_sweep("runs/johns-demo")          # one row per run (and <run>@<T>), attacker, threat model, rank
+    traj = er.load_trajectories("runs/johns-demo/edi-blur")   # one row per image and pass
 
 A *run* argument is a run directory or its ``results.h5``; results follow
-docs/results-schema.md. Metrics come from ``RUNDIR/metrics.json``
-(docs/metrics-schema.md) or an ``aggregate.json`` from ``edi-anon aggregate``.
+docs/results-schema.md. Metrics come from ``RUNDIR/metrics.json`` (docs/metrics-schema.md,
+version 2; version 1 is still read, its `all` rates labelled as mixing threat models),
+``RUNDIR/snapshots/<T>/metrics.json`` (rows ``<run>@<T>``) or an ``aggregate.json``.
 """
 import json
 import os

@@ -6,6 +6,7 @@ failed, are missing, are not finished or not evaluated. No network access:
 no external CSS, scripts or fonts.
 
 Usage: report.py SWEEPDIR [--aggregate SWEEPDIR/aggregate/aggregate.json] [--out SWEEPDIR/report.html]
+       report.py --aggregate DIR/aggregate.json [--out DIR/report.html]   (runs listed in the aggregate)
 """
 import argparse
 import base64
@@ -276,7 +277,7 @@ def problems(sweep_dir, agg, tabulated):
         name = os.path.basename(os.path.normpath(r.get("dir", "?")))
         out.append([name, r.get("state", "?"), "yes" if name in tabulated else "no", r.get("reason", "")])
         seen.add(name)
-    for name in sorted(os.listdir(sweep_dir)):
+    for name in sorted(os.listdir(sweep_dir)) if sweep_dir else []:
         d = os.path.join(sweep_dir, name)
         if name in seen or not os.path.isdir(d) or not _looks_like_run(d):
             continue
@@ -333,9 +334,10 @@ def build(sweep_dir, agg_path):
     plots, grids = figures(rows, results)
     probs = problems(sweep_dir, agg, {m["_name"] for m in rows})
     ctx = (agg or {}).get("context", {})
-    parts = [f"<h1>edi-anon sweep report: {esc(os.path.basename(os.path.abspath(sweep_dir)))}</h1>",
+    where = os.path.abspath(sweep_dir or agg_path)
+    parts = [f"<h1>edi-anon sweep report: {esc(os.path.basename(sweep_dir and os.path.abspath(sweep_dir) or os.path.dirname(where)))}</h1>",
              f'<p class="note">Written {datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")} from '
-             f"{esc(os.path.abspath(sweep_dir))}; {len(rows)} evaluated row(s); {len(probs)} run(s) failed, missing, "
+             f"{esc(where)}; {len(rows)} evaluated row(s); {len(probs)} run(s) failed, missing, "
              "not finished or not evaluated (listed at the end).</p>",
              "<h2>Runs</h2>", f'<p class="note">{esc(stats_note(rows))}</p>', runs_table(rows),
              "<h3>Independent attackers</h3>", attackers_note(rows)]
@@ -357,16 +359,19 @@ def build(sweep_dir, agg_path):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("sweep_dir")
+    ap.add_argument("sweep_dir", nargs="?", help="sweep directory (its run directories are checked for failed or "
+                    "unfinished runs); may be left out with --aggregate")
     ap.add_argument("--aggregate", default=None, help="aggregate.json (default SWEEPDIR/aggregate/aggregate.json)")
     ap.add_argument("--out", default=None, help="output file (default SWEEPDIR/report.html)")
     a = ap.parse_args()
-    if not os.path.isdir(a.sweep_dir):
+    if a.sweep_dir is None and a.aggregate is None:
+        sys.exit("error: give a sweep directory, or --aggregate FILE (an aggregate.json)")
+    if a.sweep_dir is not None and not os.path.isdir(a.sweep_dir):
         sys.exit(f"error: {a.sweep_dir}: not a directory (expected a sweep directory)")
     agg = a.aggregate or os.path.join(a.sweep_dir, "aggregate", "aggregate.json")
     if a.aggregate and not os.path.isfile(a.aggregate):
         sys.exit(f"error: {a.aggregate}: no such file (expected an aggregate.json)")
-    out = a.out or os.path.join(a.sweep_dir, "report.html")
+    out = a.out or os.path.join(a.sweep_dir or os.path.dirname(os.path.abspath(agg)), "report.html")
     page = build(a.sweep_dir, agg)
     tmp = f"{out}.tmp{os.getpid()}"
     with open(tmp, "w", encoding="utf-8") as fh:

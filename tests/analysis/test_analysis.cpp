@@ -141,6 +141,13 @@ TEST(Analysis, BadInputIsAOneLineError) {
   r = run_command(script("report.py") + " " + (tmp / "absent").string());
   EXPECT_NE(r.exit_code, 0);
   EXPECT_EQ(r.output, "error: " + (tmp / "absent").string() + ": not a directory (expected a sweep directory)\n");
+  r = run_command(script("report.py"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(r.output, "error: give a sweep directory, or --aggregate FILE (an aggregate.json)\n");
+  r = run_command(script("frontier.py") + " " + tmp.path().string());
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("no metrics.json found"), std::string::npos) << r.output;
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
 }
 
 namespace {
