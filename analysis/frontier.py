@@ -88,7 +88,8 @@ def figure(rows, task=None, attacker=None):
         raise SystemExit(f"error: no run has {task} utility (macro-F1 or agreement with the original)")
     styles = er.run_styles([(p["base"], p["method"], p["op"]) for p in pts if not p["snap"]] +
                            [(p["base"], p["method"], p["op"]) for p in pts if p["snap"]])
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12.5, 5), sharey=True)
+    entries = len({p["base"] for p in pts}) + 2  # the legend stays within the axes' height
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12.5, max(5.0, 0.2 * entries + 1.0)), sharey=True)
     _panel(ax1, pts, "steer", styles)
     used = _panel(ax2, pts, "ind", styles)
     if not used:

@@ -190,12 +190,15 @@ def safe_figure(alt, make):
         return f'<p class="note">{esc(alt)}: not drawn ({esc(str(e).removeprefix("error: "))})</p>'
 
 
-def sample_grid(rows, n_images=3):
-    """Rows = the first test-split images, columns = each run's written image (control first)."""
+def sample_runs(rows):
     runs = [m for m in rows if os.path.isdir(os.path.join(m["_dir"], "images"))]
     if not runs:
         raise SystemExit("no run has an images/ folder")
-    ids = _sample_ids(runs[0]["_dir"], n_images)
+    return runs
+
+
+def sample_grid(runs, ids):
+    """Rows = the given image ids, columns = each run's written image (control first)."""
     fig, axes = plt.subplots(len(ids), len(runs), figsize=(1.25 * len(runs), 1.45 * len(ids) + 0.4), squeeze=False)
     for j, m in enumerate(runs):
         for i, iid in enumerate(ids):
@@ -238,7 +241,14 @@ def figures(rows, results):
         html_parts.append(safe_figure(f"privacy-utility frontier ({task})", lambda t=task: frontier.figure(rows, t)[0]))
     html_parts.append(safe_figure("risk vs pass", lambda: risk_curves.figure(results)) if results else "")
     html_parts.append(safe_figure("passes to stop", lambda: passes_hist.figure(results)) if results else "")
-    grid = "<h2>Image grids</h2>" + safe_figure("written images per run", lambda: sample_grid(rows))
+    grid = "<h2>Image grids</h2>"
+    try:
+        runs = sample_runs(rows)
+        ids = _sample_ids(runs[0]["_dir"], 3)
+        for i in range(0, len(runs), 14):  # at most 14 columns per figure
+            grid += safe_figure("written images per run", lambda part=runs[i:i + 14]: sample_grid(part, ids))
+    except SystemExit as e:
+        grid += f'<p class="note">written images per run: not drawn ({esc(e)})</p>'
     with_ex = [r for r in multi if r["examples"] and len(r["examples"].get("original", []))]
     if with_ex:
         grid += safe_figure(f"explanation grid of {er.label(with_ex[0])}", lambda: image_grid.figure(with_ex[0], 4))

@@ -28,7 +28,7 @@ def figure(runs):
     """The figure for loaded results (er.load_results), in the given order."""
     names = [er.label(r) for r in runs]
     styles = er.run_styles([(n, r["attrs"].get("method", "?"), r["attrs"].get("operator", "?")) for n, r in zip(names, runs)])
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.6))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, max(4.6, 0.2 * (len(runs) + 2) + 1.0)))  # legend within the axes' height
     any_traj, levels = False, 0
     bands = sum(1 for r in runs if len(r["trajectory"]) and r["trajectory"]["pass"].nunique() > 1) <= 3
     for name, res in zip(names, runs):
