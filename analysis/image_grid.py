@@ -6,6 +6,7 @@ show 'no explanation' in that column and the changed entries as the mask.
 Usage: image_grid.py RUNDIR|results.h5 [--rows N] [--out DIR]
 """
 import argparse
+import os
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -17,6 +18,47 @@ def hwc(x):
     return np.clip(np.transpose(np.asarray(x, dtype=np.float32), (1, 2, 0)), 0, 1)
 
 
+def _row(ax, ex, i, first):
+    orig, anon = ex["original"][i], ex["anonymized"][i]
+    ax[0].imshow(hwc(orig))
+    if "attribution" in ex:
+        ax[1].imshow(np.abs(np.asarray(ex["attribution"][i])).sum(0), cmap="inferno")
+    else:
+        ax[1].text(0.5, 0.5, "no explanation\n(conventional)", ha="center", va="center", fontsize=8, transform=ax[1].transAxes)
+    if "mask" in ex:
+        mask, mlabel = np.asarray(ex["mask"][i]).max(0), "mask at pass 0 (any channel)"
+    else:
+        mask, mlabel = (np.abs(np.asarray(anon) - np.asarray(orig)) > 0.5 / 255).any(0), "changed entries"
+    ax[2].imshow(mask, cmap="gray", vmin=0, vmax=1)
+    ax[3].imshow(hwc(anon))
+    titles = ["original", "|attribution| at pass 0", mlabel, "anonymized (final)"]
+    for k in range(4):
+        ax[k].set_xticks([])
+        ax[k].set_yticks([])
+        if first:
+            ax[k].set_title(titles[k], fontsize=8)
+
+
+def figure(res, rows=6):
+    """Original | explanation | mask | anonymized for the first ROWS kept examples of loaded results."""
+    ex = res["examples"]
+    if not ex or "original" not in ex or len(ex["original"]) == 0:
+        raise SystemExit(f"error: {res['path']}: no /examples (run with examples kept)")
+    n = min(rows, len(ex["original"]))
+    fig, axes = plt.subplots(n, 4, figsize=(8, 2.05 * n + 0.5), squeeze=False)
+    stop = dict(zip(res["images"]["id"], res["images"]["stop_pass"]))
+    for i in range(n):
+        _row(axes[i], ex, i, i == 0)
+        eid = ex["id"][i] if "id" in ex else f"example {i}"
+        sp = stop.get(eid)
+        axes[i][0].set_ylabel(f"{os.path.splitext(eid.split('/')[-1])[0][:22]}\n{'stopped at pass ' + str(sp) if sp is not None and sp >= 0 else 'never stopped'}",
+                              fontsize=7)
+    a = res["attrs"]
+    fig.suptitle(f"{er.label(res)}: {a.get('run', '')}\nsteering model {er.short_model(a.get('model', '?'))}", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("input")
@@ -24,38 +66,7 @@ def main():
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
     res = er.load_results(a.input)
-    ex = res["examples"]
-    if not ex or "original" not in ex or len(ex["original"]) == 0:
-        raise SystemExit(f"error: {res['path']}: no /examples (run with examples kept)")
-    n = min(a.rows, len(ex["original"]))
-    fig, axes = plt.subplots(n, 4, figsize=(8, 2.1 * n), squeeze=False)
-    titles = ["original", "explanation |attribution|", "mask", "anonymized"]
-    for i in range(n):
-        orig, anon = ex["original"][i], ex["anonymized"][i]
-        cells = [hwc(orig), None, None, hwc(anon)]
-        ax = axes[i]
-        ax[0].imshow(cells[0])
-        if "attribution" in ex:
-            heat = np.abs(np.asarray(ex["attribution"][i])).sum(0)
-            ax[1].imshow(heat, cmap="inferno")
-        else:
-            ax[1].text(0.5, 0.5, "no explanation\n(conventional)", ha="center", va="center", fontsize=8)
-        if "mask" in ex:
-            mask = np.asarray(ex["mask"][i]).max(0)
-            mlabel = "mask (any channel)"
-        else:
-            mask = (np.abs(np.asarray(anon) - np.asarray(orig)) > 0.5 / 255).any(0)
-            mlabel = "changed entries"
-        ax[2].imshow(mask, cmap="gray", vmin=0, vmax=1)
-        ax[3].imshow(cells[3])
-        for k in range(4):
-            ax[k].set_xticks([])
-            ax[k].set_yticks([])
-            if i == 0:
-                ax[k].set_title(titles[k] if k != 2 else mlabel, fontsize=8)
-        ax[0].set_ylabel(f"example {i}", fontsize=7)
-    fig.suptitle(er.label(res), fontsize=9)
-    er.save(fig, a.out or er.default_out(a.input), "image-grid")
+    er.save(figure(res, a.rows), a.out or er.default_out(a.input), "image-grid")
 
 
 if __name__ == "__main__":
