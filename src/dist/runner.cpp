@@ -539,6 +539,7 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
     info.spec = spec;
     info.provenance_json = read_file(c.out / "provenance.json");
     info.ranks = mpi.size();
+    info.steering = &models;
     write_results(c.out / "results.h5", info, d.manifest, views, sum, *model);
     write_summary_json(c.out / "summary.json", info, d.manifest, sum);
   }
