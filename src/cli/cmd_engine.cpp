@@ -8,6 +8,7 @@
 #include "commands.hpp"
 #include "edi/core/error.hpp"
 #include "edi/engine/bench.hpp"
+#include "edi/engine/steering.hpp"
 #include "edi/engine/runner.hpp"
 #include "edi/dist/mpi.hpp"
 #include "edi/dist/runner.hpp"
@@ -104,7 +105,8 @@ int cmd_bench(const Args& args) {
   // A throwaway run directory for the manifest (bench writes nothing else).
   c.out = std::filesystem::temp_directory_path() / ("edi-bench-" + std::to_string(::getpid()));
   const engine::RunData d = engine::prepare_data(c);
-  auto model = engine::load_steering_model(c.model, c.device, d.manifest, c.resize);
+  const engine::SteeringModels models = engine::load_steering_models(c.model, c.judge, c.device, d.manifest, c.resize);
+  models::Classifier* model = &models.primary();
   std::vector<std::size_t> take(d.selected.begin(), d.selected.begin() + std::min<std::size_t>(d.selected.size(), n_images));
   engine::DecodedShard ds = engine::decode_shard(d.manifest, take, model->info().input_size, c.resize);
   std::filesystem::remove_all(c.out);
@@ -116,7 +118,7 @@ int cmd_bench(const Args& args) {
   double best = 0;
   int best_batch = 0;
   for (int b : batches) {
-    const engine::BenchRow r = engine::bench_engine(c.engine, *model, ds.ids, ds.images, ds.labels, b, passes);
+    const engine::BenchRow r = engine::bench_engine(c.engine, models, ds.ids, ds.images, ds.labels, b, passes);
     const double tot = std::max(r.wall, 1e-12);
     std::printf("  %5d  %14.1f  %16.1f  %6.1f%%  %6.1f%%  %6.1f%%  %6.1f%%  %6.1f%%\n", b, r.model_rate, r.engine_rate,
                 100.0 * r.engine_rate / r.model_rate, 100 * r.split.model / tot, 100 * r.split.explain / tot,

@@ -4,6 +4,7 @@
 
 #include "data_options.hpp"
 #include "edi/core/error.hpp"
+#include "edi/engine/steering.hpp"
 #include "edi/explain/spec.hpp"
 #include "edi/perturb/operators.hpp"
 #include "edi/perturb/regions.hpp"
@@ -15,7 +16,10 @@ namespace fs = std::filesystem;
 void add_run_options(Options& opt, bool for_bench) {
   opt.required("data", "data directory: DATA/<identity>/<images>")
       .add("labels", "", "labels CSV (default: DATA/labels.csv if present; 'none' = ImageFolder)")
-      .required("model", "steering model: TorchScript file, native checkpoint, or faceapi:recognition")
+      .required("model", "steering model: TorchScript file, native checkpoint, or faceapi:recognition; A,B[,C] = ensemble steering "
+                         "(each model's attribution normalised per image, identified while any model identifies)")
+      .add("judge", "", "a model that never steers: an image stops only when the steering models and the judge all fail to "
+                        "identify it (the judge is then not an independent attacker)")
       .add("device", "cpu", "cpu or cuda[:i]");
   add_data_set_options(opt);  // --split-file, --max-megapixels (data_options)
   if (!for_bench) opt.required("out", "run directory (created owner-only; an existing one is resumed or refused)");
@@ -32,10 +36,17 @@ void add_run_options(Options& opt, bool for_bench) {
       .add("q", "90", "percentile: entries with attribution >= the q-th percentile are perturbed, in [0, 100)")
       .add("select", "entry", "entry (per pixel per channel, the paper) | pixel (max over channels)")
       .add("explainer", "gradient", "gradient | abs-gradient | smoothgrad | integrated-gradients")
-      .add("target", "runner-up", "loss target: runner-up (the paper) | true-class")
+      .add("target", "runner-up", "loss target: runner-up (the paper) | true-class | feature (embedding and gallery models: push the "
+                                  "embedding away from the original's)")
       .add("smoothgrad-samples", "16", "SmoothGrad samples, in [1, 1024]")
       .add("smoothgrad-sigma", "0.15", "SmoothGrad noise sigma on [0,1], in (0, 1]")
       .add("ig-steps", "32", "Integrated Gradients steps, in [1, 4096]")
+      .add("eot", "0", "expectation over transformation: average the attribution over N random small transformations, "
+                       "in [0, 64] (0 = off)")
+      .add("eot-shift", "4", "EOT: max shift in pixels, in [0, 32]")
+      .add("eot-scale", "0.05", "EOT: max relative scale change, in [0, 0.5]")
+      .add("eot-blur", "0.8", "EOT: max Gaussian blur sigma in pixels, in [0, 4]")
+      .add("eot-brightness", "0.1", "EOT: max relative brightness change, in [0, 0.5]")
       .add("stop", "image", "image (per image) | dataset (the paper's residual-risk target) | fixed (benchmark: --passes)")
       .add("criterion", "top1", "still identified when: top1 | topk (true id in top --top-k) | prob (true prob > --tau)")
       .add("top-k", "5", "k of the topk criterion")
@@ -94,6 +105,8 @@ engine::RunConfig run_config_from(const Options& opt, bool for_bench) {
   c.labels_csv = labels_option(opt, c.data_dir);
   if (!for_bench) c.out = opt.output_path("out");
   c.model = opt.text("model");
+  engine::split_model_list(c.model);  // names a malformed list before any work
+  c.judge = opt.has("judge") ? opt.text("judge") : std::string();
   c.device = opt.text("device");
   auto& e = c.engine;
   e.method = engine::parse_method(opt.choice("method", {"edi", "conventional"}));
@@ -119,6 +132,11 @@ engine::RunConfig run_config_from(const Options& opt, bool for_bench) {
   e.explain.smoothgrad_samples = static_cast<int>(opt.integer("smoothgrad-samples", 1, 1024));
   e.explain.smoothgrad_sigma = opt.number("smoothgrad-sigma", 0, 1, true);
   e.explain.ig_steps = static_cast<int>(opt.integer("ig-steps", 1, 4096));
+  e.steering.eot = static_cast<int>(opt.integer("eot", 0, 64));
+  e.steering.eot_shift = opt.number("eot-shift", 0, 32);
+  e.steering.eot_scale = opt.number("eot-scale", 0, 0.5);
+  e.steering.eot_blur = opt.number("eot-blur", 0, 4);
+  e.steering.eot_brightness = opt.number("eot-brightness", 0, 0.5);
   e.stop = engine::parse_stop_rule(opt.choice("stop", {"image", "dataset", "fixed"}));
   e.criterion = engine::parse_criterion(opt.choice("criterion", {"top1", "topk", "prob"}));
   e.top_k = static_cast<int>(opt.integer("top-k", 1, 100000));

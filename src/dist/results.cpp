@@ -93,7 +93,11 @@ void write_results(const fs::path& path, const ResultsInfo& info, const data::Ma
       if (info.spec.method == engine::Method::kEdi && ds.ids.size() == ex_ids.size()) {
         std::vector<RngKey> keys;
         for (const auto& id : ex_ids) keys.push_back(explain::explain_key(info.spec.seed, id, 0));
-        const explain::ExplainResult r = explain::explain(model, ex_orig, at::stack(lab), info.spec.explain, keys);
+        engine::SteeringModels one;
+        one.steer.emplace_back(std::shared_ptr<models::Classifier>(), &model);  // aliasing: not owned
+        const engine::Steerer steerer(info.steering ? *info.steering : one, info.spec.explain, info.spec.steering, info.spec.seed,
+                                      [](float, int rank) { return rank == 0; });
+        const engine::SteerResult r = steerer.explain(ex_orig, at::stack(lab), ex_orig, keys, ex_ids, 0);
         ex_attr = r.attribution.contiguous();
         ex_mask = explain::select_mask(r.attribution, info.spec.select).to(at::kByte).contiguous();
       }

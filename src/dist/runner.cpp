@@ -16,6 +16,7 @@
 #include "edi/dist/results.hpp"
 #include "edi/dist/signals.hpp"
 #include "edi/engine/bench.hpp"
+#include "edi/engine/steering.hpp"
 #include "edi/version.hpp"
 
 namespace edi::dist {
@@ -152,11 +153,15 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
     engine::RunData d = engine::prepare_data(c);
     create_private_dir(c.out);
     create_private_dir(ckdir);
-    const std::string model_sha = [&] {
-      if (c.model.rfind("faceapi:", 0) == 0) return std::string("builtin:") + c.model;
+    // One hash per steering model (and the judge), in order.
+    std::string model_sha;
+    auto refs = engine::split_model_list(c.model);
+    if (!c.judge.empty()) refs.push_back(c.judge);
+    for (const auto& ref : refs) {
       std::error_code ec;
-      return fs::is_regular_file(c.model, ec) ? sha256_file(c.model) : std::string();
-    }();
+      const std::string h = ref.rfind("faceapi:", 0) == 0 ? "builtin:" + ref : fs::is_regular_file(ref, ec) ? sha256_file(ref) : std::string();
+      model_sha += (model_sha.empty() ? "" : ",") + h;
+    }
     const json now = make_provenance(c, d.manifest, model_sha);
     if (existing) check_resume(c.out / "provenance.json", json::parse(read_file(c.out / "provenance.json")), now);
     else write_file_atomic(c.out / "provenance.json", now.dump(2) + "\n");
@@ -167,7 +172,8 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
     engine::RunConfig rc = c;  // the manifest exists now: every rank reads it
     return engine::prepare_data(rc);
   }();
-  auto model = engine::load_steering_model(c.model, c.device, d.manifest, c.resize);
+  engine::SteeringModels models = engine::load_steering_models(c.model, c.judge, c.device, d.manifest, c.resize);
+  models::Classifier* model = &models.primary();
   const int size = model->info().input_size;
   const auto plan = engine::make_shards(d.selected, c.shard_size);
   const int n_shards = static_cast<int>(plan.size());
@@ -192,7 +198,7 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
   run_state = json::parse(mpi.broadcast(state_text));
   engine::EngineSpec spec = c.engine;
   spec.batch = run_state["batch"].get<int>();
-  engine::Engine engine(spec, *model);
+  engine::Engine engine(spec, models);
   const bool conventional = spec.method == engine::Method::kConventional;
   const int limit = conventional ? 0 : spec.pass_limit();
 
@@ -533,6 +539,7 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
     info.spec = spec;
     info.provenance_json = read_file(c.out / "provenance.json");
     info.ranks = mpi.size();
+    info.steering = &models;
     write_results(c.out / "results.h5", info, d.manifest, views, sum, *model);
     write_summary_json(c.out / "summary.json", info, d.manifest, sum);
   }

@@ -50,17 +50,17 @@ int choose_batch(models::Classifier& model, const at::Tensor& images, const at::
   return best;
 }
 
-BenchRow bench_engine(const EngineSpec& spec_in, models::Classifier& model, const std::vector<std::string>& ids,
+BenchRow bench_engine(const EngineSpec& spec_in, const SteeringModels& models, const std::vector<std::string>& ids,
                       const at::Tensor& images, const at::Tensor& labels, int batch, int passes) {
   BenchRow row;
   row.batch = batch;
-  row.model_rate = model_rate(model, images, labels, batch);
+  row.model_rate = model_rate(models.primary(), images, labels, batch);
   EngineSpec spec = spec_in;
   spec.method = Method::kEdi;
   spec.stop = StopRule::kFixed;
   spec.passes = passes;
   spec.batch = batch;
-  Engine engine(spec, model);
+  Engine engine(spec, models);
   Shard shard = engine.make_shard(0, ids, images, labels);
   const auto t0 = Clock::now();
   for (int p = 0; p < passes; ++p) {  // the final forward-only evaluation is not part of the rate
@@ -71,6 +71,13 @@ BenchRow bench_engine(const EngineSpec& spec_in, models::Classifier& model, cons
   row.split = engine.timing();
   row.engine_rate = static_cast<double>(row.split.image_passes) / row.wall;
   return row;
+}
+
+BenchRow bench_engine(const EngineSpec& spec, models::Classifier& model, const std::vector<std::string>& ids,
+                      const at::Tensor& images, const at::Tensor& labels, int batch, int passes) {
+  SteeringModels one;
+  one.steer.emplace_back(std::shared_ptr<models::Classifier>(), &model);  // aliasing: not owned
+  return bench_engine(spec, one, ids, images, labels, batch, passes);
 }
 
 }  // namespace edi::engine

@@ -46,6 +46,16 @@ at::Tensor jpeg_roundtrip(const at::Tensor& x, int quality) {
   return out;
 }
 
+/// A NaN or Inf attribution would select nothing meaningful (and the image
+/// would end as a silent "stalled"): it is an error naming the image.
+void check_finite(const at::Tensor& finite, const std::vector<int>& chunk, const Shard& shard, int pass) {
+  const auto* f = finite.data_ptr<bool>();
+  for (std::size_t k = 0; k < chunk.size(); ++k)
+    if (!f[k])
+      throw ModelError("image " + shard.ids[static_cast<std::size_t>(chunk[k])] + ", pass " + std::to_string(pass) +
+                       ": the steering attribution has NaN or Inf entries (is the model's output finite on this image?)");
+}
+
 }  // namespace
 
 const char* status_name(Status s) {
@@ -85,7 +95,20 @@ float psnr(const at::Tensor& a, const at::Tensor& b) {
   return static_cast<float>(10.0 * std::log10(1.0 / mse));
 }
 
-Engine::Engine(const EngineSpec& spec, models::Classifier& steering) : spec_(spec), model_(steering) {
+namespace {
+SteeringModels borrow(models::Classifier& model) {
+  SteeringModels m;
+  m.steer.emplace_back(std::shared_ptr<models::Classifier>(), &model);  // aliasing: not owned
+  return m;
+}
+}  // namespace
+
+Engine::Engine(const EngineSpec& spec, models::Classifier& steering) : Engine(spec, borrow(steering)) {}
+
+Engine::Engine(const EngineSpec& spec, SteeringModels models)
+    : spec_(spec),
+      models_(std::move(models)),
+      steerer_(models_, spec_.explain, spec_.steering, spec_.seed, [this](float p, int r) { return identified(p, r); }) {
   validate(spec_);
   if (!spec_.region) op_ = perturb::make_operator(spec_.op);
 }
@@ -94,7 +117,7 @@ Shard Engine::make_shard(int index, std::vector<std::string> ids, at::Tensor ori
   const auto n = static_cast<std::int64_t>(ids.size());
   if (originals.dim() != 4 || originals.size(0) != n || originals.size(1) != 3 || labels.numel() != n)
     throw Error("shard " + std::to_string(index) + ": originals must be n×3×S×S and labels n (n = " + std::to_string(n) + ")");
-  const int s = model_.info().input_size;
+  const int s = models_.primary().info().input_size;
   if (s > 0 && (originals.size(2) != s || originals.size(3) != s))
     throw ModelError("shard " + std::to_string(index) + ": images are " + std::to_string(originals.size(2)) + "x" +
                      std::to_string(originals.size(3)) + " but the steering model expects " + std::to_string(s) + "x" + std::to_string(s));
@@ -148,23 +171,24 @@ PassCounts Engine::evaluate(Shard& shard, int pass) {
     const at::Tensor y = shard.labels.index_select(0, idx);
     auto t0 = Clock::now();
     at::Tensor prob, rank, top1, attribution;
+    SteerResult r;
     if (last) {
-      // Only the prediction is needed: no gradient.
-      at::NoGradGuard no_grad;
-      const at::Tensor logits = model_.logits(x.to(model_.device())).to(at::kCPU, at::kFloat);
-      const at::Tensor true_logit = logits.gather(1, y.unsqueeze(1));
-      prob = at::softmax(logits, 1).gather(1, y.unsqueeze(1)).squeeze(1);
-      rank = logits.gt(true_logit).sum(1);
-      top1 = logits.argmax(1);
+      r = steerer_.predict(x, y);  // only the prediction is needed: no gradient
     } else {
       std::vector<RngKey> keys;
-      for (int i : chunk) keys.push_back(explain::explain_key(spec_.seed, shard.ids[static_cast<std::size_t>(i)], static_cast<std::uint32_t>(pass)));
-      explain::ExplainResult r = explain::explain(model_, x, y, spec_.explain, keys);
-      prob = r.true_prob;
-      rank = r.true_rank;
-      top1 = r.top1;
+      std::vector<std::string> ids;
+      for (int i : chunk) {
+        const std::string& id = shard.ids[static_cast<std::size_t>(i)];
+        keys.push_back(explain::explain_key(spec_.seed, id, static_cast<std::uint32_t>(pass)));
+        ids.push_back(id);
+      }
+      r = steerer_.explain(x, y, shard.original.index_select(0, idx), keys, ids, pass);
+      check_finite(r.finite, chunk, shard, pass);
       attribution = r.attribution;
     }
+    prob = r.true_prob;
+    rank = r.true_rank;
+    top1 = r.top1;
     timing_.model += since(t0);
     timing_.image_passes += static_cast<std::int64_t>(chunk.size());
     t0 = Clock::now();

@@ -60,6 +60,7 @@ void validate(const EngineSpec& s) {
   if (!s.region) perturb::validate(s.op);
   explain::validate(s.explain);
   explain::validate(s.select);
+  validate(s.steering);
   if (s.region && s.method != Method::kConventional)
     throw ConfigError("--operator " + perturb::region_name(*s.region) + ": region masking is a conventional baseline (use --method conventional)");
   if (s.top_k < 1 || s.top_k > 100000) throw ConfigError("--top-k " + std::to_string(s.top_k) + ": expected an integer in [1, 100000]");
@@ -115,6 +116,7 @@ std::string describe(const EngineSpec& s) {
     if (s.stop == StopRule::kDataset) out << " target=" << s.target_risk << "%";
     if (s.escalate_factor > 1) out << " escalate=x" << s.escalate_factor << "^" << s.escalate_max;
     if (s.jpeg_roundtrip) out << " jpeg-q" << s.jpeg_quality;
+    out << describe(s.steering);
   }
   return out.str();
 }

@@ -235,8 +235,11 @@ RngKey explain_key(std::uint64_t seed, std::string_view image_id, std::uint32_t 
 }
 
 ExplainResult explain(models::Classifier& model, const at::Tensor& x, const at::Tensor& true_labels,
-                      const ExplainSpec& spec, const std::vector<RngKey>& keys) {
+                      const ExplainSpec& spec, const std::vector<RngKey>& keys, const InputTransform& transform) {
   check_images(x, "explain");
+  if (spec.target == Target::kFeature)
+    throw ConfigError("--target feature: " + model.info().reference +
+                      " is a classifier with no embedding; a feature target needs an embedding or gallery model");
   const std::int64_t n = x.size(0);
   if (true_labels.dim() != 1 || true_labels.size(0) != n) {
     throw Error("explain: expected " + std::to_string(n) + " true labels, got shape " +
@@ -264,7 +267,7 @@ ExplainResult explain(models::Classifier& model, const at::Tensor& x, const at::
     // Cross-entropy per row: -log softmax(z)[target].
     return -at::log_softmax(out, 1).gather(1, row_target.unsqueeze(1)).squeeze(1);
   };
-  auto forward = [&](const at::Tensor& rows) { return model.logits(rows); };
+  auto forward = [&](const at::Tensor& rows) { return model.logits(transform ? transform(rows) : rows); };
   CoreResult core = run_core(forward, model.device(), x, spec, keys, loss_fn, "explain");
 
   res.logits = core.outputs;
@@ -284,7 +287,8 @@ ExplainResult explain(models::Classifier& model, const at::Tensor& x, const at::
 }
 
 EmbeddingExplainResult explain_embedding(models::Embedder& model, const at::Tensor& x, const at::Tensor& enrolled,
-                                         const ExplainSpec& spec, const std::vector<RngKey>& keys) {
+                                         const ExplainSpec& spec, const std::vector<RngKey>& keys,
+                                         const InputTransform& transform) {
   check_images(x, "explain_embedding");
   const std::int64_t n = x.size(0);
   if (enrolled.dim() != 2 || enrolled.size(0) != n) {
@@ -300,7 +304,7 @@ EmbeddingExplainResult explain_embedding(models::Embedder& model, const at::Tens
     const at::Tensor r = ref.narrow(0, first, nc).repeat({s, 1});
     return (out - r).pow(2).sum(1);
   };
-  auto forward = [&](const at::Tensor& rows) { return model.embed(rows); };
+  auto forward = [&](const at::Tensor& rows) { return model.embed(transform ? transform(rows) : rows); };
   CoreResult core = run_core(forward, model.device(), x, spec, keys, loss_fn, "explain_embedding");
   EmbeddingExplainResult res;
   res.embedding = core.outputs;

@@ -69,7 +69,7 @@ std::string_view name_of(E value, const std::pair<std::string_view, E> (&table)[
 }
 
 const std::pair<std::string_view, Target> kTargets[] = {
-    {"runner-up", Target::kRunnerUp}, {"true-class", Target::kTrueClass}};
+    {"runner-up", Target::kRunnerUp}, {"true-class", Target::kTrueClass}, {"feature", Target::kFeature}};
 const std::pair<std::string_view, IgRule> kIgRules[] = {
     {"trapezoid", IgRule::kTrapezoid}, {"midpoint", IgRule::kMidpoint}};
 const std::pair<std::string_view, Granularity> kGranularities[] = {
@@ -141,7 +141,7 @@ void validate(const ExplainSpec& spec) {
     fail("--explainer", std::to_string(static_cast<int>(spec.method)), "a registered explainer");
   }
   if (target_name(spec.target) == "unknown") {
-    fail("--target", std::to_string(static_cast<int>(spec.target)), "one of runner-up, true-class");
+    fail("--target", std::to_string(static_cast<int>(spec.target)), "one of runner-up, true-class, feature");
   }
   if (spec.method == Method::kSmoothGrad) {
     check_int("--smoothgrad-samples", spec.smoothgrad_samples, 1, 1024);

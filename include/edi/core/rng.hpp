@@ -21,6 +21,7 @@ enum class RngStream : std::uint32_t {
   kSynth = 4,     ///< synthetic data generation
   kBootstrap = 5, ///< confidence intervals
   kTrain = 6,     ///< training shuffles and initialisation
+  kEot = 7,       ///< expectation-over-transformation draws of the steering
 };
 
 /// The key of one random sequence.

@@ -16,6 +16,9 @@ struct ResultsInfo {
   std::string provenance_json;  ///< RUNDIR/provenance.json
   int ranks = 1;
   int examples = 8;             ///< images whose explanation is kept
+  /// The run's steering models (ensemble, judge): the examples' pass-0
+  /// attribution is the steering's, not the first model's alone. Null: `model`.
+  const engine::SteeringModels* steering = nullptr;
 };
 
 void write_results(const std::filesystem::path& path, const ResultsInfo& info, const data::Manifest& manifest,

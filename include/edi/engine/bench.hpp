@@ -25,7 +25,10 @@ double model_rate(models::Classifier& model, const at::Tensor& images, const at:
 int choose_batch(models::Classifier& model, const at::Tensor& images, const at::Tensor& labels,
                  const std::vector<int>& candidates = {8, 16, 32});
 
-/// Engine throughput in fixed-pass mode over one shard of `images`.
+/// Engine throughput in fixed-pass mode over one shard of `images`; the pure
+/// rate is the first steering model's.
+BenchRow bench_engine(const EngineSpec& spec, const SteeringModels& models, const std::vector<std::string>& ids,
+                      const at::Tensor& images, const at::Tensor& labels, int batch, int passes);
 BenchRow bench_engine(const EngineSpec& spec, models::Classifier& model, const std::vector<std::string>& ids,
                       const at::Tensor& images, const at::Tensor& labels, int batch, int passes);
 

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "edi/engine/spec.hpp"
+#include "edi/engine/steering.hpp"
 #include "edi/models/classifier.hpp"
 
 namespace edi::engine {
@@ -91,7 +92,12 @@ struct Timing {
 
 class Engine {
  public:
+  /// One steering model (not owned: it must outlive the engine).
   Engine(const EngineSpec& spec, models::Classifier& steering);
+  /// Ensemble steering and an optional judge (see steering.hpp).
+  Engine(const EngineSpec& spec, SteeringModels models);
+  Engine(const Engine&) = delete;  // the steerer refers to this engine's models
+  Engine& operator=(const Engine&) = delete;
 
   /// A shard over `ids` with their originals (n×3×S×S) and labels.
   Shard make_shard(int index, std::vector<std::string> ids, at::Tensor originals, at::Tensor labels) const;
@@ -120,7 +126,8 @@ class Engine {
   bool identified(float prob, int rank) const;
   void record(Shard& shard, int i, int pass, float prob, int rank, int top1);
   EngineSpec spec_;
-  models::Classifier& model_;
+  SteeringModels models_;
+  Steerer steerer_;
   std::unique_ptr<perturb::Operator> op_;
   Timing timing_;
   MaskObserver mask_observer_;

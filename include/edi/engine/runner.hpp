@@ -36,7 +36,8 @@ struct RunConfig {
   std::filesystem::path data_dir;
   std::filesystem::path labels_csv;       ///< empty: none / DATA/labels.csv if present
   std::filesystem::path out;              ///< run directory
-  std::string model = "";                 ///< steering model reference
+  std::string model = "";                 ///< steering model reference (A,B,C: ensemble)
+  std::string judge;                      ///< model that judges but never steers ("" = none)
   std::string device = "cpu";
   SplitSelection split = SplitSelection::kAll;
   data::SplitSpec split_spec;             ///< used when a manifest is created

@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 
+#include "edi/engine/steering.hpp"
 #include "edi/explain/spec.hpp"
 #include "edi/perturb/operators.hpp"
 #include "edi/perturb/regions.hpp"
@@ -36,6 +37,7 @@ struct EngineSpec {
   std::optional<perturb::Region> region;
   explain::ExplainSpec explain;
   explain::SelectSpec select;
+  SteeringSpec steering;  ///< EOT (ensemble and judge come with the models)
 
   StopRule stop = StopRule::kImage;
   Criterion criterion = Criterion::kTop1;

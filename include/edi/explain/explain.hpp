@@ -12,6 +12,7 @@
 /// Every returned tensor is detached, contiguous and on the CPU.
 #include <ATen/core/Tensor.h>
 
+#include <functional>
 #include <string_view>
 #include <vector>
 
@@ -39,6 +40,12 @@ struct ExplainResult {
   std::int64_t forward_calls = 0;  ///< model calls made (1 unless max_rows split the batch)
 };
 
+/// Applied to the rows of a call before the model sees them (differentiably:
+/// the attribution is with respect to the untransformed rows). Rows are laid
+/// out sample-major (row s·n + i is image i's s-th sample), so a per-image
+/// transformation repeats its parameters every n rows. Empty = identity.
+using InputTransform = std::function<at::Tensor(const at::Tensor& rows)>;
+
 /// Explain a batch of images for a classifier.
 /// \param x           N×3×H×W float images in [0,1] (any device; moved to the model's)
 /// \param true_labels N int64 class indices in [0, C)
@@ -46,8 +53,10 @@ struct ExplainResult {
 ///                    build them with explain_key() so they do not depend on the batch
 /// Throws ConfigError for a bad spec, edi::Error for mismatched shapes and
 /// ModelError when the model output is not differentiable w.r.t. its input.
+/// spec.target = kFeature is refused (ConfigError): use explain_embedding.
 ExplainResult explain(models::Classifier& model, const at::Tensor& x, const at::Tensor& true_labels,
-                      const ExplainSpec& spec, const std::vector<RngKey>& keys = {});
+                      const ExplainSpec& spec, const std::vector<RngKey>& keys = {},
+                      const InputTransform& transform = {});
 
 /// Prediction and attribution of one embedding batch.
 struct EmbeddingExplainResult {
@@ -66,7 +75,8 @@ struct EmbeddingExplainResult {
 /// spec.target is ignored.
 EmbeddingExplainResult explain_embedding(models::Embedder& model, const at::Tensor& x,
                                          const at::Tensor& enrolled, const ExplainSpec& spec,
-                                         const std::vector<RngKey>& keys = {});
+                                         const std::vector<RngKey>& keys = {},
+                                         const InputTransform& transform = {});
 
 /// The key of an image's explain noise in a pass:
 /// {seed, stable_hash64(image_id), pass, RngStream::kExplain}.

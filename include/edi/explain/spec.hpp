@@ -33,6 +33,11 @@ enum class Target {
   /// L = CrossEntropy(logits, true label): positive entries raise the loss of
   /// the true identity.
   kTrueClass,
+  /// Feature level, for embedders and gallery classifiers: L = ||f(x) − f(x₀)||²
+  /// with x₀ the image's own original, so positive entries push the embedding
+  /// away from the original's (explain_embedding with the original enrolled).
+  /// A plain classifier has no features: engine::Steerer refuses it.
+  kFeature,
 };
 
 /// Quadrature rule of Integrated Gradients over alpha in [0, 1] with m steps.
@@ -107,7 +112,7 @@ std::string_view method_name(Method method);
 /// "--explainer NAME: expected one of gradient, abs-gradient, ...".
 Method parse_method(std::string_view name);
 
-std::string_view target_name(Target target);    ///< "runner-up" or "true-class"
+std::string_view target_name(Target target);    ///< "runner-up", "true-class" or "feature"
 Target parse_target(std::string_view name);     ///< throws ConfigError naming --target
 std::string_view ig_rule_name(IgRule rule);     ///< "trapezoid" or "midpoint"
 IgRule parse_ig_rule(std::string_view name);    ///< throws ConfigError naming --ig-rule
