@@ -159,7 +159,7 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
     if (!c.judge.empty()) refs.push_back(c.judge);
     for (const auto& ref : refs) {
       std::error_code ec;
-      const std::string h = ref.rfind("faceapi:", 0) == 0 ? "builtin:" + ref : fs::is_regular_file(ref, ec) ? sha256_file(ref) : std::string();
+      const std::string h = ref.rfind("faceapi:", 0) == 0 || ref.rfind("human:", 0) == 0 ? "builtin:" + ref : fs::is_regular_file(ref, ec) ? sha256_file(ref) : std::string();
       model_sha += (model_sha.empty() ? "" : ",") + h;
     }
     const json now = make_provenance(c, d.manifest, model_sha);

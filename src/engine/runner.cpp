@@ -13,6 +13,7 @@
 #include "edi/core/fs.hpp"
 #include "edi/models/faceapi.hpp"
 #include "edi/models/gallery.hpp"
+#include "edi/models/human.hpp"
 
 namespace edi::engine {
 
@@ -113,8 +114,8 @@ std::unique_ptr<models::Classifier> load_steering_model(const std::string& refer
   models::LoadOptions lo;
   lo.device = device;
   std::unique_ptr<models::Classifier> model;
-  if (reference == "faceapi:recognition") {
-    std::shared_ptr<models::Embedder> embedder = models::load_faceapi_embedder(reference, lo);
+  if (models::is_embedder_reference(reference)) {  // faceapi:recognition, human:faceres: a gallery
+    std::shared_ptr<models::Embedder> embedder = models::load_embedder(reference, lo);
     const int size = embedder->info().input_size;
     std::map<std::string, std::vector<std::size_t>> by_identity;
     for (std::size_t i = 0; i < m.entries.size(); ++i)
