@@ -299,7 +299,7 @@ const char* region_fallback_name(RegionFallback fallback) noexcept {
 }
 
 at::Tensor apply_mask_rule(const at::Tensor& mask, MaskRule rule) {
-  if (mask.dim() != 4) throw std::invalid_argument("apply_mask_rule: mask must be N×C×H×W");
+  if (mask.dim() != 4) throw std::invalid_argument("mask rule: expected an N×C×H×W selection");
   if (rule == MaskRule::kEntry) return mask;
   // The authors' EDI_Masking reads channel 0 of the entry mask and paints the whole pixel.
   return mask.narrow(1, 0, 1).expand_as(mask);
