@@ -35,6 +35,7 @@ const Command kCommands[] = {
     {"evaluate", "privacy, utility and quality of a run with bootstrap intervals -> RUNDIR/metrics.json", cmd_evaluate},
     {"aggregate", "one table over many runs (CSV, Markdown, LaTeX, JSON) plus the matched-privacy table", cmd_aggregate},
     {"export", "anonymized data set as ImageFolder trees per attribute, opaque names", cmd_export},
+    {"status", "where a run or a sweep stands (done, failed, running, interrupted, pending), safe while it runs", cmd_status},
 };
 
 void print_usage(std::FILE* out) {
@@ -56,8 +57,8 @@ int run_cli(int argc, char** argv) {
     print_usage(stdout);
     return 0;
   }
-  if (name == "--version") {
-    std::printf("edi-anon %s (%s)\n", version(), git_describe());
+  if (name == "--version" || name == "version") {
+    std::printf("edi-anon %s (%s)\nbuilt with %s\n", version(), git_describe(), build_libraries());
     return 0;
   }
   tune_allocator();

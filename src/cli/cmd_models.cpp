@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
+#include <memory>
 
 #include "commands.hpp"
 #include "edi/core/error.hpp"
@@ -120,11 +122,99 @@ int cmd_train(const Args& args) {
   return 0;
 }
 
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+/// Median ms per image of `step` on a random batch (one warm-up repetition first).
+double median_ms_per_image(int batch, int side, int reps, const std::function<void(const at::Tensor&)>& step) {
+  const at::Tensor x0 = at::rand({batch, 3, side, side});
+  std::vector<double> ms;
+  for (int r = 0; r <= reps; ++r) {  // r == 0 is a warm-up
+    const auto t0 = Clock::now();
+    step(x0);
+    if (r > 0) ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2] / batch;
+}
+
+/// The timing table: forward and forward+backward (input gradient) at batch 1 and `big`.
+void print_timing(int side, int reps, int big, const std::function<at::Tensor(const at::Tensor&)>& forward) {
+  const auto fwd = [&](const at::Tensor& x) {
+    at::NoGradGuard no_grad;
+    (void)forward(x).sum().item<float>();
+  };
+  const auto fwd_bwd = [&](const at::Tensor& x0) {
+    at::Tensor x = x0.clone().requires_grad_(true);
+    const at::Tensor z = forward(x);
+    (z.dim() == 2 ? std::get<0>(z.max(1)) : z).sum().backward();
+    (void)x.grad().abs().sum().item<float>();
+  };
+  std::printf("timing (median of %d, ms per image):\n", reps);
+  for (int batch : {1, big}) {
+    const double f = median_ms_per_image(batch, side, reps, fwd);
+    const double fb = median_ms_per_image(batch, side, reps, fwd_bwd);
+    std::printf("  batch %3d: forward %.3f ms, forward+backward (input gradient) %.3f ms\n", batch, f, fb);
+  }
+}
+
+void print_common(const models::ModelInfo& info, const char* kind, long long parameters) {
+  std::printf("model:          %s\n", info.reference.c_str());
+  std::printf("kind:           %s\n", kind);
+  std::printf("backend:        %s\n", info.backend.c_str());
+  std::printf("architecture:   %s\n", info.architecture.c_str());
+  std::printf("parameters:     %lld\n", parameters);
+  std::printf("sha256:         %s\n", info.file_sha256.empty() ? "(built in)" : info.file_sha256.c_str());
+}
+
+void describe_classifier(models::Classifier& model, const std::string& ref, int threads) {
+  const auto& info = model.info();
+  print_common(info, "classifier", static_cast<long long>(model.parameter_count()));
+  std::printf("task:           %s\n", info.task.c_str());
+  std::printf("classes:        %zu:", info.classes.size());
+  for (std::size_t i = 0; i < info.classes.size() && i < 5; ++i) std::printf(" %s", info.classes[i].c_str());
+  std::printf("%s\n", info.classes.size() > 5 ? " ..." : "");
+  std::printf("input:          3x%dx%d RGB in [0,1]\n", info.input_size, info.input_size);
+  const auto& n = info.normalisation;
+  std::printf("normalisation:  mean %.4f %.4f %.4f  std %.4f %.4f %.4f\n", n.mean[0], n.mean[1], n.mean[2], n.std[0],
+              n.std[1], n.std[2]);
+  std::printf("device:         %s, %d thread(s)\n", model.device().str().c_str(), threads);
+  if (info.backend != "faceapi" && fs::is_regular_file(ref)) {
+    const auto side = models::read_sidecar(ref);
+    if (side.training) {
+      const auto& t = *side.training;
+      std::printf("training:       %d/%d epochs (best %d), acc train %.4f val %.4f test %.4f, data %s (manifest %s)\n",
+                  t.epochs_run, t.epochs_max, t.best_epoch, t.train_accuracy, t.val_accuracy, t.test_accuracy,
+                  t.data_root.c_str(), t.manifest_hash.substr(0, 16).c_str());
+    }
+  }
+}
+
+void describe_embedder(models::Embedder& model, int threads) {
+  const auto& info = model.info();
+  print_common(info, "embedder", static_cast<long long>(model.parameter_count()));
+  at::Tensor probe;
+  {
+    at::NoGradGuard no_grad;
+    probe = model.embed(at::zeros({1, 3, info.input_size, info.input_size}));
+  }
+  std::printf("embedding:      %lld-d descriptor per image (identities: a gallery enrolled on the train split in "
+              "run/sweep/bench, or the faceapi attacker of evaluate)\n",
+              static_cast<long long>(probe.size(1)));
+  std::printf("input:          3x%dx%d RGB in [0,1] (other sizes are resized inside)\n", info.input_size,
+              info.input_size);
+  std::printf("device:         %s, %d thread(s)\n", model.device().str().c_str(), threads);
+}
+
+}  // namespace
+
 int cmd_inspect(const Args& args) {
   Options opt("inspect", "--model MODEL [options]",
-              "Describe a model (TorchScript or native file with its sidecar, or faceapi:age-gender) and\n"
-              "time its forward and forward+backward (input gradient) passes at batch 1 and 32.");
-  opt.required("model", "model file or faceapi:age-gender")
+              "Describe a model (TorchScript or native file with its sidecar, faceapi:age-gender, or the embedder\n"
+              "faceapi:recognition) and time its forward and forward+backward (input gradient) passes at batch 1\n"
+              "and --batch, in ms per image.");
+  opt.required("model", "model file, faceapi:age-gender or faceapi:recognition")
       .add("task", "", "sub-task of multi-head models (faceapi:age-gender: gender or age)")
       .add("device", "cpu", "cpu or cuda[:i]")
       .add("reps", "5", "timed repetitions per measurement (median reported), in [1, 1000]")
@@ -138,59 +228,16 @@ int cmd_inspect(const Args& args) {
   models::LoadOptions lo;
   lo.device = opt.text("device");
   lo.task = opt.has("task") ? opt.text("task") : "";
+  if (models::is_embedder_reference(ref)) {
+    if (!lo.task.empty()) throw ConfigError("--task " + lo.task + ": " + ref + " has no sub-tasks (leave --task out)");
+    std::shared_ptr<models::Embedder> model = models::load_embedder(ref, lo);
+    describe_embedder(*model, threads);
+    print_timing(model->info().input_size, reps, big, [&](const at::Tensor& x) { return model->embed(x); });
+    return 0;
+  }
   auto model = models::load_classifier(ref, lo);
-  const auto& info = model->info();
-
-  std::printf("model:          %s\n", info.reference.c_str());
-  std::printf("backend:        %s\n", info.backend.c_str());
-  std::printf("architecture:   %s\n", info.architecture.c_str());
-  std::printf("task:           %s\n", info.task.c_str());
-  std::printf("classes:        %zu:", info.classes.size());
-  for (std::size_t i = 0; i < info.classes.size() && i < 5; ++i) std::printf(" %s", info.classes[i].c_str());
-  std::printf("%s\n", info.classes.size() > 5 ? " ..." : "");
-  std::printf("input:          3x%dx%d RGB in [0,1]\n", info.input_size, info.input_size);
-  const auto& n = info.normalisation;
-  std::printf("normalisation:  mean %.4f %.4f %.4f  std %.4f %.4f %.4f\n", n.mean[0], n.mean[1], n.mean[2], n.std[0],
-              n.std[1], n.std[2]);
-  std::printf("parameters:     %lld\n", static_cast<long long>(model->parameter_count()));
-  std::printf("sha256:         %s\n", info.file_sha256.empty() ? "(built in)" : info.file_sha256.c_str());
-  std::printf("device:         %s, %d thread(s)\n", model->device().str().c_str(), threads);
-  if (info.backend != "faceapi" && fs::is_regular_file(ref)) {
-    const auto side = models::read_sidecar(ref);
-    if (side.training) {
-      const auto& t = *side.training;
-      std::printf("training:       %d/%d epochs (best %d), acc train %.4f val %.4f test %.4f, data %s (manifest %s)\n",
-                  t.epochs_run, t.epochs_max, t.best_epoch, t.train_accuracy, t.val_accuracy, t.test_accuracy,
-                  t.data_root.c_str(), t.manifest_hash.substr(0, 16).c_str());
-    }
-  }
-
-  using Clock = std::chrono::steady_clock;
-  const auto median_ms = [&](int batch, bool backward) {
-    const at::Tensor x0 = at::rand({batch, 3, info.input_size, info.input_size});
-    std::vector<double> ms;
-    for (int r = 0; r <= reps; ++r) {  // r == 0 is a warm-up
-      const auto t0 = Clock::now();
-      if (backward) {
-        at::Tensor x = x0.clone().requires_grad_(true);
-        const at::Tensor z = model->logits(x);
-        std::get<0>(z.max(1)).sum().backward();
-        (void)x.grad().abs().sum().item<float>();
-      } else {
-        at::NoGradGuard no_grad;
-        (void)model->logits(x0).sum().item<float>();
-      }
-      if (r > 0) ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
-    }
-    std::sort(ms.begin(), ms.end());
-    return ms[ms.size() / 2] / batch;
-  };
-  std::printf("timing (median of %d, ms per image):\n", reps);
-  for (int batch : {1, big}) {
-    const double f = median_ms(batch, false);
-    const double fb = median_ms(batch, true);
-    std::printf("  batch %3d: forward %.3f ms, forward+backward (input gradient) %.3f ms\n", batch, f, fb);
-  }
+  describe_classifier(*model, ref, threads);
+  print_timing(model->info().input_size, reps, big, [&](const at::Tensor& x) { return model->logits(x); });
   return 0;
 }
 

@@ -18,5 +18,6 @@ int cmd_sweep(const Args& args);
 int cmd_evaluate(const Args& args);
 int cmd_aggregate(const Args& args);
 int cmd_export(const Args& args);
+int cmd_status(const Args& args);
 
 }  // namespace edi::cli

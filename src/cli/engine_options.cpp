@@ -33,6 +33,12 @@ void add_run_options(Options& opt, bool for_bench) {
       .add("eps", "", "DP-Pix privacy budget epsilon (default 100)")
       .add("dp-scale", "fan", "DP noise scale: fan (255·m/(b²ε) grey levels) | authors (the authors' code: 255× more on [0,1])")
       .add("color", "0,0,0", "mask colour R,G,B in [0,1]")
+      // --- perturb: the authors' masking rules (issue 13 item 7); no default value, so runs that
+      // do not give them keep their config hash ---
+      .add("mask-rule", "", "mask operator (EDI): entry (default: each selected entry) | pixel (the authors' rule: a pixel "
+                            "whose R entry is selected is set to the colour in all channels)")
+      .add("region-fallback", "", "eyes|mouth|eyes-mouth: box (default: a default face box / face-relative parts where "
+                                  "detection fails) | none (the authors' code: nothing drawn where detection fails)")
       .add("q", "90", "percentile: entries with attribution >= the q-th percentile are perturbed, in [0, 100)")
       .add("select", "entry", "entry (per pixel per channel, the paper) | pixel (max over channels)")
       .add("explainer", "gradient", "gradient | abs-gradient | smoothgrad | integrated-gradients")
@@ -97,6 +103,23 @@ std::array<float, 3> parse_color(const std::string& text) {
   if (i != 3) throw ConfigError("--color " + text + ": expected three numbers in [0, 1] separated by commas");
   return c;
 }
+
+/// --mask-rule and --region-fallback, each refused where it would change nothing.
+void set_masking_rules(const Options& opt, engine::EngineSpec& e) {
+  if (opt.has("mask-rule")) {
+    e.op.mask_rule = perturb::parse_mask_rule(opt.text("mask-rule"));
+    const bool edi_mask = e.method == engine::Method::kEdi && e.op.name == "mask" && !e.region;
+    if (e.op.mask_rule == perturb::MaskRule::kPixel && !edi_mask)
+      throw ConfigError("--mask-rule pixel: applies to --method edi --operator mask only (a conventional or region "
+                        "mask already covers whole pixels)");
+  }
+  if (opt.has("region-fallback")) {
+    e.op.region_fallback = perturb::parse_region_fallback(opt.text("region-fallback"));
+    if (e.op.region_fallback == perturb::RegionFallback::kNone && !e.region)
+      throw ConfigError("--region-fallback none: applies to --operator eyes|mouth|eyes-mouth only");
+  }
+}
+
 }  // namespace
 
 engine::RunConfig run_config_from(const Options& opt, bool for_bench) {
@@ -125,6 +148,7 @@ engine::RunConfig run_config_from(const Options& opt, bool for_bench) {
   if (opt.has("eps")) e.op.eps = opt.number("eps", 0, 1e12, true);
   e.op.dp_scale = opt.choice("dp-scale", {"fan", "authors"}) == "fan" ? perturb::DpScale::kFan : perturb::DpScale::kAuthors;
   e.op.color = parse_color(opt.text("color"));
+  set_masking_rules(opt, e);
   e.select.q = opt.number("q", 0, 100, false, true);
   e.select.granularity = explain::parse_granularity(opt.choice("select", {"entry", "pixel"}));
   e.explain.method = explain::parse_method(opt.text("explainer"));

@@ -267,7 +267,7 @@ PassCounts Engine::perturb(Shard& shard, int pass, bool halt) {
         const at::Tensor idx = index_tensor(local);
         const at::Tensor x = shard.state.index_select(0, idx);
         auto t0 = Clock::now();
-        const at::Tensor mask = explain::select_mask(shard.pending_attribution.index_select(0, at::tensor(pos, at::kLong)), sel_spec);
+        const at::Tensor mask = op->selection(explain::select_mask(shard.pending_attribution.index_select(0, at::tensor(pos, at::kLong)), sel_spec));
         timing_.explain += since(t0);
         if (mask_observer_) mask_observer_(shard, pass, local, mask);
         t0 = Clock::now();
@@ -311,7 +311,7 @@ void Engine::apply_conventional(Shard& shard) {
   if (spec_.region) {
     // Detection is not thread-safe: one masker per call.
     perturb::RegionMasker masker;
-    const perturb::RegionBatch batch = masker.apply(shard.original, *spec_.region, spec_.op.color);
+    const perturb::RegionBatch batch = masker.apply(shard.original, *spec_.region, spec_.op.color, spec_.op.region_fallback);
     shard.state = batch.images.contiguous();
   } else {
     std::vector<RngKey> keys;

@@ -43,7 +43,7 @@ void check_q(double q) {
   if (!(q >= 0.0 && q <= 100.0)) {
     char buf[64];
     std::snprintf(buf, sizeof buf, "%.17g", q);
-    throw ConfigError(std::string("explain::percentile: q = ") + buf + ": expected a number in [0, 100]");
+    throw ConfigError(std::string("--q ") + buf + ": expected a number in [0, 100]");
   }
 }
 

@@ -186,7 +186,7 @@ torch::serialize::InputArchive open_archive(const std::filesystem::path& path) {
   } catch (const c10::Error& e) {
     std::string what = e.what_without_backtrace();
     if (auto pos = what.find('\n'); pos != std::string::npos) what.resize(pos);
-    throw ModelError(path.string() + ": not a loadable native checkpoint (expected a torch::save archive; " + what +
+    throw ModelError(path.string() + ": not a loadable native checkpoint (expected a checkpoint written by edi-anon train; " + what +
                      ")");
   }
   return archive;

@@ -271,12 +271,43 @@ class Mask final : public Operator {
     return out;
   }
   std::string describe() const override {
-    return "mask(color=" + fmt(spec_.color[0]) + "," + fmt(spec_.color[1]) + "," + fmt(spec_.color[2]) + ")";
+    // The default rule is left out so that existing descriptions stay as they were.
+    return "mask(color=" + fmt(spec_.color[0]) + "," + fmt(spec_.color[1]) + "," + fmt(spec_.color[2]) +
+           (spec_.mask_rule == MaskRule::kPixel ? ", rule=pixel" : "") + ")";
   }
   bool is_random() const noexcept override { return false; }
 };
 
 }  // namespace
+
+MaskRule parse_mask_rule(std::string_view name) {
+  if (name == "entry") return MaskRule::kEntry;
+  if (name == "pixel") return MaskRule::kPixel;
+  bad("mask-rule", std::string(name), "one of entry|pixel");
+}
+
+const char* mask_rule_name(MaskRule rule) noexcept { return rule == MaskRule::kPixel ? "pixel" : "entry"; }
+
+RegionFallback parse_region_fallback(std::string_view name) {
+  if (name == "box") return RegionFallback::kBox;
+  if (name == "none") return RegionFallback::kNone;
+  bad("region-fallback", std::string(name), "one of box|none");
+}
+
+const char* region_fallback_name(RegionFallback fallback) noexcept {
+  return fallback == RegionFallback::kNone ? "none" : "box";
+}
+
+at::Tensor apply_mask_rule(const at::Tensor& mask, MaskRule rule) {
+  if (mask.dim() != 4) throw std::invalid_argument("mask rule: expected an N×C×H×W selection");
+  if (rule == MaskRule::kEntry) return mask;
+  // The authors' EDI_Masking reads channel 0 of the entry mask and paints the whole pixel.
+  return mask.narrow(1, 0, 1).expand_as(mask);
+}
+
+at::Tensor Operator::selection(const at::Tensor& mask) const {
+  return apply_mask_rule(mask, spec_.name == "mask" ? spec_.mask_rule : MaskRule::kEntry);
+}
 
 OperatorSpec OperatorSpec::defaults(std::string_view name) {
   if (!is_known(name)) bad("operator", std::string(name), "one of " + operator_names());
@@ -306,7 +337,10 @@ void validate(const OperatorSpec& s) {
     check_finite_nonneg("sigma", s.sigma);
   } else if (op == "noise") {
     check_finite_nonneg("sigma", s.sigma);
-  } else if (op == "mask") {
+  }
+  if (s.mask_rule == MaskRule::kPixel && op != "mask")
+    bad("mask-rule", "pixel", "entry with --operator " + op + " (the whole-pixel rule is the mask operator's)");
+  if (op == "mask") {
     for (float v : s.color) {
       if (!(v >= 0.f && v <= 1.f))
         bad("color", fmt(s.color[0]) + "," + fmt(s.color[1]) + "," + fmt(s.color[2]),
@@ -358,8 +392,9 @@ const std::vector<OperatorInfo>& operator_registry() {
         {"--sigma", "0", "Gaussian σ in px, >= 0; 0 = OpenCV's rule"}}},
       {"noise", "additive Gaussian noise per entry, clipped to [0,1]",
        {{"--sigma", "0.1", "standard deviation on the [0,1] scale, >= 0"}}},
-      {"mask", "constant colour: selected entries are set to it",
-       {{"--color", "0,0,0", "R,G,B, each in [0, 1]"}}},
+      {"mask", "constant colour: selected entries are set to it (--mask-rule pixel: whole pixels, the authors' rule)",
+       {{"--color", "0,0,0", "R,G,B, each in [0, 1]"},
+        {"--mask-rule", "entry", "entry: each selected entry | pixel: a pixel whose R entry is selected, all channels"}}},
   };
   return registry;
 }

@@ -406,5 +406,96 @@ TEST(PerturbRegistry, ListsEveryOperatorWithValidDefaults) {
   EXPECT_EQ(make_operator(spec_of("mask"))->describe(), "mask(color=0,0,0)");
 }
 
+// --- the authors' whole-pixel masking rule (--mask-rule pixel) -----------------
+
+/// The mask operator's blend as the engine does it: blend(x, op.selection(m), op.apply(x)).
+at::Tensor masked(const OperatorSpec& spec, const at::Tensor& x, const at::Tensor& m) {
+  const auto op = make_operator(spec);
+  return blend(x, op->selection(m), op->apply(x, keys_for(static_cast<int>(x.size(0)))));
+}
+
+TEST(PerturbMaskRule, PixelRuleHandComputed) {
+  // One image, 1×2 pixels. Selection: pixel 0 has R and B selected, pixel 1 only G.
+  const at::Tensor x = at::tensor({0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.6f}).reshape({1, 3, 1, 2});
+  const at::Tensor m = at::tensor({1, 0, 0, 1, 1, 0}).ne(0).reshape({1, 3, 1, 2});
+  OperatorSpec s = OperatorSpec::defaults("mask");
+  s.color = {0.9f, 0.8f, 0.7f};
+  // entry: the selected entries (R0, G1, B0) take the colour's channel, the rest stay.
+  const at::Tensor entry = masked(s, x, m);
+  EXPECT_TRUE(at::equal(entry, at::tensor({0.9f, 0.2f, 0.3f, 0.8f, 0.7f, 0.6f}).reshape({1, 3, 1, 2})));
+  // pixel: pixel 0 (R selected) becomes the colour in every channel; pixel 1 (R not selected) stays,
+  // although its G entry was selected.
+  s.mask_rule = MaskRule::kPixel;
+  const at::Tensor pixel = masked(s, x, m);
+  EXPECT_TRUE(at::equal(pixel, at::tensor({0.9f, 0.2f, 0.8f, 0.4f, 0.7f, 0.6f}).reshape({1, 3, 1, 2})));
+  EXPECT_EQ(make_operator(s)->describe(), "mask(color=0.9,0.8,0.7, rule=pixel)");
+}
+
+TEST(PerturbMaskRule, PixelRuleMatchesAnElementwiseReference) {
+  // Random images and selections (about 10 % of the entries, as q = 90), bool and float masks.
+  const int n = 3, h = 17, w = 23;
+  const at::Tensor x = random_images(n, h, w, 5);
+  const at::Tensor m = random_images(n, h, w, 6).ge(0.9f);
+  OperatorSpec s = OperatorSpec::defaults("mask");
+  s.color = {0.25f, 0.5f, 1.f};
+  s.mask_rule = MaskRule::kPixel;
+  at::Tensor ref = x.clone();
+  auto r = ref.accessor<float, 4>();
+  const auto sel = m.accessor<bool, 4>();
+  std::int64_t painted = 0;
+  for (int i = 0; i < n; ++i)
+    for (int y = 0; y < h; ++y)
+      for (int xx = 0; xx < w; ++xx) {
+        if (!sel[i][0][y][xx]) continue;  // the authors read channel 0 only
+        ++painted;
+        for (int c = 0; c < 3; ++c) r[i][c][y][xx] = s.color[static_cast<std::size_t>(c)];
+      }
+  ASSERT_GT(painted, 0);
+  EXPECT_TRUE(at::equal(masked(s, x, m), ref));
+  EXPECT_TRUE(at::equal(masked(s, x, m.to(at::kFloat)), ref));
+  // The rule differs from the entry rule here (G/B-only selections exist), so the test can tell them apart.
+  s.mask_rule = MaskRule::kEntry;
+  EXPECT_FALSE(at::equal(masked(s, x, m), ref));
+}
+
+TEST(PerturbMaskRule, EntryRuleAndOtherOperatorsKeepTheSelection) {
+  const at::Tensor m = random_images(2, 5, 7, 8).ge(0.5f);
+  for (const char* name : {"mask", "blur", "noise"}) {
+    const auto op = make_operator(OperatorSpec::defaults(name));
+    EXPECT_TRUE(at::equal(op->selection(m), m)) << name;
+  }
+  EXPECT_TRUE(at::equal(apply_mask_rule(m, MaskRule::kPixel)[1][2], m[1][0]));
+  EXPECT_THROW(apply_mask_rule(m[0], MaskRule::kPixel), std::invalid_argument);
+}
+
+TEST(PerturbMaskRule, ParsingAndValidationNameTheOption) {
+  EXPECT_EQ(parse_mask_rule("entry"), MaskRule::kEntry);
+  EXPECT_EQ(parse_mask_rule("pixel"), MaskRule::kPixel);
+  EXPECT_STREQ(mask_rule_name(MaskRule::kPixel), "pixel");
+  EXPECT_EQ(parse_region_fallback("box"), RegionFallback::kBox);
+  EXPECT_EQ(parse_region_fallback("none"), RegionFallback::kNone);
+  EXPECT_STREQ(region_fallback_name(RegionFallback::kNone), "none");
+  try {
+    parse_mask_rule("channel0");
+    FAIL() << "no throw";
+  } catch (const ConfigError& e) {
+    EXPECT_STREQ(e.what(), "--mask-rule channel0: expected one of entry|pixel");
+  }
+  try {
+    parse_region_fallback("default");
+    FAIL() << "no throw";
+  } catch (const ConfigError& e) {
+    EXPECT_STREQ(e.what(), "--region-fallback default: expected one of box|none");
+  }
+  OperatorSpec blur = OperatorSpec::defaults("blur");
+  blur.mask_rule = MaskRule::kPixel;
+  try {
+    validate(blur);
+    FAIL() << "no throw";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("--mask-rule pixel: expected entry with --operator blur", 0), 0u) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace edi::perturb

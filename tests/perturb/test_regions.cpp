@@ -96,6 +96,53 @@ TEST(PerturbRegions, NoFaceFallsBackToTheDefaultBoxAndSaysSo) {
   EXPECT_FALSE(masked(m, 29, 62) || masked(m, 71, 81) || masked(m, 30, 82));
 }
 
+TEST(PerturbRegions, FallbackNoneDrawsNothingWithoutAFace) {
+  // The authors' code draws only what the cascades found: no face, no mask.
+  const RegionMasker masker;
+  const at::Tensor grey = at::full({3, 100, 100}, 0.5f);
+  for (Region region : {Region::kEyes, Region::kMouth, Region::kEyesMouth}) {
+    const RegionResult r = masker.detect(grey, region, RegionFallback::kNone);
+    EXPECT_FALSE(r.face_detected);
+    EXPECT_EQ(r.status, RegionStatus::kFallback);
+    EXPECT_EQ(r.reason, "no face detected: nothing drawn (--region-fallback none)");
+    EXPECT_EQ(r.mask.sum().item<int64_t>(), 0) << region_name(region);
+    EXPECT_TRUE(r.eye_centres.empty());
+    EXPECT_EQ(r.mouth.area(), 0);
+    // The default (box) still draws the default regions on the same image.
+    EXPECT_GT(masker.detect(grey, region).mask.sum().item<int64_t>(), 0) << region_name(region);
+  }
+  // apply(): the image without a face comes back unchanged; the drawn face is still masked.
+  const at::Tensor x = at::stack({to_tensor(drawn_face()), at::full({3, 224, 224}, 0.5f)});
+  const RegionBatch out = masker.apply(x, Region::kEyesMouth, {0.f, 0.f, 0.f}, RegionFallback::kNone);
+  EXPECT_TRUE(at::equal(out.images[1], x[1]));
+  // The drawn face: only the parts the cascades found are drawn, a subset of what box draws.
+  const RegionResult& f = out.results[0];
+  ASSERT_TRUE(f.face_detected) << f.reason;
+  EXPECT_EQ(f.eye_centres.size(), static_cast<std::size_t>(f.eyes_detected)) << f.reason;
+  EXPECT_EQ(f.mouth.area() > 0, f.mouth_detected) << f.reason;
+  const RegionResult box = masker.detect(x[0], Region::kEyesMouth);
+  EXPECT_TRUE(at::equal(f.mask.logical_and(box.mask), f.mask));
+  if (f.status == RegionStatus::kPartial) {
+    EXPECT_LT(f.mask.sum().item<int64_t>(), box.mask.sum().item<int64_t>());
+  }
+  EXPECT_EQ(at::equal(out.images[0], x[0]), f.mask.sum().item<int64_t>() == 0);
+}
+
+TEST(PerturbRegions, FallbackNoneSkipsUndetectedPartsOfAFoundFace) {
+  // A face oval without eyes or mouth: the face cascade may fire, the part cascades should not.
+  cv::Mat im = drawn_face();
+  const RegionMasker masker;
+  const RegionResult with_parts = masker.detect(to_tensor(im), Region::kMouth, RegionFallback::kNone);
+  ASSERT_TRUE(with_parts.face_detected) << with_parts.reason;
+  cv::ellipse(im, {112, 165}, {30, 12}, 0, 0, 360, cv::Scalar(225, 190, 160), cv::FILLED);  // paint the mouth out
+  const RegionResult r = masker.detect(to_tensor(im), Region::kMouth, RegionFallback::kNone);
+  if (!r.face_detected || r.mouth_detected) GTEST_SKIP() << "cascades on the edited face: " << r.reason;
+  EXPECT_EQ(r.status, RegionStatus::kPartial);
+  EXPECT_NE(r.reason.find("mouth not detected (not drawn)"), std::string::npos) << r.reason;
+  EXPECT_EQ(r.mask.sum().item<int64_t>(), 0);
+  EXPECT_GT(masker.detect(to_tensor(im), Region::kMouth).mask.sum().item<int64_t>(), 0);  // box: default mouth
+}
+
 TEST(PerturbRegions, ApplyFillsMaskedPixelsWithTheColourOnly) {
   const RegionMasker masker;
   const at::Tensor face = to_tensor(drawn_face());
@@ -152,7 +199,8 @@ TEST(PerturbRegions, ParseRegionAndCascadeErrors) {
 
 TEST(PerturbRegions, RealFaceCropsWhenAssetsArePresent) {
   const fs::path dir = fs::path(EDI_SOURCE_DIR) / ".assets" / "johns";
-  if (!fs::is_directory(dir)) GTEST_SKIP() << dir << " absent (optional real-face check)";
+  std::error_code ec;  // an unreadable path (e.g. a symlink loop) counts as absent
+  if (!fs::is_directory(dir, ec)) GTEST_SKIP() << dir << " absent (optional real-face check)";
   const RegionMasker masker;
   int images = 0, faces = 0, complete = 0;
   for (const auto& entry : fs::recursive_directory_iterator(dir)) {

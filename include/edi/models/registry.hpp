@@ -69,6 +69,13 @@ Sidecar read_sidecar(const std::filesystem::path& model);
 /// Write `<model>.json` atomically.
 void write_sidecar(const std::filesystem::path& model, const Sidecar& sidecar);
 
+/// True when `reference` names a face embedder (faceapi:recognition) rather than a classifier.
+bool is_embedder_reference(const std::string& reference);
+
+/// Load an embedder by reference (faceapi:recognition); ModelError naming the
+/// reference and what it is otherwise.
+std::unique_ptr<Embedder> load_embedder(const std::string& reference, const LoadOptions& options = {});
+
 /// Fill the common ModelInfo fields from a sidecar.
 ModelInfo info_from_sidecar(const std::string& reference, const Sidecar& sidecar, const std::string& file_sha256);
 

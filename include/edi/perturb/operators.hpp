@@ -32,6 +32,30 @@ enum class DpScale {
   kAuthors,  ///< 255·m/(b²ε) on [0,1]: the EDI authors' code (the 255 kept), 255× more noise
 };
 
+/// Which entries of a selection the `mask` operator changes (`--mask-rule`).
+enum class MaskRule {
+  kEntry,  ///< each selected (channel, pixel) entry, like every other operator (default)
+  kPixel,  ///< the authors' EDI_Masking: a pixel whose channel-0 (R) entry is selected is set
+           ///< to the colour in all three channels; the G and B entries of the selection are ignored
+};
+
+/// "entry" | "pixel"; throws ConfigError naming `--mask-rule` otherwise.
+MaskRule parse_mask_rule(std::string_view name);
+/// Inverse of parse_mask_rule.
+const char* mask_rule_name(MaskRule rule) noexcept;
+
+/// What the Haar region baselines (eyes|mouth|eyes-mouth) draw where detection fails
+/// (`--region-fallback`).
+enum class RegionFallback {
+  kBox,   ///< a default face box for aligned crops, face-relative default parts (default)
+  kNone,  ///< the authors' code: a face or part that is not detected is not drawn
+};
+
+/// "box" | "none"; throws ConfigError naming `--region-fallback` otherwise.
+RegionFallback parse_region_fallback(std::string_view name);
+/// Inverse of parse_region_fallback.
+const char* region_fallback_name(RegionFallback fallback) noexcept;
+
 /// All parameters of every operator; each operator reads only its own.
 struct OperatorSpec {
   std::string name = "blur";  ///< blur|gaussian|pixelate|dp-pix|dp-blur|noise|mask
@@ -43,6 +67,8 @@ struct OperatorSpec {
   double eps = 100.0;         ///< dp-pix/dp-blur: privacy budget ε (> 0; +inf → no noise)
   DpScale dp_scale = DpScale::kFan;       ///< dp-pix/dp-blur: noise scale convention
   std::array<float, 3> color{0.f, 0.f, 0.f};  ///< mask: RGB in [0,1]
+  MaskRule mask_rule = MaskRule::kEntry;      ///< mask: which selected entries change
+  RegionFallback region_fallback = RegionFallback::kBox;  ///< region baselines: undetected parts
 
   /// The spec of operator `name` with that operator's documented defaults
   /// (blur k=40; gaussian k=9 σ=0; pixelate n=20; dp-pix b=32 m=16 ε=100;
@@ -74,6 +100,10 @@ class Operator {
   virtual std::string describe() const = 0;
   /// True when apply() draws random numbers (so the keys matter).
   virtual bool is_random() const noexcept = 0;
+  /// The selection this operator's blend applies, from an explainer's N×3×H×W mask:
+  /// the mask itself, or for `mask` under MaskRule::kPixel its channel-0 plane in
+  /// every channel (same shape and dtype). Use as blend(x, op.selection(m), op.apply(x, keys)).
+  at::Tensor selection(const at::Tensor& mask) const;
   /// The validated spec this operator was built from.
   const OperatorSpec& spec() const noexcept { return spec_; }
 
@@ -104,6 +134,10 @@ const std::vector<OperatorInfo>& operator_registry();
 
 /// "blur|gaussian|pixelate|dp-pix|dp-blur|noise|mask".
 std::string operator_names();
+
+/// `mask` (N×C×H×W, any dtype) under `rule`: unchanged for kEntry; for kPixel every
+/// channel holds channel 0 (a view, no copy). Throws std::invalid_argument on a non-4-D mask.
+at::Tensor apply_mask_rule(const at::Tensor& mask, MaskRule rule);
 
 /// clip((1−M)⊙x + M⊙px, 0, 1). x, px: N×3×H×W float; mask: bool or floating,
 /// N×3×H×W or N×1×H×W (broadcast over channels). M=0 keeps x and M=1 gives px

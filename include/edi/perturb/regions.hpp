@@ -8,6 +8,8 @@
 /// (no haarcascade_mcs_mouth.xml): the mouth is the smile cascade's box in the
 /// lower face when it fires, else a face-relative default box. When no face is
 /// found, a default face box for aligned crops is used and the result says so.
+/// With RegionFallback::kNone (`--region-fallback none`) nothing is drawn for a
+/// face or part that is not detected, as in the authors' code.
 #include <ATen/ATen.h>
 
 #include <array>
@@ -17,6 +19,8 @@
 #include <vector>
 
 #include <opencv2/core/types.hpp>
+
+#include "edi/perturb/operators.hpp"
 
 namespace edi::perturb {
 
@@ -56,7 +60,7 @@ struct RegionGeometry {
 enum class RegionStatus {
   kDetected,  ///< face and every requested part detected
   kPartial,   ///< face detected; some parts placed at their face-relative default
-  kFallback,  ///< no face detected; parts placed in the default face box
+  kFallback,  ///< no face detected; parts placed in the default face box (kBox) or none drawn (kNone)
 };
 
 /// "detected" | "partial" | "fallback".
@@ -67,7 +71,7 @@ struct RegionResult {
   at::Tensor mask;                   ///< 1×H×W bool, true = masked
   RegionStatus status = RegionStatus::kFallback;
   std::string reason;                ///< one line, e.g. "face found; right eye not detected (default used)"
-  cv::Rect face;                     ///< detected (or fallback) face box, image px
+  cv::Rect face;                     ///< detected (or fallback) face box, image px; empty under kNone without a face
   bool face_detected = false;
   int eyes_detected = 0;             ///< 0..2 (eyes regions only)
   bool mouth_detected = false;       ///< smile cascade fired (mouth regions only)
@@ -94,10 +98,12 @@ class RegionMasker {
   RegionMasker& operator=(RegionMasker&&) noexcept;
 
   /// Mask for one image: 3×H×W float RGB in [0,1] (any device; detection runs on the CPU).
-  RegionResult detect(const at::Tensor& image, Region region) const;
+  /// `fallback` decides what is drawn for a face or part that is not detected.
+  RegionResult detect(const at::Tensor& image, Region region, RegionFallback fallback = RegionFallback::kBox) const;
 
   /// Detect per image of x (N×3×H×W) and set the masked pixels to `color` (RGB in [0,1]).
-  RegionBatch apply(const at::Tensor& x, Region region, const std::array<float, 3>& color = {0.f, 0.f, 0.f}) const;
+  RegionBatch apply(const at::Tensor& x, Region region, const std::array<float, 3>& color = {0.f, 0.f, 0.f},
+                    RegionFallback fallback = RegionFallback::kBox) const;
 
  private:
   struct Impl;

@@ -21,12 +21,12 @@ at::Tensor embed_batched(Embedder& embedder, const at::Tensor& images, std::size
 GalleryClassifier::GalleryClassifier(std::shared_ptr<Embedder> embedder,
                                      const std::map<std::string, at::Tensor>& enrolment, GalleryOptions options)
     : embedder_(std::move(embedder)), options_(std::move(options)) {
-  if (!embedder_) throw ModelError("GalleryClassifier: no embedder given");
-  if (enrolment.empty()) throw ModelError("GalleryClassifier: no enrolment identities given");
+  if (!embedder_) throw ModelError("face-api gallery: no face-recognition net to enrol with");
+  if (enrolment.empty()) throw ModelError("face-api gallery: no identity to enrol (the train split is empty)");
   std::vector<at::Tensor> centroids;
   for (const auto& [name, images] : enrolment) {  // std::map: sorted identity names
     if (!images.defined() || images.dim() != 4 || images.size(0) == 0) {
-      throw ModelError("GalleryClassifier: identity '" + name + "' has no enrolment images (need K×3×S×S)");
+      throw ModelError("face-api gallery: identity '" + name + "' has no training image to enrol");
     }
     centroids.push_back(embed_batched(*embedder_, images, options_.batch_size).mean(0));
     info_.classes.push_back(name);

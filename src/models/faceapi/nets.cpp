@@ -367,8 +367,9 @@ std::unique_ptr<Classifier> load_faceapi_classifier(const std::string& reference
     return std::make_unique<AgeGenderClassifier>(std::move(net), task, reference);
   }
   if (reference == "faceapi:recognition") {
-    throw ModelError("faceapi:recognition is an embedder, not a classifier: build a GalleryClassifier from "
-                     "load_faceapi_embedder(\"faceapi:recognition\") and enrolment images");
+    throw ModelError("faceapi:recognition is a face embedder (128-d descriptors), not a classifier: use it as --model of "
+                     "run, sweep or bench (a gallery enrolled on the train split classifies), as the faceapi attacker of "
+                     "evaluate, or with inspect");
   }
   throw ModelError("unknown face-api model reference '" + reference +
                    "' (expected faceapi:age-gender or faceapi:recognition)");
