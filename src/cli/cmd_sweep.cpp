@@ -234,6 +234,13 @@ bool evaluate_entry(const dist::Mpi& mpi, const SweepContext& x, const engine::R
 
 enum class EntryResult { kDone, kFailed, kInterrupted };
 
+/// Rank 0: a run that failed is named on stderr and in RUNDIR/error.txt.
+void record_failure(const engine::RunConfig& c, const std::string& name, const std::string& what) {
+  std::fprintf(stderr, "edi-anon sweep: run '%s' failed: %s\n", name.c_str(), what.c_str());
+  create_private_dir(c.out);
+  write_file_atomic(c.out / "error.txt", what + "\n");
+}
+
 /// Run (or skip, when finished) one entry, then evaluate it on rank 0.
 EntryResult run_entry(const dist::Mpi& mpi, const SweepContext& x, const engine::RunConfig& c, const std::string& name,
                       bool evaluate_only) {
@@ -251,12 +258,16 @@ EntryResult run_entry(const dist::Mpi& mpi, const SweepContext& x, const engine:
       });
     } catch (const dist::RemoteError& e) {
       // Rank 0 refused this run before any work (bad data, model, resume mismatch).
-      if (mpi.root()) {
-        std::fprintf(stderr, "edi-anon sweep: run '%s' failed: %s\n", name.c_str(), e.what());
-        create_private_dir(c.out);
-        write_file_atomic(c.out / "error.txt", std::string(e.what()) + "\n");
-      }
+      if (mpi.root()) record_failure(c, name, e.what());
       return EntryResult::kFailed;
+    } catch (const Error& e) {
+      // One process: nothing waits in a collective; record it like a refusal and go on.
+      if (mpi.size() == 1) {
+        record_failure(c, name, e.what());
+        return EntryResult::kFailed;
+      }
+      std::fprintf(stderr, "edi-anon sweep: run '%s': error on rank %d: %s\n", name.c_str(), mpi.rank(), e.what());
+      mpi.abort(e.exit_code());
     } catch (const std::exception& e) {
       // A failure on one rank mid-run: the others wait in a collective.
       if (mpi.size() == 1) throw;
