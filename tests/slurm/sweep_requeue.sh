@@ -167,7 +167,7 @@ EDI_ANON=$EDI_EXE sbatch --parsable --ntasks=2 --cpus-per-task=1 --time=10 --out
   --export="ALL,EDI_ANON=$EDI_EXE" "$ROOT/jobs/run.sbatch" --data D --model M.pt --out kill-run --batch 8 --shard-size 8 \
   --stop fixed --passes 200 >kill.id
 kjob=$(cut -d';' -f1 kill.id)
-at_pass2() { grep -Eq '^  pass +2 ' "$WORK/kill.out" 2>/dev/null; }
+at_pass2() { grep -Eq '^ *pass +2 ' "$WORK/kill.out" 2>/dev/null; }
 wait_until 120 "the run job to reach pass 2" at_pass2
 victim=$(pgrep -f -- "--out kill-run" | while read -r p; do
   [ "$(cat /proc/"$p"/comm 2>/dev/null)" = edi-anon ] && echo "$p"; done | tail -1)
