@@ -225,7 +225,7 @@ bool evaluate_entry(const dist::Mpi& mpi, const SweepContext& x, const engine::R
     for (const auto& [a, iv] : m.attacker_top1) std::printf(", %s %.1f%%", a.c_str(), iv.value);
     std::printf(" (random guess %.1f%%)\n", m.random_guess_percent);
     return true;
-  } catch (const Error& e) {
+  } catch (const std::exception& e) {  // also a filesystem or library error: the run stays, its evaluation failed
     std::fprintf(stderr, "edi-anon sweep: evaluating '%s' failed: %s\n", name.c_str(), e.what());
     write_file_atomic(c.out / "error.txt", std::string("evaluation: ") + e.what() + "\n");
     return false;
