@@ -223,3 +223,21 @@ TEST(Sweep, AFixedRunLosesItsStaleErrorFile) {
   EXPECT_FALSE(fs::exists(d / "out" / "c" / "error.txt"));
   EXPECT_TRUE(fs::exists(d / "out" / "c" / "summary.json"));
 }
+
+TEST(Sweep, ASignalDuringTheEvaluationExits75) {
+  TempDir d;
+  ASSERT_EQ(run_edi("synth --identities 3 --per-identity 6 --size 32 --seed 2 --out " + (d / "D").string()).exit_code, 0);
+  ASSERT_EQ(run_edi("train --data " + (d / "D").string() + " --size 32 --epochs 2 --threads 1 --out " + (d / "M.pt").string()).exit_code, 0);
+  // The adaptive attacker's 1000 epochs keep the evaluation busy long enough.
+  edi::write_file_atomic(d / "s.ini", "[sweep]\nattackers = adaptive\nadaptive-epochs = 1000\nutility = none\nbootstrap = 0\ncontrol = false\n"
+                                      "[run]\ndata = D\nmodel = M.pt\nbatch = 6\nsplit = all\n[grid.c]\nmethod = conventional\nk = 3\n");
+  const std::string sweep = std::string(EDI_EXE) + " sweep --config s.ini --out out --threads 1 --index 0";
+  ASSERT_EQ(edi::testing::run_command("cd " + d.path().string() + " && " + sweep + " --no-evaluate").exit_code, 0);
+  const auto r = edi::testing::run_command("cd " + d.path().string() + " && { " + sweep +
+                                           " --evaluate-only & pid=$!; sleep 4; kill -USR1 $pid; wait $pid; echo \"rc=$?\"; }");
+  EXPECT_NE(r.output.find("rc=75"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("a rerun evaluates it (exit 75)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("signal 10 during the evaluation of 'c'"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(d / "out" / "c" / "metrics.json"));
+  EXPECT_TRUE(fs::exists(d / "out" / "c" / "summary.json"));
+}
