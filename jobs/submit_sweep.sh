@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Submit a sweep to SLURM: one array task per sweep entry (each an MPI job),
-# then one aggregation job that waits for the whole array (afterany).
+# then one aggregation job that waits for every array (afterany). Entries with
+# `target-risk = match` are arrays that wait for their baselines' tasks
+# (afterok; cancelled if a baseline fails: --kill-on-invalid-dep=yes).
 #
 #   jobs/submit_sweep.sh SWEEP.ini [--out DIR] [--ranks N] [--cpus-per-task C] [--time T]
 #                        [--partition P] [--signal-seconds S] [--dry-run] [-- sbatch options]
@@ -63,7 +65,10 @@ fi
 EDI_ANON=$(cd "$(dirname "$EDI_ANON")" && pwd)/$(basename "$EDI_ANON")
 sweep=$(cd "$(dirname "$sweep")" && pwd)/$(basename "$sweep")
 
-# The plan: `--list` validates every entry and prints "  I  NAME" per entry.
+# The plan: `--list` validates every entry and prints "out: DIR" (the value
+# edi-anon uses: --out, else [sweep] out, unquoted), "aggregate: true|false",
+# then "  I  NAME" per entry, its options, and "     after: J,K (...)" for an
+# entry that waits for baselines (target-risk = match).
 out_args=()
 [ -z "$out" ] || out_args=(--out "$out")
 listing=$("$EDI_ANON" sweep --config "$sweep" "${out_args[@]}" --list) || {
@@ -72,56 +77,94 @@ listing=$("$EDI_ANON" sweep --config "$sweep" "${out_args[@]}" --list) || {
 }
 n=$(awk '/^ *[0-9]+  [^ ]+$/' <<<"$listing" | wc -l)
 [ "$n" -gt 0 ] || { echo "submit_sweep.sh: $sweep has no entries" >&2; exit 2; }
-if [ -z "$out" ]; then  # [sweep] out: the same value edi-anon uses
-  out=$(awk '{ sub(/\r$/, ""); l = $0; gsub(/^[ \t]+|[ \t]+$/, "", l) }
-             l ~ /^\[.*\]$/ { s = l; gsub(/[ \t]/, "", s); next }
-             s == "[sweep]" && l ~ /^out[ \t]*=/ { sub(/^out[ \t]*=[ \t]*/, "", l); v = l }
-             END { print v }' "$sweep")
-fi
+out=$(sed -n 's/^out: //p' <<<"$listing" | head -1)
+aggregate=$(sed -n 's/^aggregate: //p' <<<"$listing" | head -1)
+[ -n "$out" ] && [ -n "$aggregate" ] || { echo "submit_sweep.sh: edi-anon sweep --list printed no 'out:'/'aggregate:' line" >&2; exit 2; }
+# The first array: every entry without 'after:'. Then one array per distinct
+# baseline list, waiting for exactly those tasks (afterok).
+declare -A waits=()  # baseline list "J,K" -> its entries "I,L"
+first=()
+while read -r idx after; do
+  if [ -z "$after" ]; then first+=("$idx"); else waits[$after]+="${waits[$after]:+,}$idx"; fi
+done < <(awk '/^ *[0-9]+  [^ ]+$/ { if (i != "") print i, a; i = $1; a = "" }
+              /^     after: / { a = $2 }
+              END { if (i != "") print i, a }' <<<"$listing")
+first_list=$(IFS=,; echo "${first[*]}")
+[ -n "$first_list" ] || { echo "submit_sweep.sh: every entry waits for another one" >&2; exit 2; }
+
 [ "$dry" = 1 ] || mkdir -p "$out/slurm"
 out=$( [ -d "$out" ] && cd "$out" && pwd || echo "$(pwd)/$out")
-aggregate=true
-grep -Eq '^[[:space:]]*aggregate[[:space:]]*=[[:space:]]*false' "$sweep" && aggregate=false
 
 common=(--time="$time_limit" --export="ALL,EDI_ANON=$EDI_ANON")
 [ -z "$partition" ] || common+=(--partition="$partition")
 common+=("${extra[@]}")
-array_cmd=(sbatch --parsable "${common[@]}" --array="0-$((n - 1))" --ntasks="$ranks" --cpus-per-task="$cpus"
-           --signal="B:USR1@$signal_s" --requeue --open-mode=append --output="$out/slurm/%x-%A_%a.out"
-           "$JOBS_DIR/sweep-array.sbatch" "$sweep" "$out")
+# array_cmd INDICES [DEPENDENCY]: sets cmd to the sbatch command of one array.
+array_cmd() {
+  cmd=(sbatch --parsable "${common[@]}" --array="$1" --ntasks="$ranks" --cpus-per-task="$cpus"
+       --signal="B:USR1@$signal_s" --requeue --open-mode=append --output="$out/slurm/%x-%A_%a.out")
+  [ -z "${2:-}" ] || cmd+=(--dependency="$2" --kill-on-invalid-dep=yes)
+  cmd+=("$JOBS_DIR/sweep-array.sbatch" "$sweep" "$out")
+}
+# task_deps ARRAY "J,K" -> afterok:ARRAY_J:ARRAY_K
+task_deps() {
+  local d='' i ids
+  IFS=, read -ra ids <<<"$2"
+  for i in "${ids[@]}"; do d+=":${1}_$i"; done
+  echo "afterok$d"
+}
 agg_cmd=(sbatch --parsable "${common[@]}" --ntasks=1 --cpus-per-task="$cpus" --open-mode=append
-         --output="$out/slurm/%x-%j.out" --dependency=afterany:ARRAY_JOB_ID
+         --output="$out/slurm/%x-%j.out" --dependency=afterany:ALL_ARRAYS
          "$JOBS_DIR/aggregate.sbatch" "$sweep" "$out")
 
 echo "sweep $sweep: $n entr$( [ "$n" = 1 ] && echo y || echo ies) -> $out ($ranks rank(s) x $cpus thread(s) each)"
 if [ "$dry" = 1 ]; then
-  printf '%q ' "${array_cmd[@]}"; echo
+  array_cmd "$first_list"
+  printf '%q ' "${cmd[@]}"; echo
+  for after in "${!waits[@]}"; do
+    array_cmd "${waits[$after]}" "$(task_deps FIRST_ARRAY "$after")"
+    printf '%q ' "${cmd[@]}"; echo
+  done
   [ "$aggregate" = false ] || { printf '%q ' "${agg_cmd[@]}"; echo; }
   exit 0
 fi
 
-array_id=$("${array_cmd[@]}")
-array_id=${array_id%%;*}
-echo "array job:       $array_id  (tasks 0-$((n - 1)))"
+# submit: run "${cmd[@]}", print the job id.
+submit() {
+  local id
+  id=$("${cmd[@]}") || { echo "submit_sweep.sh: sbatch failed: ${cmd[*]}" >&2; exit 1; }
+  echo "${id%%;*}"
+}
+array_cmd "$first_list"
+array_id=$(submit)
+all_ids=("$array_id")
+echo "array job:       $array_id  (tasks $first_list)"
+for after in "${!waits[@]}"; do
+  array_cmd "${waits[$after]}" "$(task_deps "$array_id" "$after")"
+  id=$(submit)
+  all_ids+=("$id")
+  echo "matched array:   $id  (tasks ${waits[$after]}; afterok on tasks $after of $array_id)"
+done
+ids_colon=$(IFS=:; echo "${all_ids[*]}")
+ids_comma=$(IFS=,; echo "${all_ids[*]}")
 agg_id=''
 if [ "$aggregate" = true ]; then
-  agg_cmd=("${agg_cmd[@]/ARRAY_JOB_ID/$array_id}")
-  agg_id=$("${agg_cmd[@]}")
-  agg_id=${agg_id%%;*}
-  echo "aggregation job: $agg_id  (afterany:$array_id) -> $out/aggregate"
+  agg_cmd=("${agg_cmd[@]/ALL_ARRAYS/$ids_colon}")
+  cmd=("${agg_cmd[@]}")
+  agg_id=$(submit)
+  echo "aggregation job: $agg_id  (afterany:$ids_colon) -> $out/aggregate"
 else
   echo "aggregation: off ([sweep] aggregate = false)"
 fi
 cat <<EOF
 
-watch:    squeue -j $array_id${agg_id:+,$agg_id}
+watch:    squeue -j $ids_comma${agg_id:+,$agg_id}
           tail -f $out/slurm/*.out
           (a task that stopped with exit 75 is requeued: it shows as PD (BeginTime) for about
            2 minutes, SLURM's requeue delay; 'scontrol update JobId=ID StartTime=now' starts it sooner)
 pause one task (checkpoint, requeue):  scancel --batch --signal=USR1 ${array_id}_I
           (scancel may answer 'Job can not be altered now' and retry although the signal arrived: see the task's output)
-cancel:   scancel $array_id${agg_id:+ $agg_id}   (ranks commit their shard and exit 75; nothing is requeued)
+cancel:   scancel ${all_ids[*]}${agg_id:+ $agg_id}   (ranks commit their shard and exit 75; nothing is requeued)
 resume:   $0 $sweep --out $out --ranks $ranks --cpus-per-task $cpus --time $time_limit
-          (finished runs are redone from their checkpoints in seconds, interrupted ones resumed;
+          (finished runs (complete.json, same options) are skipped, interrupted ones resumed;
            a single entry: EDI_ANON=$EDI_ANON sbatch --array=I --ntasks=$ranks --cpus-per-task=$cpus --requeue --open-mode=append --output='$out/slurm/%x-%A_%a.out' $JOBS_DIR/sweep-array.sbatch $sweep $out)
 EOF

@@ -13,6 +13,15 @@ out=docs/config-reference.md
   echo "section; flags override the file). \`sweep\` reads its own file format (see \`include/edi/dist/sweep.hpp\`"
   echo "and \`configs/*.sweep.ini\`)."
   echo
+  echo "Sweep files: \`[sweep]\` holds the sweep's own keys (\`out\`; \`control = true|false\`: the run \`control\`"
+  echo "of method \`none\`, first in the plan, default true; \`evaluate\`, \`aggregate\`; \`match-task\`) and any option"
+  echo "of \`edi-anon evaluate\` under its own name, with the same default and bounds (\`attackers\` is accepted for"
+  echo "\`attacker\`; lists as \`a | b\`). \`[run]\` holds \`edi-anon run\` options shared by every run; each"
+  echo "\`[grid.NAME]\` (NAME: letters, digits, \`. _ = -\`) is a family whose \`a | b\` lists are expanded as a product."
+  echo "\`target-risk = match\` (EDI, \`stop = dataset\`) takes the targets from the measured steering risks of the"
+  echo "conventional entries with the same operator, which then run first, and records \`matched-to\`. A UTF-8"
+  echo "byte-order mark is skipped; a key repeated in one section is an error."
+  echo
   echo '```'
   $EDI --help
   echo '```'

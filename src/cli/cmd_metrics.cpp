@@ -9,6 +9,7 @@
 #include "edi/metrics/evaluate.hpp"
 #include "edi/report/aggregate.hpp"
 #include "edi/report/export.hpp"
+#include "eval_options.hpp"
 #include "options.hpp"
 
 namespace edi::cli {
@@ -70,6 +71,9 @@ std::vector<std::string> split_list(const std::string& text) {
   return v;
 }
 
+}  // namespace
+
+// Shared with the [sweep] section of `edi-anon sweep` (eval_options.hpp).
 void add_eval_options(Options& opt) {
   opt.add("attacker", "lbph,faceapi,adaptive",
           "independent attackers (repeatable or comma-separated): lbph, faceapi, adaptive, none, or a second identity model file")
@@ -98,6 +102,8 @@ metrics::EvalConfig eval_config_from(const Options& opt) {
   c.device = opt.text("device");
   return c;
 }
+
+namespace {
 
 void print_line(const std::string& s) {
   std::printf("  %s\n", s.c_str());

@@ -1,35 +1,46 @@
 // `edi-anon sweep`: many runs from one sweep file, each in its own run
 // directory, then (rank 0) metrics per run and one aggregated table.
+#include <atomic>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <map>
+#include <set>
+#include <thread>
+
+#include <nlohmann/json.hpp>
 
 #include "commands.hpp"
 #include "edi/core/error.hpp"
 #include "edi/core/fs.hpp"
+#include "edi/core/threads.hpp"
 #include "edi/dist/mpi.hpp"
 #include "edi/dist/runner.hpp"
 #include "edi/dist/signals.hpp"
 #include "edi/dist/sweep.hpp"
 #include "edi/metrics/evaluate.hpp"
 #include "edi/report/aggregate.hpp"
-#include "edi/core/threads.hpp"
 #include "engine_options.hpp"
+#include "eval_options.hpp"
 
 namespace edi::cli {
 
 namespace fs = std::filesystem;
+using json = nlohmann::json;
 
 namespace {
 
-std::vector<std::string> bar_list(const std::string& v) {
-  std::vector<std::string> out;
+/// A '|'-separated [sweep] list as a comma list (the form of `evaluate`'s options).
+std::string comma_list(const std::string& v) {
+  std::string out;
   std::size_t start = 0;
   while (start <= v.size()) {
     const auto bar = v.find('|', start);
     std::string item = v.substr(start, bar == std::string::npos ? std::string::npos : bar - start);
     const auto b = item.find_first_not_of(" \t"), e = item.find_last_not_of(" \t");
-    if (b != std::string::npos) out.push_back(item.substr(b, e - b + 1));
+    if (b != std::string::npos) out += (out.empty() ? "" : ",") + item.substr(b, e - b + 1);
     if (bar == std::string::npos) break;
     start = bar + 1;
   }
@@ -43,106 +54,201 @@ struct SweepSettings {
   std::string match_task;
 };
 
+/// The sweep's own keys, then every `edi-anon evaluate` option under its own
+/// name (declared once: same defaults and bounds as `evaluate`); `attackers`
+/// is accepted for `attacker`, and lists may use '|' or ','.
 SweepSettings sweep_settings(const dist::SweepPlan& plan, const fs::path& file) {
   SweepSettings s;
+  Options ev("evaluate", "", "");
+  add_eval_options(ev);
+  std::vector<std::string> args;
   for (const auto& [k, v] : plan.settings) {
     const std::string where = file.string() + ": [sweep] " + k + " = " + v;
-    if (k == "out") continue;
+    if (k == "out" || k == "control") continue;  // read by the command and by read_sweep
     if (k == "evaluate" || k == "aggregate") {
       if (v != "true" && v != "false") throw ConfigError(where + ": expected true or false");
       (k == "evaluate" ? s.evaluate : s.aggregate) = v == "true";
-    } else if (k == "attackers") {
-      s.eval.attackers = v == "none" ? std::vector<std::string>{} : bar_list(v);
-    } else if (k == "utility") {
-      if (v != "none")
-        for (const auto& item : bar_list(v)) s.eval.utility.push_back(metrics::parse_utility_spec(item));
-    } else if (k == "bootstrap") {
-      s.eval.bootstrap.resamples = std::stoi(v);
-      if (s.eval.bootstrap.resamples < 0 || s.eval.bootstrap.resamples > 100000) throw ConfigError(where + ": expected an integer in [0, 100000]");
-    } else if (k == "adaptive-epochs") {
-      s.eval.adaptive_epochs = std::stoi(v);
-      if (s.eval.adaptive_epochs < 1 || s.eval.adaptive_epochs > 1000) throw ConfigError(where + ": expected an integer in [1, 1000]");
-    } else if (k == "match-task") {
-      s.match_task = v;
-    } else {
-      throw ConfigError(where + ": unknown key (expected out, evaluate, aggregate, attackers, utility, bootstrap, adaptive-epochs, match-task)");
+      continue;
     }
+    if (k == "match-task") {
+      s.match_task = v;
+      continue;
+    }
+    const std::string name = k == "attackers" ? "attacker" : k;
+    if (!ev.declared(name) || name == "threads" || name == "config")
+      throw ConfigError(where + ": unknown key (the sweep's own: out, control, evaluate, aggregate, match-task; or an option "
+                                "of 'edi-anon evaluate': attacker(s), utility, steering, bootstrap, seed, adaptive-epochs, batch, device)");
+    if (name == "utility" && v == "none") continue;
+    args.push_back("--" + name + "=" + (name == "attacker" || name == "utility" ? comma_list(v) : v));
+  }
+  try {
+    ev.parse(args);
+    s.eval = eval_config_from(ev);
+  } catch (const ConfigError& e) {
+    throw ConfigError(file.string() + ": [sweep]: " + e.what());
   }
   return s;
 }
 
-}  // namespace
+struct SweepContext {
+  fs::path file, out;
+  const Options* opt = nullptr;
+  dist::SweepPlan plan;
+  SweepSettings settings;
+};
 
-int cmd_sweep(const Args& args) {
-  Options opt("sweep", "--config SWEEP.ini --out DIR [--list] [--index I] [options]",
-              "Run every entry of a sweep file ([run] shared options, [grid.NAME] families whose '|'-separated\n"
-              "lists are expanded as a cartesian product), each into DIR/<entry name>, under one process or\n"
-              "mpirun/srun. Finished runs are skipped, interrupted ones resumed. Then (unless --index) each\n"
-              "run is evaluated and DIR/aggregate/aggregate.{csv,md,tex,json} is written.");
-  opt.config_is_input()
-      .required("config", "sweep file (INI: [sweep], [run], [grid.NAME] sections)")
-      .add("out", "", "base directory of the run directories (default: [sweep] out)")
-      .flag("list", "print the plan (index, name, options) and exit")
-      .add("index", "", "run only entry I of the plan (for job arrays; no aggregation)")
-      .flag("no-evaluate", "do not compute metrics after each run")
-      .flag("no-aggregate", "do not aggregate at the end")
-      .flag("verbose", "per-rank progress lines")
-      .add("threads", std::to_string(default_thread_count()), "LibTorch and OpenCV threads per rank");
-  if (!opt.parse(args)) return 0;
-  const fs::path file = opt.existing_file("config");
-  dist::install_stop_handlers();  // before anything slow: a signal during start-up is honoured too
-  const dist::SweepPlan plan = dist::read_sweep(file);
-  SweepSettings settings = sweep_settings(plan, file);
-  fs::path out;
-  if (opt.has("out")) out = opt.output_path("out");
-  else if (plan.settings.count("out")) out = plan.settings.at("out");
-  else throw ConfigError("--out is required (or set out in the [sweep] section of " + file.string() + ")");
-  if (opt.flag_set("no-evaluate")) settings.evaluate = false;
-  if (opt.flag_set("no-aggregate")) settings.aggregate = false;
-  long long only = -1;
-  if (opt.has("index")) only = opt.integer("index", 0, static_cast<long long>(plan.entries.size()) - 1);
+/// The run configuration of one entry; `check_paths` = false for a plan shown
+/// before the data exists. A matched entry not yet resolved is validated with
+/// placeholder targets.
+engine::RunConfig entry_config(const SweepContext& x, const dist::SweepEntry& entry, bool check_paths) {
+  dist::SweepEntry e = entry;
+  if (e.matched()) {
+    std::map<std::string, double> zero;
+    for (const auto& b : e.baselines) zero[b] = 0;
+    e = dist::resolve_match(e, zero);
+  }
+  Options ro("run", "", "");
+  add_run_options(ro);
+  std::vector<std::string> a = dist::entry_arguments(e);
+  a.push_back("--out=" + (x.out / e.name).string());
+  a.push_back("--threads=" + x.opt->text("threads"));
+  if (x.opt->flag_set("verbose")) a.push_back("--verbose");
+  try {
+    ro.parse(a);
+    return run_config_from(ro, false, check_paths);
+  } catch (const ConfigError& err) {
+    throw ConfigError(x.file.string() + ": run '" + e.name + "': " + err.what());
+  }
+}
 
-  // Validate every entry before any work: a bad value names the entry.
-  std::vector<engine::RunConfig> configs;
-  for (const auto& e : plan.entries) {
-    Options ro("run", "", "");
-    add_run_options(ro);
-    std::vector<std::string> a = dist::entry_arguments(e);
-    a.push_back("--out=" + (out / e.name).string());
-    a.push_back("--threads=" + opt.text("threads"));
-    if (opt.flag_set("verbose")) a.push_back("--verbose");
-    try {
-      ro.parse(a);
-      configs.push_back(run_config_from(ro));
-    } catch (const ConfigError& err) {
-      throw ConfigError(file.string() + ": run '" + e.name + "': " + err.what());
+void print_plan(const SweepContext& x) {
+  std::printf("out: %s\naggregate: %s\n", x.out.c_str(), x.settings.aggregate ? "true" : "false");
+  const auto& entries = x.plan.entries;
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    std::printf("%3zu  %s\n    ", i, entries[i].name.c_str());
+    for (const auto& a : dist::entry_arguments(entries[i])) std::printf(" %s", a.c_str());
+    std::printf("\n");
+    if (!entries[i].matched()) continue;
+    std::string after, names;
+    for (const auto& b : entries[i].baselines) {
+      after += (after.empty() ? "" : ",") + std::to_string(dist::entry_index(x.plan, b));
+      names += (names.empty() ? "" : ", ") + b;
     }
+    std::printf("     after: %s (target-risk = match: the measured steering risks of %s)\n", after.c_str(), names.c_str());
   }
-  if (opt.flag_set("list")) {
-    for (std::size_t i = 0; i < plan.entries.size(); ++i) {
-      std::printf("%3zu  %s\n    ", i, plan.entries[i].name.c_str());
-      for (const auto& a : dist::entry_arguments(plan.entries[i])) std::printf(" %s", a.c_str());
-      std::printf("\n");
-    }
-    return 0;
-  }
-  const int threads = opt.apply_threads();
-  dist::Mpi mpi(nullptr, nullptr);
+}
+
+/// Rank 0 reads the baselines' measured risks; every rank gets the resolved
+/// entry. ConfigError when a baseline has not finished.
+dist::SweepEntry resolve_entry(const dist::Mpi& mpi, const SweepContext& x, const dist::SweepEntry& e,
+                               const std::set<std::string>& finished_here) {
+  std::string text;
   if (mpi.root()) {
-    create_private_dir(out);
-    std::printf("sweep: %zu run(s) from %s -> %s, %d rank(s) x %d thread(s)\n", plan.entries.size(), file.c_str(), out.c_str(),
-                mpi.size(), threads);
-  }
-  int failures = 0;
-  for (std::size_t i = 0; i < configs.size(); ++i) {
-    if (only >= 0 && static_cast<long long>(i) != only) continue;
-    const engine::RunConfig& c = configs[i];
-    const std::string& name = plan.entries[i].name;
-    if (mpi.root()) {
-      std::printf("\n[%zu/%zu] %s\n", i + 1, configs.size(), name.c_str());
-      std::fflush(stdout);
+    try {
+      std::map<std::string, double> risks;
+      for (const auto& b : e.baselines) {
+        const fs::path dir = x.out / b;
+        if (!finished_here.count(b) && !dist::run_finished(dir))
+          throw ConfigError("run '" + e.name + "': target-risk = match: baseline '" + b + "' (entry " +
+                            std::to_string(dist::entry_index(x.plan, b)) + ") has not finished (no " + (dir / "complete.json").string() +
+                            "); the baselines run first");
+        risks[b] = dist::measured_risk(dir);
+      }
+      const dist::SweepEntry r = dist::resolve_match(e, risks);
+      text = "ok\n" + r.option("target-risk") + "\n" + r.option("matched-to");
+    } catch (const ConfigError& err) {
+      text = std::string("error\n") + err.what();
     }
-    dist::DistRunOutcome result;
+  }
+  text = mpi.broadcast(text);
+  const auto nl = text.find('\n');
+  if (text.substr(0, nl) == "error") throw ConfigError(text.substr(nl + 1));
+  const auto nl2 = text.find('\n', nl + 1);
+  dist::SweepEntry r = e;
+  r.baselines.clear();
+  for (auto& [k, v] : r.options)
+    if (k == "target-risk") v = text.substr(nl + 1, nl2 - nl - 1);
+  r.options.emplace_back("matched-to", text.substr(nl2 + 1));
+  return r;
+}
+
+/// Finished (complete.json) with the same configuration: nothing to rerun.
+bool already_finished(const dist::Mpi& mpi, const engine::RunConfig& c) {
+  std::string verdict = "no";
+  if (mpi.root() && dist::run_finished(c.out) && fs::is_regular_file(c.out / "provenance.json")) {
+    const json p = json::parse(read_file(c.out / "provenance.json"), nullptr, false);
+    if (!p.is_discarded() && p.value("config_sha256", "") == sha256_hex(dist::config_json(c))) verdict = "yes";
+  }
+  return mpi.broadcast(verdict) == "yes";
+}
+
+/// While a single process evaluates, a SIGTERM/SIGUSR1 ends it with exit 75
+/// (the run is committed; metrics.json is written atomically or not at all).
+class EvalSignalWatch {
+ public:
+  EvalSignalWatch(bool active, std::string name) : name_(std::move(name)) {
+    if (active) thread_ = std::thread([this] { watch(); });
+  }
+  ~EvalSignalWatch() {
+    done_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void watch() {
+    while (!done_) {
+      if (dist::stop_requested()) {
+        std::fprintf(stderr,
+                     "edi-anon sweep: signal %d during the evaluation of '%s': the run is finished and committed, "
+                     "metrics.json is not written; a rerun evaluates it (exit %d)\n",
+                     dist::stop_signal(), name_.c_str(), dist::kExitCheckpointed);
+        std::fflush(stdout);
+        std::fflush(stderr);
+        std::_Exit(dist::kExitCheckpointed);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  std::string name_;
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
+
+/// Rank 0: metrics.json for a finished run (error.txt on failure). True when written.
+bool evaluate_entry(const dist::Mpi& mpi, const SweepContext& x, const engine::RunConfig& c, const std::string& name) {
+  if (dist::stop_requested()) return false;  // the caller reports the interruption
+  EvalSignalWatch watch(mpi.size() == 1, name);
+  try {
+    const metrics::MetricsReport m = metrics::evaluate_run(c.out, x.settings.eval);
+    metrics::write_metrics_json(c.out / "metrics.json", m);
+    std::printf("  metrics: steering top-1 %.1f%%", m.steering_top1.value);
+    for (const auto& [a, iv] : m.attacker_top1) std::printf(", %s %.1f%%", a.c_str(), iv.value);
+    std::printf(" (random guess %.1f%%)\n", m.random_guess_percent);
+    return true;
+  } catch (const std::exception& e) {  // also a filesystem or library error: the run stays, its evaluation failed
+    std::fprintf(stderr, "edi-anon sweep: evaluating '%s' failed: %s\n", name.c_str(), e.what());
+    write_file_atomic(c.out / "error.txt", std::string("evaluation: ") + e.what() + "\n");
+    return false;
+  }
+}
+
+enum class EntryResult { kDone, kFailed, kInterrupted };
+
+/// Rank 0: a run that failed is named on stderr and in RUNDIR/error.txt.
+void record_failure(const engine::RunConfig& c, const std::string& name, const std::string& what) {
+  std::fprintf(stderr, "edi-anon sweep: run '%s' failed: %s\n", name.c_str(), what.c_str());
+  create_private_dir(c.out);
+  write_file_atomic(c.out / "error.txt", what + "\n");
+}
+
+/// Run (or skip, when finished) one entry, then evaluate it on rank 0.
+EntryResult run_entry(const dist::Mpi& mpi, const SweepContext& x, const engine::RunConfig& c, const std::string& name,
+                      bool evaluate_only) {
+  const bool skip = evaluate_only || already_finished(mpi, c);
+  dist::DistRunOutcome result;
+  if (skip) {
+    if (mpi.root()) std::printf("  %s\n", evaluate_only ? "evaluation only" : "finished (complete.json, same options): not rerun");
+  } else {
     try {
       result = dist::run_distributed(mpi, c, [&](const engine::PassReport& r, double eta, const std::vector<std::string>& per_rank) {
         std::printf("  pass %3d  active %6lld  risk %6.2f%%  %7.1f image-passes/s  ETA <= %.0f s\n", r.pass,
@@ -152,13 +258,16 @@ int cmd_sweep(const Args& args) {
       });
     } catch (const dist::RemoteError& e) {
       // Rank 0 refused this run before any work (bad data, model, resume mismatch).
-      ++failures;
-      if (mpi.root()) {
-        std::fprintf(stderr, "edi-anon sweep: run '%s' failed: %s\n", name.c_str(), e.what());
-        create_private_dir(c.out);
-        write_file_atomic(c.out / "error.txt", std::string(e.what()) + "\n");
+      if (mpi.root()) record_failure(c, name, e.what());
+      return EntryResult::kFailed;
+    } catch (const Error& e) {
+      // One process: nothing waits in a collective; record it like a refusal and go on.
+      if (mpi.size() == 1) {
+        record_failure(c, name, e.what());
+        return EntryResult::kFailed;
       }
-      continue;
+      std::fprintf(stderr, "edi-anon sweep: run '%s': error on rank %d: %s\n", name.c_str(), mpi.rank(), e.what());
+      mpi.abort(e.exit_code());
     } catch (const std::exception& e) {
       // A failure on one rank mid-run: the others wait in a collective.
       if (mpi.size() == 1) throw;
@@ -167,41 +276,126 @@ int cmd_sweep(const Args& args) {
     }
     if (result.interrupted) {
       if (mpi.root())
-        std::printf("'%s': %s (exit %d)\n", name.c_str(), dist::describe_interruption(result).c_str(),
-                    dist::kExitCheckpointed);
-      return dist::kExitCheckpointed;
+        std::printf("'%s': %s (exit %d)\n", name.c_str(), dist::describe_interruption(result).c_str(), dist::kExitCheckpointed);
+      return EntryResult::kInterrupted;
     }
+  }
+  if (!mpi.root()) return EntryResult::kDone;
+  if (!skip)
+    std::printf("  done: final risk %.2f%% after %d pass(es), %lld images in %.1f s\n", result.summary.final_risk_percent,
+                result.summary.passes_run, static_cast<long long>(result.summary.images), result.summary.seconds);
+  std::error_code ec;
+  fs::remove(c.out / "error.txt", ec);  // a run that failed before and now succeeded
+  const bool want_metrics = x.settings.evaluate && (evaluate_only || !skip || !fs::exists(c.out / "metrics.json"));
+  if (want_metrics && !evaluate_entry(mpi, x, c, name)) {
+    if (!dist::stop_requested()) return EntryResult::kFailed;
+    std::printf("'%s': stopped by signal %d before its evaluation; a rerun evaluates it (exit %d)\n", name.c_str(),
+                dist::stop_signal(), dist::kExitCheckpointed);
+    return EntryResult::kInterrupted;
+  }
+  std::fflush(stdout);
+  return EntryResult::kDone;
+}
+
+void aggregate(const SweepContext& x) {
+  report::AggregateConfig ac;
+  for (const auto& e : x.plan.entries) ac.runs.push_back(x.out / e.name);
+  ac.out = x.out / "aggregate";
+  ac.eval = x.settings.eval;
+  ac.match_task = x.settings.match_task;
+  const report::AggregateResult r = report::aggregate_runs(ac);
+  std::printf("\n%s\n", r.markdown.c_str());
+  std::printf("aggregate: ");
+  for (const auto& f : r.files) std::printf("%s ", f.c_str());
+  std::printf("\n");
+}
+
+}  // namespace
+
+int cmd_sweep(const Args& args) {
+  Options opt("sweep", "--config SWEEP.ini --out DIR [--list] [--index I] [options]",
+              "Run every entry of a sweep file ([run] shared options, [grid.NAME] families whose '|'-separated\n"
+              "lists are expanded as a cartesian product; the control run 'control' first unless [sweep]\n"
+              "control = false), each into DIR/<entry name>, under one process or mpirun/srun. Finished runs\n"
+              "(complete.json, same options) are skipped, interrupted ones resumed. Then (unless --index) each\n"
+              "run is evaluated and DIR/aggregate/aggregate.{csv,md,tex,json} is written.");
+  opt.config_is_input()
+      .required("config", "sweep file (INI: [sweep], [run], [grid.NAME] sections)")
+      .add("out", "", "base directory of the run directories (default: [sweep] out)")
+      .flag("list", "print the plan (out, then index, name, options; 'after:' = the baselines a matched entry waits for) and exit; "
+                    "data and models need not exist yet")
+      .add("index", "", "run only entry I of the plan (for job arrays; no aggregation)")
+      .flag("no-evaluate", "do not compute metrics after each run")
+      .flag("evaluate-only", "do not run: evaluate the selected entries' runs (with --index: one process, for job arrays)")
+      .flag("no-aggregate", "do not aggregate at the end")
+      .flag("verbose", "per-rank progress lines")
+      .add("threads", std::to_string(default_thread_count()), "LibTorch and OpenCV threads per rank");
+  if (!opt.parse(args)) return 0;
+  SweepContext x;
+  x.opt = &opt;
+  x.file = opt.existing_file("config");
+  dist::install_stop_handlers();  // before anything slow: a signal during start-up is honoured too
+  x.plan = dist::read_sweep(x.file);
+  x.settings = sweep_settings(x.plan, x.file);
+  if (opt.has("out")) x.out = opt.output_path("out");
+  else if (x.plan.settings.count("out")) x.out = x.plan.settings.at("out");
+  else throw ConfigError("--out is required (or set out in the [sweep] section of " + x.file.string() + ")");
+  if (opt.flag_set("no-evaluate")) x.settings.evaluate = false;
+  if (opt.flag_set("no-aggregate")) x.settings.aggregate = false;
+  const bool evaluate_only = opt.flag_set("evaluate-only");
+  if (evaluate_only && opt.flag_set("no-evaluate")) throw ConfigError("--evaluate-only and --no-evaluate exclude each other");
+  if (evaluate_only) x.settings.evaluate = true;
+  long long only = -1;
+  if (opt.has("index")) only = opt.integer("index", 0, static_cast<long long>(x.plan.entries.size()) - 1);
+
+  // Validate every entry before any work (a bad value names the entry); the
+  // paths of data and models are checked for the entries that will run.
+  const bool list = opt.flag_set("list");
+  for (std::size_t i = 0; i < x.plan.entries.size(); ++i)
+    entry_config(x, x.plan.entries[i], !list && (only < 0 || static_cast<long long>(i) == only));
+  if (list) {
+    print_plan(x);
+    return 0;
+  }
+  const int threads = opt.apply_threads();
+  dist::Mpi mpi(nullptr, nullptr);
+  if (mpi.root()) {
+    create_private_dir(x.out);
+    std::printf("sweep: %zu run(s) from %s -> %s, %d rank(s) x %d thread(s)\n", x.plan.entries.size(), x.file.c_str(), x.out.c_str(),
+                mpi.size(), threads);
+  }
+  int failures = 0;
+  std::set<std::string> finished_here;
+  for (std::size_t i = 0; i < x.plan.entries.size(); ++i) {
+    if (only >= 0 && static_cast<long long>(i) != only) continue;
+    const dist::SweepEntry& entry = x.plan.entries[i];
     if (mpi.root()) {
-      std::printf("  done: final risk %.2f%% after %d pass(es), %lld images in %.1f s\n", result.summary.final_risk_percent,
-                  result.summary.passes_run, static_cast<long long>(result.summary.images), result.summary.seconds);
-      if (settings.evaluate) {
-        try {
-          const metrics::MetricsReport m = metrics::evaluate_run(c.out, settings.eval);
-          metrics::write_metrics_json(c.out / "metrics.json", m);
-          std::printf("  metrics: steering top-1 %.1f%%", m.steering_top1.value);
-          for (const auto& [a, iv] : m.attacker_top1) std::printf(", %s %.1f%%", a.c_str(), iv.value);
-          std::printf(" (random guess %.1f%%)\n", m.random_guess_percent);
-        } catch (const Error& e) {
-          ++failures;
-          std::fprintf(stderr, "edi-anon sweep: evaluating '%s' failed: %s\n", name.c_str(), e.what());
-          write_file_atomic(c.out / "error.txt", std::string("evaluation: ") + e.what() + "\n");
-        }
-      }
+      std::printf("\n[%zu/%zu] %s\n", i + 1, x.plan.entries.size(), entry.name.c_str());
       std::fflush(stdout);
     }
+    engine::RunConfig c;
+    try {
+      const bool resolve = entry.matched() && !evaluate_only;
+      const dist::SweepEntry e = resolve ? resolve_entry(mpi, x, entry, finished_here) : entry;
+      c = entry_config(x, e, true);
+      if (resolve && mpi.root())
+        std::printf("  target-risk %s (matched to %s)\n", e.option("target-risk").c_str(), e.option("matched-to").c_str());
+    } catch (const ConfigError& e) {
+      if (only >= 0) throw;  // a job-array task: its baselines were to finish first
+      ++failures;
+      if (mpi.root()) {
+        std::fprintf(stderr, "edi-anon sweep: %s\n", e.what());
+        create_private_dir(x.out / entry.name);
+        write_file_atomic(x.out / entry.name / "error.txt", std::string(e.what()) + "\n");
+      }
+      continue;
+    }
+    const EntryResult r = run_entry(mpi, x, c, entry.name, evaluate_only);
+    if (r == EntryResult::kInterrupted) return dist::kExitCheckpointed;
+    if (r == EntryResult::kFailed) ++failures;
+    else finished_here.insert(entry.name);
   }
-  if (mpi.root() && only < 0 && settings.aggregate) {
-    report::AggregateConfig ac;
-    for (const auto& e : plan.entries) ac.runs.push_back(out / e.name);
-    ac.out = out / "aggregate";
-    ac.eval = settings.eval;
-    ac.match_task = settings.match_task;
-    const report::AggregateResult r = report::aggregate_runs(ac);
-    std::printf("\n%s\n", r.markdown.c_str());
-    std::printf("aggregate: ");
-    for (const auto& f : r.files) std::printf("%s ", f.c_str());
-    std::printf("\n");
-  }
+  if (mpi.root() && only < 0 && x.settings.aggregate) aggregate(x);
   return failures ? 1 : 0;
 }
 

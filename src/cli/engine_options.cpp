@@ -23,7 +23,7 @@ void add_run_options(Options& opt, bool for_bench) {
       .add("device", "cpu", "cpu or cuda[:i]");
   add_data_set_options(opt);  // --split-file, --max-megapixels (data_options)
   if (!for_bench) opt.required("out", "run directory (created owner-only; an existing one is resumed or refused)");
-  opt.add("method", "edi", "edi | conventional")
+  opt.add("method", "edi", "edi | conventional | none (the control: the originals, no perturbation, zero passes)")
       .add("operator", "blur", "blur|gaussian|pixelate|dp-pix|dp-blur|noise|mask (EDI and conventional) or eyes|mouth|eyes-mouth (conventional)")
       .add("k", "", "kernel size (blur default 40; gaussian 9; dp-blur 99; gaussian/dp-blur: odd)")
       .add("sigma", "", "Gaussian sigma in px (gaussian, dp-blur; 0 = OpenCV's rule from k) or noise sigma on [0,1] (noise, default 0.1)")
@@ -57,15 +57,21 @@ void add_run_options(Options& opt, bool for_bench) {
       .add("criterion", "top1", "still identified when: top1 | topk (true id in top --top-k) | prob (true prob > --tau)")
       .add("top-k", "5", "k of the topk criterion")
       .add("tau", "0.01", "probability threshold of the prob criterion, in (0, 1)")
-      .add("target-risk", "1", "dataset rule: stop once the identified share is <= this percentage")
+      .add("target-risk", "1",
+           "dataset rule: stop once the identified share is <= this percentage; a comma list (60,27.3,10) runs to the "
+           "lowest and writes a snapshot at the first pass at or below each")
       .add("max-passes", "50", "pass cap of the image and dataset rules")
       .add("passes", "10", "passes of the fixed rule")
       .add("escalate", "1", "at a stall, grow the operator's strength by this factor (1 = off), in [1, 10]")
       .add("escalate-max", "4", "at most this many escalations per image")
       .flag("jpeg-roundtrip", "reproduce the authors' data path: JPEG encode/decode after every pass")
       .add("jpeg-quality", "95", "JPEG quality of --jpeg-roundtrip")
-      .add("seed", "0", "seed of every random draw (keyed by seed, image id, pass)")
-      .add("split", "all", "images to anonymize: all | train | val | test")
+      .add("seed", "0", "seed of every random draw (keyed by seed, image id, pass)");
+  if (!for_bench)
+    opt.add("matched-to", "",
+            "record only (set by a sweep's target-risk = match): the baselines the targets came from, "
+            "NAME:TARGET pairs separated by commas");
+  opt.add("split", "all", "images to anonymize: all | train | val | test")
       .add("resize", "crop", "bring images to the model size: crop (shorter side, centre crop) | stretch")
       .add("shard-size", "64", "images per shard (unit of batching and checkpoints), in [1, 100000]")
       .add("test-fraction", "0.2", "split settings used when the run directory's manifest is created")
@@ -120,19 +126,40 @@ void set_masking_rules(const Options& opt, engine::EngineSpec& e) {
   }
 }
 
+
+void check_matched_to(const std::string& text) {
+  std::size_t start = 0;
+  while (true) {
+    const auto comma = text.find(',', start);
+    const std::string pair = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    const auto colon = pair.rfind(':');
+    char* end = nullptr;
+    const std::string target = colon == std::string::npos ? "" : pair.substr(colon + 1);
+    const double t = target.empty() ? -1 : std::strtod(target.c_str(), &end);
+    if (colon == 0 || target.empty() || *end != '\0' || !(t >= 0 && t <= 100))
+      throw ConfigError("--matched-to " + text + ": expected NAME:TARGET pairs separated by commas (TARGET a percentage)");
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+}
 }  // namespace
 
-engine::RunConfig run_config_from(const Options& opt, bool for_bench) {
+engine::RunConfig run_config_from(const Options& opt, bool for_bench, bool check_paths) {
   engine::RunConfig c;
-  c.data_dir = opt.existing_dir("data");
-  c.labels_csv = labels_option(opt, c.data_dir);
+  if (check_paths) {
+    c.data_dir = opt.existing_dir("data");
+    c.labels_csv = labels_option(opt, c.data_dir);
+  } else {  // a plan shown before the data exists: the paths are checked when the run starts
+    c.data_dir = opt.text("data");
+    if (opt.has("labels") && opt.text("labels") != "none") c.labels_csv = opt.text("labels");
+  }
   if (!for_bench) c.out = opt.output_path("out");
   c.model = opt.text("model");
   engine::split_model_list(c.model);  // names a malformed list before any work
   c.judge = opt.has("judge") ? opt.text("judge") : std::string();
   c.device = opt.text("device");
   auto& e = c.engine;
-  e.method = engine::parse_method(opt.choice("method", {"edi", "conventional"}));
+  e.method = engine::parse_method(opt.choice("method", {"edi", "conventional", "none"}));
   const std::string op = opt.choice("operator", {"blur", "gaussian", "pixelate", "dp-pix", "dp-blur", "noise", "mask", "eyes", "mouth", "eyes-mouth"});
   if (op == "eyes" || op == "mouth" || op == "eyes-mouth") {
     e.region = perturb::parse_region(op);
@@ -165,7 +192,8 @@ engine::RunConfig run_config_from(const Options& opt, bool for_bench) {
   e.criterion = engine::parse_criterion(opt.choice("criterion", {"top1", "topk", "prob"}));
   e.top_k = static_cast<int>(opt.integer("top-k", 1, 100000));
   e.tau = opt.number("tau", 0, 1, true, true);
-  e.target_risk = opt.number("target-risk", 0, 100);
+  engine::set_targets(e, engine::parse_targets(opt.text("target-risk")));
+  if (!for_bench && opt.has("matched-to")) check_matched_to(opt.text("matched-to"));
   e.max_passes = static_cast<int>(opt.integer("max-passes", 1, 100000));
   e.passes = static_cast<int>(opt.integer("passes", 1, 100000));
   e.escalate_factor = opt.number("escalate", 1, 10);

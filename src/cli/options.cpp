@@ -96,6 +96,10 @@ bool Options::parse(const std::vector<std::string>& args) {
   return true;
 }
 
+bool Options::declared(const std::string& name) const {
+  return std::find(names_.begin(), names_.end(), name) != names_.end();
+}
+
 bool Options::has(const std::string& name) const { return vm_.count(name) > 0; }
 bool Options::given(const std::string& name) const { return vm_.count(name) && !vm_[name].defaulted(); }
 bool Options::flag_set(const std::string& name) const { return vm_.count(name) && vm_[name].as<bool>(); }

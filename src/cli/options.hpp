@@ -42,6 +42,7 @@ class Options {
   /// given (the help text has been printed to stdout).
   bool parse(const std::vector<std::string>& args);
 
+  bool declared(const std::string& name) const;  ///< an option of this command
   bool has(const std::string& name) const;  ///< given or defaulted
   bool given(const std::string& name) const;  ///< given explicitly (flag or config)
   bool flag_set(const std::string& name) const;

@@ -200,7 +200,7 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
   spec.batch = run_state["batch"].get<int>();
   engine::Engine engine(spec, models);
   const bool conventional = spec.method == engine::Method::kConventional;
-  const int limit = conventional ? 0 : spec.pass_limit();
+  const int limit = spec.pass_limit();  // 0 for a conventional baseline and the control (method none)
 
   // --- where each shard stands (rank 0 reads the checkpoint headers) ------
   std::vector<std::int64_t> committed(static_cast<std::size_t>(n_shards), -1);
@@ -355,7 +355,7 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
     engine::PassCounts counts;
     bool stopped_claiming = false;
     std::int64_t shards_done = 0;  // shards committed through `pass` (per-image and fixed rules)
-    const bool dataset_rule = spec.stop == engine::StopRule::kDataset && !conventional;
+    const bool dataset_rule = spec.stop == engine::StopRule::kDataset && spec.method == engine::Method::kEdi;
     for (int s : order) {
       if (stop_requested()) {
         stopped_claiming = true;

@@ -154,7 +154,7 @@ void Engine::record(Shard& shard, int i, int pass, float prob, int rank, int top
 }
 
 PassCounts Engine::evaluate(Shard& shard, int pass) {
-  const int limit = spec_.method == Method::kConventional ? 0 : spec_.pass_limit();
+  const int limit = spec_.pass_limit();  // 0 for a conventional baseline and the control
   std::vector<int> active;
   for (std::size_t i = 0; i < shard.size(); ++i)
     if (shard.records[i].status == Status::kActive) active.push_back(static_cast<int>(i));

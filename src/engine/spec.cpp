@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
 #include <sstream>
 
 #include "edi/core/error.hpp"
@@ -16,7 +19,14 @@ std::string num(double v) {
 }
 }  // namespace
 
-const char* method_name(Method m) { return m == Method::kEdi ? "edi" : "conventional"; }
+const char* method_name(Method m) {
+  switch (m) {
+    case Method::kEdi: return "edi";
+    case Method::kConventional: return "conventional";
+    case Method::kNone: return "none";
+  }
+  return "?";
+}
 
 const char* stop_rule_name(StopRule s) {
   switch (s) {
@@ -39,7 +49,8 @@ const char* criterion_name(Criterion c) {
 Method parse_method(const std::string& t) {
   if (t == "edi") return Method::kEdi;
   if (t == "conventional") return Method::kConventional;
-  throw ConfigError("--method " + t + ": expected one of edi|conventional");
+  if (t == "none") return Method::kNone;
+  throw ConfigError("--method " + t + ": expected one of edi|conventional|none");
 }
 
 StopRule parse_stop_rule(const std::string& t) {
@@ -56,6 +67,40 @@ Criterion parse_criterion(const std::string& t) {
   throw ConfigError("--criterion " + t + ": expected one of top1|topk|prob");
 }
 
+std::vector<double> parse_targets(const std::string& text) {
+  const std::string expected = "--target-risk " + text + ": expected a percentage in [0, 100] or a comma list of them (e.g. 60,27.3,10)";
+  std::vector<double> out;
+  std::size_t start = 0;
+  while (true) {
+    const auto comma = text.find(',', start);
+    std::string part = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    const auto b = part.find_first_not_of(" \t"), e = part.find_last_not_of(" \t");
+    part = b == std::string::npos ? "" : part.substr(b, e - b + 1);
+    char* end = nullptr;
+    const double v = part.empty() ? -1 : std::strtod(part.c_str(), &end);
+    if (part.empty() || *end != '\0' || !(v >= 0 && v <= 100)) throw ConfigError(expected);
+    out.push_back(v);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  std::sort(out.begin(), out.end(), std::greater<double>());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+void set_targets(EngineSpec& spec, std::vector<double> targets) {
+  std::sort(targets.begin(), targets.end(), std::greater<double>());
+  targets.erase(std::unique(targets.begin(), targets.end()), targets.end());
+  spec.targets = std::move(targets);
+  if (!spec.targets.empty()) spec.target_risk = spec.targets.back();
+}
+
+std::string target_text(double target) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", target);
+  return buf;
+}
+
 void validate(const EngineSpec& s) {
   if (!s.region) perturb::validate(s.op);
   explain::validate(s.explain);
@@ -63,6 +108,10 @@ void validate(const EngineSpec& s) {
   validate(s.steering);
   if (s.region && s.method != Method::kConventional)
     throw ConfigError("--operator " + perturb::region_name(*s.region) + ": region masking is a conventional baseline (use --method conventional)");
+  for (const double t : s.targets)
+    if (!(t >= 0 && t <= 100)) throw ConfigError("--target-risk " + num(t) + ": expected a percentage in [0, 100]");
+  if (!s.targets.empty() && (!std::is_sorted(s.targets.rbegin(), s.targets.rend()) || s.target_risk != s.targets.back()))
+    throw ConfigError("--target-risk: the targets must be sorted descending and the stop target must be the lowest (use set_targets)");
   if (s.top_k < 1 || s.top_k > 100000) throw ConfigError("--top-k " + std::to_string(s.top_k) + ": expected an integer in [1, 100000]");
   if (!(s.tau > 0 && s.tau < 1)) throw ConfigError("--tau " + num(s.tau) + ": expected a number in (0, 1)");
   if (!(s.target_risk >= 0 && s.target_risk <= 100))
@@ -105,7 +154,9 @@ explain::SelectSpec escalated(const explain::SelectSpec& spec, double factor, in
 
 std::string describe(const EngineSpec& s) {
   std::ostringstream out;
-  out << method_name(s.method) << " ";
+  out << method_name(s.method);
+  if (s.method == Method::kNone) return out.str() + " (the originals, no perturbation)";
+  out << " ";
   if (s.region) out << perturb::region_name(*s.region) << "-mask";
   else out << perturb::make_operator(s.op)->describe();
   if (s.method == Method::kEdi) {
@@ -113,7 +164,13 @@ std::string describe(const EngineSpec& s) {
         << " stop=" << stop_rule_name(s.stop);
     if (s.stop == StopRule::kFixed) out << " passes=" << s.passes;
     else out << "(" << criterion_name(s.criterion) << ") cap=" << s.max_passes;
-    if (s.stop == StopRule::kDataset) out << " target=" << s.target_risk << "%";
+    if (s.stop == StopRule::kDataset) {
+      out << " target=";
+      if (s.targets.size() > 1)
+        for (std::size_t i = 0; i < s.targets.size(); ++i) out << (i ? "," : "") << target_text(s.targets[i]);
+      else out << s.target_risk;
+      out << "%";
+    }
     if (s.escalate_factor > 1) out << " escalate=x" << s.escalate_factor << "^" << s.escalate_max;
     if (s.jpeg_roundtrip) out << " jpeg-q" << s.jpeg_quality;
     out << describe(s.steering);

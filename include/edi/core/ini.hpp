@@ -17,8 +17,10 @@ struct IniItem {
   std::string where;    ///< "FILE:LINE", for error messages
 };
 
-/// Read `path` in file order. Throws ConfigError naming FILE:LINE on a
-/// malformed section header or a line without '=', and
+/// Read `path` in file order. A leading UTF-8 byte-order mark is skipped.
+/// Throws ConfigError naming FILE:LINE on a malformed section header, a line
+/// without '=' or without a key, a key repeated in one section (also when the
+/// section is opened twice), "FILE: ... UTF-16" for a UTF-16 file, and
 /// "<option> FILE: cannot open <what>" when it cannot be read.
 std::vector<IniItem> read_ini(const std::filesystem::path& path, const std::string& option, const std::string& what);
 

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "edi/engine/steering.hpp"
 #include "edi/explain/spec.hpp"
@@ -12,9 +13,10 @@
 
 namespace edi::engine {
 
-/// EDI (explain → select → perturb, pass after pass) or a conventional
-/// baseline (the operator over the whole image, or a face-region mask, once).
-enum class Method { kEdi, kConventional };
+/// EDI (explain → select → perturb, pass after pass), a conventional
+/// baseline (the operator over the whole image, or a face-region mask, once),
+/// or the control (no perturbation: the originals as decoded and resized).
+enum class Method { kEdi, kConventional, kNone };
 
 /// When perturbation stops.
 enum class StopRule {
@@ -43,7 +45,11 @@ struct EngineSpec {
   Criterion criterion = Criterion::kTop1;
   int top_k = 5;
   double tau = 0.01;
-  double target_risk = 1.0;  ///< percent; dataset rule
+  double target_risk = 1.0;  ///< percent; dataset rule: stop once the identified share is <= this
+  /// Dataset rule: every target (percent), sorted descending, no duplicates;
+  /// the run writes a snapshot at the first pass at or below each one. When
+  /// non-empty, `target_risk` is its last (lowest) element (set_targets).
+  std::vector<double> targets;
   int max_passes = 50;       ///< cap for image/dataset rules
   int passes = 10;           ///< fixed rule
 
@@ -58,8 +64,12 @@ struct EngineSpec {
   std::uint64_t seed = 0;
   int batch = 32;               ///< images per forward+backward
 
-  /// Passes the loop may run at most (the fixed count or the cap).
-  int pass_limit() const { return stop == StopRule::kFixed ? passes : max_passes; }
+  /// Passes the loop may run at most (the fixed count or the cap); 0 for a
+  /// conventional baseline or the control (evaluated once, at pass 0).
+  int pass_limit() const {
+    if (method != Method::kEdi) return 0;
+    return stop == StopRule::kFixed ? passes : max_passes;
+  }
 };
 
 /// Throws ConfigError naming the first bad option, its value and the range.
@@ -68,9 +78,20 @@ void validate(const EngineSpec& spec);
 const char* method_name(Method m);
 const char* stop_rule_name(StopRule s);
 const char* criterion_name(Criterion c);
-Method parse_method(const std::string& text);        ///< names --method
+Method parse_method(const std::string& text);        ///< names --method (edi|conventional|none)
 StopRule parse_stop_rule(const std::string& text);   ///< names --stop
 Criterion parse_criterion(const std::string& text);  ///< names --criterion
+
+/// --target-risk: one percentage or a comma list ("60,27.3,10"), each in
+/// [0, 100]; returned sorted descending without duplicates. ConfigError
+/// names --target-risk, the value and what is allowed.
+std::vector<double> parse_targets(const std::string& text);
+/// Set `targets` (sorted descending, duplicates dropped) and `target_risk`
+/// (the lowest, so the stop rule is the same as with one target).
+void set_targets(EngineSpec& spec, std::vector<double> targets);
+/// A target as it names a snapshot directory and a table row: the shortest
+/// "%g"-style form (27.3 -> "27.3", 10 -> "10", 0.5 -> "0.5").
+std::string target_text(double target);
 
 /// The operator spec at escalation `level` (level 0 = `spec`): blur k, pixelate
 /// n, Gaussian σ (and k), noise σ grow by factor^level; DP ε shrinks by it

@@ -1,0 +1,16 @@
+#pragma once
+/// \file The evaluation options, declared once (cmd_metrics.cpp) and used by
+/// `edi-anon evaluate`, `aggregate --evaluate` and a sweep's [sweep] section,
+/// so that their names, defaults and bounds cannot drift apart.
+#include "edi/metrics/evaluate.hpp"
+#include "options.hpp"
+
+namespace edi::cli {
+
+/// Declare --attacker, --utility, --steering, --bootstrap, --seed,
+/// --adaptive-epochs, --batch and --device.
+void add_eval_options(Options& opt);
+/// The validated evaluation configuration (ConfigError names the option).
+metrics::EvalConfig eval_config_from(const Options& opt);
+
+}  // namespace edi::cli
