@@ -29,7 +29,7 @@ fs::path labels_option(const Options& opt, const fs::path& data_dir) {
   return fs::is_regular_file(fallback) ? fallback : fs::path();
 }
 
-data::SplitSpec split_option(const Options& opt) {
+data::SplitSpec split_option(const Options& opt, bool check_paths) {
   data::SplitSpec split;
   split.test_fraction = opt.number("test-fraction", 0, 1, false, true);
   split.val_fraction = opt.number("val-fraction", 0, 1, false, true);
@@ -37,7 +37,7 @@ data::SplitSpec split_option(const Options& opt) {
     throw ConfigError("--test-fraction + --val-fraction = " + std::to_string(split.test_fraction + split.val_fraction) +
                       ": expected a sum below 1 (the rest is the training split)");
   split.seed = opt.seed("split-seed");
-  if (opt.has("split-file")) split.file = opt.existing_file("split-file");
+  if (opt.has("split-file")) split.file = check_paths ? opt.existing_file("split-file") : std::filesystem::path(opt.text("split-file"));
   return split;
 }
 

@@ -22,6 +22,8 @@ std::filesystem::path labels_option(const Options& opt, const std::filesystem::p
 /// --test-fraction and --val-fraction (each in [0, 1), their sum below 1),
 /// --split-seed, and --split-file (an existing CSV `image,split`; when
 /// declared and given, it replaces the seeded rule).
-data::SplitSpec split_option(const Options& opt);
+/// `check_paths` = false for a plan shown before the data exists (the split
+/// file is then checked when the run starts).
+data::SplitSpec split_option(const Options& opt, bool check_paths = true);
 
 }  // namespace edi::cli

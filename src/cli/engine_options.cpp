@@ -209,7 +209,7 @@ engine::RunConfig run_config_from(const Options& opt, bool for_bench, bool check
   c.resize = data::parse_resize_mode(opt.choice("resize", {"crop", "stretch"}), "resize");
   c.shard_size = static_cast<int>(opt.integer("shard-size", 1, 100000));
   if (!for_bench) c.checkpoint_every = opt.number("checkpoint-every", 0, 86400);
-  c.split_spec = split_option(opt);
+  c.split_spec = split_option(opt, check_paths);
   c.png_bits = static_cast<int>(opt.integer("png-bits", 8, 16));
   if (c.png_bits != 8 && c.png_bits != 16) throw ConfigError("--png-bits " + std::to_string(c.png_bits) + ": expected 8 or 16");
   c.write_images = !opt.flag_set("no-images");
