@@ -7,6 +7,7 @@
 #include "commands.hpp"
 #include "edi/core/error.hpp"
 #include "edi/metrics/evaluate.hpp"
+#include "edi/metrics/format.hpp"
 #include "edi/report/aggregate.hpp"
 #include "edi/report/export.hpp"
 #include "options.hpp"
@@ -105,9 +106,8 @@ void print_line(const std::string& s) {
 }
 
 std::string show(const metrics::Interval& v) {
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "%.2f [%.2f, %.2f]", v.value, v.lo, v.hi);
-  return buf;
+  const auto f = [](double x) { return metrics::format_number(x, metrics::display(2)); };
+  return f(v.value) + " [" + f(v.lo) + ", " + f(v.hi) + "]";
 }
 
 }  // namespace
