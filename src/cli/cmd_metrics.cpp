@@ -76,7 +76,7 @@ void add_eval_options(Options& opt) {
           "independent attackers (repeatable or comma-separated): lbph, faceapi, adaptive, none, or a second identity model file")
       .add("utility", "", "utility model TASK[/NAME]=MODEL (repeatable), e.g. gender=gender.pt, gender/faceapi=faceapi:age-gender, age=faceapi:age-gender")
       .add("steering", "", "steering model (default: the one summary.json names, checked by sha256)")
-      .add("bootstrap", "1000", "bootstrap resamples for the 95% intervals, in [0, 1000000] (0 = none)")
+      .add("bootstrap", "1000", "identity-cluster bootstrap resamples for the 95% intervals, in [0, 1000000] (0 = Clopper-Pearson for rates, none otherwise)")
       .add("seed", "0", "seed of the bootstrap and of the adaptive attacker")
       .add("adaptive-epochs", "12", "training epochs of the adaptive attacker, in [1, 1000]")
       .add("batch", "64", "images per forward pass, in [1, 4096]")
@@ -131,12 +131,15 @@ int cmd_evaluate(const Args& args) {
   std::printf("evaluate %s\n", run.c_str());
   const metrics::MetricsReport r = metrics::evaluate_run(run, c, print_line);
   std::printf("images %zu, identities %zu, random guess %.2f%%\n", r.images, r.identities, r.random_guess_percent);
-  std::printf("steering top-1 %s%%, top-5 %s%%\n", show(r.steering_top1).c_str(), show(r.steering_top5).c_str());
-  for (const auto& [name, v] : r.attacker_top1) std::printf("attacker %-12s top-1 %s%%\n", name.c_str(), show(v).c_str());
+  std::printf("steering (in_loop) top-1 %s%%, top-5 %s%% (%s over %zu identities)\n", show(r.steering_top1).c_str(),
+              show(r.steering_top5).c_str(), r.steering_top1.method.c_str(), r.steering_top1.n_identities);
+  for (const auto& [name, v] : r.attacker_top1)
+    std::printf("attacker %-12s heldout top-1 %s%%\n", name.c_str(), show(v).c_str());
   for (const auto& [task, v] : r.utility_macro_f1) std::printf("utility %-8s macro-F1 %s%%\n", task.c_str(), show(v).c_str());
   std::printf("PSNR %s dB, SSIM %s, changed %s%%\n", show(r.psnr).c_str(), show(r.ssim).c_str(), show(r.changed_share).c_str());
   for (const auto& n : r.notes) std::printf("note: %s\n", n.c_str());
   std::printf("wrote %s\n", (run / "metrics.json").c_str());
+  for (const auto& snap : r.snapshots) std::printf("wrote %s\n", (snap / "metrics.json").c_str());
   return 0;
 }
 

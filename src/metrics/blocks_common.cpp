@@ -69,14 +69,6 @@ std::vector<int> argmax_rows(const at::Tensor& scores) {
   return out;
 }
 
-Interval hit_rate(const std::vector<int>& ranks, const std::vector<std::size_t>& subset, int k, const BootstrapSpec& b,
-                  const std::string& name) {
-  std::vector<double> hits;
-  for (std::size_t i : subset)
-    if (ranks[i] >= 0) hits.push_back(ranks[i] < k ? 100.0 : 0.0);
-  return bootstrap_mean(hits, b, name);
-}
-
 fs::path resolve_model(const std::string& ref, const fs::path& rundir) {
   if (ref.rfind("faceapi:", 0) == 0) return ref;
   fs::path p(ref);

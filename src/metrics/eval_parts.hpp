@@ -18,6 +18,7 @@
 
 #include "edi/data/image.hpp"
 #include "edi/data/manifest.hpp"
+#include "edi/metrics/attackers.hpp"
 #include "edi/metrics/evaluate.hpp"
 #include "edi/models/classifier.hpp"
 
@@ -49,7 +50,9 @@ struct RunMeta {
 
 /// Everything the blocks read: the run's images decoded once.
 struct RunInputs {
-  std::filesystem::path rundir;
+  std::filesystem::path rundir;           ///< the run (or snapshot) directory evaluated
+  std::filesystem::path images_dir;       ///< its images/
+  json snapshot;                          ///< snapshot.json of a snapshot directory, else null
   RunMeta meta;
   std::vector<Item> items;                ///< images kept (original and anonymized readable)
   std::vector<cv::Mat> anon_mats, orig_mats;
@@ -65,11 +68,18 @@ struct RunInputs {
 /// A per-image column of metrics-images.csv.
 using Column = std::pair<std::string, std::vector<std::string>>;
 
+/// What the model's sidecar says about the probes it was trained on.
+struct TrainingCheck {
+  bool held_out = false;  ///< the run's test split is held out from its training
+  std::string what;       ///< what was checked, in one sentence
+};
+
 struct SteeringResult {
   json j;
   std::string ref_raw, ref, sha;   ///< as given, as resolved, recorded sha256
   std::vector<int> ranks;          ///< on the anonymized images (or the in-loop ranks)
-  Interval top1, top5;
+  Rate top1, top5;                 ///< in_loop
+  TrainingCheck check;
   std::vector<Column> columns;
   std::vector<std::string> notes;
 };
@@ -78,26 +88,28 @@ struct AttackerResult {
   std::string name;
   json j;
   bool available = false;
-  std::optional<Interval> headline;  ///< the attacker's risk in the summary, when independent
+  std::optional<Rate> headline;  ///< heldout top-1, when independent
   std::vector<Column> columns;
   std::vector<std::string> notes;
 };
 
 struct UtilityResult {
   json j;
-  std::optional<Interval> macro_f1;
+  std::optional<Rate> macro_f1;
   std::vector<Column> columns;
   std::vector<std::string> notes;
 };
 
 struct QualityResult {
   json j;
-  Interval psnr, ssim, changed;
+  Rate psnr, ssim, changed;
   std::vector<Column> columns;
   std::vector<std::string> notes;
 };
 
 // --- inputs (inputs.cpp) ---
+/// A run directory (complete.json required) or a snapshot directory
+/// RUN/snapshots/<T>/ (snapshot.json required; manifest and summary from RUN).
 RunMeta read_run_meta(const std::filesystem::path& rundir);
 RunInputs read_run_inputs(const std::filesystem::path& rundir, const Log& say);
 
@@ -108,9 +120,16 @@ std::vector<std::string> number_column(const std::vector<double>& v);
 at::Tensor predict_logits(models::Classifier& model, const at::Tensor& images, int batch);
 std::vector<int> true_ranks(const at::Tensor& scores, const std::vector<int>& labels);
 std::vector<int> argmax_rows(const at::Tensor& scores);
-Interval hit_rate(const std::vector<int>& ranks, const std::vector<std::size_t>& subset, int k, const BootstrapSpec& b,
-                  const std::string& name);
 std::filesystem::path resolve_model(const std::string& ref, const std::filesystem::path& rundir);
+/// A Rate as metrics.json v2 writes it (null when undefined).
+json rate_json(const Rate& r);
+
+// --- privacy (privacy.cpp) ---
+/// Top-k hit rate over `subset` (ranks < 0 skipped), clustered by identity.
+Rate rank_rate(const RunInputs& in, const std::vector<int>& ranks, const std::vector<std::size_t>& subset, int k,
+               const BootstrapSpec& b, const std::string& name);
+/// Is the run's test split held out from the training of model `ref`? (sidecar manifest hash vs the run's)
+TrainingCheck check_training(const std::string& ref, const data::Manifest& manifest);
 
 // --- privacy (privacy.cpp) ---
 SteeringResult evaluate_steering(const RunInputs& in, const EvalConfig& cfg, const Log& say);

@@ -32,7 +32,7 @@ json header_json(const detail::RunInputs& in, const EvalConfig& cfg) {
   const std::size_t K = in.identities;
   json j;
   j["format"] = "edi-anon-metrics";
-  j["version"] = 1;
+  j["version"] = 2;
   j["code_version"] = std::string(version()) + " (" + git_describe() + ")";
   char host[256] = {0};
   gethostname(host, sizeof host - 1);
@@ -50,6 +50,10 @@ json header_json(const detail::RunInputs& in, const EvalConfig& cfg) {
               {"seconds", m.run_seconds},
               {"model", m.model_ref},
               {"options", m.options}};
+  if (in.snapshot.is_object()) {
+    j["run"]["snapshot"] = in.snapshot;
+    j["run"]["of_run"] = fs::absolute(in.rundir.parent_path().parent_path()).lexically_normal().string();
+  }
   const BootstrapSpec& b = cfg.bootstrap;
   j["config"] = {{"bootstrap", b.resamples}, {"seed", b.seed}, {"level", b.level}, {"attackers", cfg.attackers},
                  {"adaptive_epochs", cfg.adaptive_epochs}};
@@ -91,6 +95,11 @@ json privacy_json(const detail::RunInputs& in, const EvalConfig& cfg, const deta
   rep.steering_top1 = steer.top1;
   rep.steering_top5 = steer.top5;
   json privacy;
+  privacy["unit"] = "identity";
+  privacy["bootstrap"] = cfg.bootstrap.resamples;
+  privacy["seed"] = cfg.bootstrap.seed;
+  privacy["level"] = cfg.bootstrap.level;
+  privacy["identities_probed"] = count_clusters(in.labels);
   privacy["steering"] = steer.j;
   json attackers = json::array();
   for (const std::string& spec : cfg.attackers) {
@@ -107,6 +116,8 @@ json privacy_json(const detail::RunInputs& in, const EvalConfig& cfg, const deta
   return privacy;
 }
 
+MetricsReport evaluate_one(const fs::path& rundir, const EvalConfig& cfg, const std::function<void(const std::string&)>& log);
+
 }  // namespace
 
 std::pair<std::string, std::string> parse_utility_spec(const std::string& text) {
@@ -116,9 +127,9 @@ std::pair<std::string, std::string> parse_utility_spec(const std::string& text) 
   return {text.substr(0, eq), text.substr(eq + 1)};
 }
 
-MetricsReport evaluate_run(const fs::path& rundir, const EvalConfig& cfg, const std::function<void(const std::string&)>& log) {
+namespace {
+MetricsReport evaluate_one(const fs::path& rundir, const EvalConfig& cfg, const std::function<void(const std::string&)>& log) {
   const auto t0 = Clock::now();
-  check_config(cfg);
   const detail::RunInputs in = detail::read_run_inputs(rundir, log);
   MetricsReport rep;
   rep.images = in.n();
@@ -150,6 +161,19 @@ MetricsReport evaluate_run(const fs::path& rundir, const EvalConfig& cfg, const 
   if (cfg.write_files) {
     write_file_atomic(rundir / "metrics-images.csv", per_image_csv(in, columns));
     write_metrics_json(rundir / "metrics.json", rep);
+  }
+  return rep;
+}
+}  // namespace
+
+MetricsReport evaluate_run(const fs::path& rundir, const EvalConfig& cfg, const std::function<void(const std::string&)>& log) {
+  check_config(cfg);
+  MetricsReport rep = evaluate_one(rundir, cfg, log);
+  if (is_snapshot_dir(rundir)) return rep;
+  for (const fs::path& snap : list_snapshots(rundir)) {
+    if (log) log("snapshot " + snap.filename().string() + ": " + snap.string());
+    evaluate_one(snap, cfg, log);
+    rep.snapshots.push_back(snap);
   }
   return rep;
 }

@@ -1,5 +1,7 @@
 // The run directory as evaluate reads it: summary/provenance/manifest, the
 // images of outcomes.csv, their originals and the anonymized PNGs.
+#include <algorithm>
+#include <cstdlib>
 #include <set>
 
 #include "edi/core/csv.hpp"
@@ -67,11 +69,11 @@ std::vector<Item> read_items(const fs::path& rundir, const data::Manifest& manif
 }
 
 /// Side of the first anonymized PNG (the steering model's resolution).
-int anonymized_size(const fs::path& rundir, const std::vector<Item>& items) {
+int anonymized_size(const fs::path& rundir, const fs::path& images, const std::vector<Item>& items) {
   data::DecodeOptions probe;
   probe.min_side = 1;
   for (const auto& it : items) {
-    const fs::path p = engine::image_output_path(rundir / "images", it.id);
+    const fs::path p = engine::image_output_path(images, it.id);
     if (fs::is_regular_file(p)) return data::decode_image(p, probe).cols;
   }
   throw DataError(rundir.string() + ": no anonymized image in images/ (was the run made with --no-images?)");
@@ -95,7 +97,7 @@ void decode_pairs(RunInputs& in, std::vector<Item> items) {
   for (const auto& it : items) {
     if (bad.count(it.id)) continue;
     const cv::Mat o = data::tensor_to_image(orig.images[static_cast<std::int64_t>(k_orig++)]);
-    const fs::path p = engine::image_output_path(in.rundir / "images", it.id);
+    const fs::path p = engine::image_output_path(in.images_dir, it.id);
     if (!fs::is_regular_file(p)) {
       in.notes.push_back("image " + it.id + " left out: no anonymized image " + p.string());
       continue;
@@ -111,36 +113,53 @@ void decode_pairs(RunInputs& in, std::vector<Item> items) {
 
 }  // namespace
 
-RunMeta read_run_meta(const fs::path& rundir) {
-  for (const char* f : {"manifest.csv", "outcomes.csv", "summary.json"})
-    if (!fs::is_regular_file(rundir / f)) throw DataError(rundir.string() + ": not a finished run directory (no " + f + ")");
+RunMeta read_run_meta(const fs::path& dir) {
+  const bool snapshot = is_snapshot_dir(dir);
+  const fs::path rundir = snapshot ? dir.parent_path().parent_path() : dir;
+  if (!snapshot && !run_finished(dir))
+    throw DataError(dir.string() + ": not a finished run directory (no complete.json; the runner writes it last)");
+  for (const char* f : {"manifest.csv", "outcomes.csv", "summary.json"}) {
+    if (snapshot && std::string(f) == "summary.json") continue;  // the run may still be going on
+    const fs::path p = std::string(f) == "outcomes.csv" ? dir / f : rundir / f;
+    if (!fs::is_regular_file(p)) throw DataError(dir.string() + ": not a finished run directory (no " + p.string() + ")");
+  }
   RunMeta m;
-  m.summary = json::parse(read_file(rundir / "summary.json"), nullptr, false);
-  if (m.summary.is_discarded()) throw DataError((rundir / "summary.json").string() + ": not valid JSON");
+  m.summary = read_json_or(rundir / "summary.json", json::object());
+  if (!snapshot && (m.summary.is_discarded() || !m.summary.is_object() || m.summary.empty()))
+    throw DataError((rundir / "summary.json").string() + ": not valid JSON");
   // provenance.json (the distributed runner) holds the config and model hash.
   const json provenance = read_json_or(rundir / "provenance.json", json::object());
   m.options = m.summary.value("options", json::object());
   if (m.options.empty()) m.options = provenance.value("config", json::object());
   m.manifest = data::read_manifest(rundir / "manifest.csv");
   m.resize = data::parse_resize_mode(m.options.value("resize", std::string("crop")), "resize");
-  m.method = m.summary.value("method", m.options.value("method", std::string("edi")));
+  m.method = m.summary.value("method", provenance.value("method", m.options.value("method", std::string("edi"))));
   m.op = m.summary.value("operator", m.options.value("operator", std::string("?")));
   read_model(m, provenance);
   m.passes_run = m.summary.value("passes_run", -1);
   if (m.passes_run < 0)
     m.passes_run = m.summary.value("passes", json::array()).empty() ? 0 : m.summary["passes"].back().value("pass", 0);
   m.run_seconds = m.summary.value("timing", json::object()).value("seconds", 0.0);
+  if (snapshot) {
+    const json snap = read_json_or(dir / "snapshot.json", json());
+    if (!snap.is_object() || snap.value("format", "") != "edi-anon-snapshot")
+      throw DataError((dir / "snapshot.json").string() + ": not an edi-anon snapshot (expected format edi-anon-snapshot)");
+    m.passes_run = snap.value("pass", 0);
+    m.run_seconds = 0.0;
+  }
   return m;
 }
 
 RunInputs read_run_inputs(const fs::path& rundir, const Log& say) {
   RunInputs in;
   in.rundir = rundir;
+  in.images_dir = rundir / "images";
   in.meta = read_run_meta(rundir);
+  if (is_snapshot_dir(rundir)) in.snapshot = read_json_or(rundir / "snapshot.json", json());
   std::vector<Item> items = read_items(rundir, in.meta.manifest);
   // Originals at the model resolution (sha256-checked), anonymized PNGs.
   // The anonymized images are stored at the steering model's resolution.
-  in.size = anonymized_size(rundir, items);
+  in.size = anonymized_size(rundir, in.images_dir, items);
   if (say)
     say("decoding " + std::to_string(items.size()) + " originals and anonymized images at " + std::to_string(in.size) + " px");
   decode_pairs(in, std::move(items));
@@ -159,3 +178,29 @@ RunInputs read_run_inputs(const fs::path& rundir, const Log& say) {
 }
 
 }  // namespace edi::metrics::detail
+
+namespace edi::metrics {
+
+bool run_finished(const std::filesystem::path& dir) { return std::filesystem::is_regular_file(dir / "complete.json"); }
+
+bool is_snapshot_dir(const std::filesystem::path& dir) { return std::filesystem::is_regular_file(dir / "snapshot.json"); }
+
+std::vector<std::filesystem::path> list_snapshots(const std::filesystem::path& rundir) {
+  namespace fs = std::filesystem;
+  std::vector<std::pair<double, fs::path>> found;
+  std::error_code ec;
+  if (!fs::is_directory(rundir / "snapshots", ec)) return {};
+  for (const auto& e : fs::directory_iterator(rundir / "snapshots", ec)) {
+    if (!e.is_directory() || !is_snapshot_dir(e.path())) continue;
+    char* end = nullptr;
+    const std::string name = e.path().filename().string();
+    const double t = std::strtod(name.c_str(), &end);
+    found.emplace_back(end && *end == 0 ? t : -1.0, e.path());
+  }
+  std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.first > b.first; });  // highest target first
+  std::vector<fs::path> out;
+  for (const auto& f : found) out.push_back(f.second);
+  return out;
+}
+
+}  // namespace edi::metrics

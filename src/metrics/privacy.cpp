@@ -1,46 +1,24 @@
-// Privacy blocks of evaluate: the steering model and each attacker.
+// Privacy blocks of evaluate: the steering model (in_loop, heldout) and each
+// attacker under the two threat models (heldout, linkage).
 #include <opencv2/face.hpp>
 #include <opencv2/imgproc.hpp>
+
+#include <limits>
+#include <map>
 
 #include "edi/core/error.hpp"
 #include "edi/core/fs.hpp"
 #include "edi/engine/runner.hpp"
+#include "edi/metrics/attackers.hpp"
 #include "edi/models/faceapi.hpp"
 #include "edi/models/gallery.hpp"
+#include "edi/models/registry.hpp"
 #include "edi/models/training.hpp"
 #include "eval_parts.hpp"
 
-namespace edi::metrics::detail {
-
-namespace fs = std::filesystem;
+namespace edi::metrics {
 
 namespace {
-
-AttackerResult unavailable(const std::string& name, const std::string& kind, const std::string& why) {
-  AttackerResult r;
-  r.name = name;
-  r.j = {{"name", name}, {"kind", kind}, {"available", false}, {"reason", why}};
-  r.notes.push_back("attacker " + name + " not available: " + why);
-  return r;
-}
-
-/// Top-1/top-5 rates of an attacker's ranks (all images when `with_all`, always the test split).
-void report_ranks(AttackerResult& r, const RunInputs& in, const BootstrapSpec& b, const std::vector<int>& ranks, bool with_all) {
-  json t1, t5;
-  if (with_all) {
-    t1["all"] = interval_json(hit_rate(ranks, in.all, 1, b, r.name + "/top1/all"));
-    t5["all"] = interval_json(hit_rate(ranks, in.all, 5, b, r.name + "/top5/all"));
-  }
-  const Interval r1t = hit_rate(ranks, in.test, 1, b, r.name + "/top1/test");
-  t1["test"] = interval_json(r1t);
-  t5["test"] = interval_json(hit_rate(ranks, in.test, 5, b, r.name + "/top5/test"));
-  r.j["top1"] = t1;
-  r.j["top5"] = t5;
-  r.headline = with_all ? hit_rate(ranks, in.all, 1, b, r.name + "/top1/all") : r1t;
-  r.columns.emplace_back(r.name + "_rank", int_column(ranks));
-  r.available = true;
-}
-
 cv::Mat grey8(const cv::Mat& rgb) {
   cv::Mat g, u;
   cv::cvtColor(rgb, g, cv::COLOR_RGB2GRAY);
@@ -48,12 +26,131 @@ cv::Mat grey8(const cv::Mat& rgb) {
   return u;
 }
 
-/// Rank of `label` among a StandardCollector's per-label nearest distances.
-int collector_rank(const cv::Ptr<cv::face::StandardCollector>& coll, int label) {
-  const auto res = coll->getResults(true);  // one (label, min distance) per label, nearest first
-  for (std::size_t p = 0; p < res.size(); ++p)
-    if (res[p].first == label) return static_cast<int>(p);
-  return static_cast<int>(res.size());
+/// Records every (label, distance) in enrolment order.
+class AllDistances : public cv::face::PredictCollector {
+ public:
+  std::vector<std::pair<int, double>> seen;
+  bool collect(int label, double dist) override {
+    seen.emplace_back(label, dist);
+    return true;
+  }
+};
+
+/// Rank of `label` among the per-label nearest distances, skipping enrolled item `skip`.
+int rank_of(const std::vector<std::pair<int, double>>& seen, int label, std::size_t skip) {
+  std::map<int, double> best;
+  for (std::size_t e = 0; e < seen.size(); ++e) {
+    if (e == skip) continue;
+    const auto [l, d] = seen[e];
+    const auto it = best.find(l);
+    if (it == best.end() || d < it->second) best[l] = d;
+  }
+  const auto own = best.find(label);
+  if (own == best.end()) return static_cast<int>(best.size());
+  int r = 0;
+  for (const auto& [l, d] : best) r += l != label && d < own->second;
+  return r;
+}
+}  // namespace
+
+ThreatRanks lbph_threat_ranks(const std::vector<cv::Mat>& originals, const std::vector<cv::Mat>& probes,
+                              const std::vector<int>& labels) {
+  std::vector<cv::Mat> tr;
+  for (const auto& o : originals) tr.push_back(grey8(o));
+  auto lbph = cv::face::LBPHFaceRecognizer::create();
+  lbph->train(tr, labels);
+  ThreatRanks t;
+  const std::size_t none = std::numeric_limits<std::size_t>::max();
+  for (std::size_t i = 0; i < probes.size(); ++i) {
+    cv::Ptr<AllDistances> coll = cv::makePtr<AllDistances>();
+    lbph->predict(grey8(probes[i]), coll);
+    t.linkage.push_back(rank_of(coll->seen, labels[i], none));
+    t.heldout.push_back(rank_of(coll->seen, labels[i], i));
+  }
+  return t;
+}
+
+}  // namespace edi::metrics
+
+namespace edi::metrics::detail {
+
+namespace fs = std::filesystem;
+
+json rate_json(const Rate& r) {
+  if (!r.defined) return nullptr;
+  json j = interval_json(r);
+  j["n_identities"] = r.n_identities;
+  j["method"] = r.method;
+  return j;
+}
+
+Rate rank_rate(const RunInputs& in, const std::vector<int>& ranks, const std::vector<std::size_t>& subset, int k,
+               const BootstrapSpec& b, const std::string& name) {
+  std::vector<double> hits;
+  std::vector<int> ids;
+  for (std::size_t i : subset)
+    if (ranks[i] >= 0) hits.push_back(ranks[i] < k ? 100.0 : 0.0), ids.push_back(in.labels[i]);
+  return cluster_rate(hits, ids, b, name);
+}
+
+TrainingCheck check_training(const std::string& ref, const data::Manifest& manifest) {
+  TrainingCheck c;
+  if (ref == "faceapi:recognition") {
+    c.held_out = true;
+    c.what = "a gallery enrolled on the run's train-split originals: test-split probes' originals are not in it";
+    return c;
+  }
+  if (ref.rfind("faceapi:", 0) == 0) {
+    c.what = ref + " has no training record";
+    return c;
+  }
+  models::Sidecar side;
+  try {
+    side = models::read_sidecar(ref);
+  } catch (const Error& e) {
+    c.what = e.what();
+    return c;
+  }
+  if (!side.training) {
+    c.what = models::sidecar_path(ref).string() + " records no training manifest, so the probes it was trained on are unknown";
+    return c;
+  }
+  const std::string run_hash = manifest.hash();
+  if (side.training->manifest_hash != run_hash) {
+    c.what = models::sidecar_path(ref).string() + ": training manifest sha256 " + side.training->manifest_hash +
+             " differs from the run's " + run_hash + " (another data set or split), so the probes it was trained on are unknown";
+    return c;
+  }
+  c.held_out = true;
+  c.what = "sidecar training manifest sha256 equals the run's (" + run_hash.substr(0, 12) +
+           "...): trained on the train split, the test split held out";
+  return c;
+}
+
+namespace {
+
+AttackerResult unavailable(const std::string& name, const std::string& kind, const std::string& why) {
+  AttackerResult r;
+  r.name = name;
+  r.j = {{"name", name}, {"kind", kind}, {"available", false}, {"steered", false}, {"reason", why}};
+  r.notes.push_back("attacker " + name + " not available: " + why);
+  return r;
+}
+
+/// top1/top5 under both threat models; the heldout top-1 is the attacker's headline.
+void report_threats(AttackerResult& r, const RunInputs& in, const BootstrapSpec& b, const std::vector<int>& heldout,
+                    const std::vector<std::size_t>& heldout_set, const std::vector<int>& linkage,
+                    const std::vector<std::size_t>& linkage_set) {
+  json t1, t5;
+  const Rate h1 = rank_rate(in, heldout, heldout_set, 1, b, r.name + "/top1/heldout");
+  t1["heldout"] = rate_json(h1);
+  t1["linkage"] = rate_json(rank_rate(in, linkage, linkage_set, 1, b, r.name + "/top1/linkage"));
+  t5["heldout"] = rate_json(rank_rate(in, heldout, heldout_set, 5, b, r.name + "/top5/heldout"));
+  t5["linkage"] = rate_json(rank_rate(in, linkage, linkage_set, 5, b, r.name + "/top5/linkage"));
+  r.j["top1"] = t1;
+  r.j["top5"] = t5;
+  if (h1.defined) r.headline = h1;
+  r.available = true;
 }
 
 }  // namespace
@@ -65,7 +162,7 @@ SteeringResult evaluate_steering(const RunInputs& in, const EvalConfig& cfg, con
   s.sha = in.meta.model_sha;
   s.ref = resolve_model(s.ref_raw, in.rundir).string();
   s.ranks.assign(n, -1);
-  s.j = {{"model", s.ref_raw}};
+  s.j = {{"model", s.ref_raw}, {"steered", true}};
   bool from_images = false;
   try {
     if (s.ref.rfind("faceapi:", 0) != 0 && !s.sha.empty() && fs::is_regular_file(s.ref) && sha256_file(s.ref) != s.sha)
@@ -79,43 +176,42 @@ SteeringResult evaluate_steering(const RunInputs& in, const EvalConfig& cfg, con
     for (std::size_t i = 0; i < n; ++i) s.ranks[i] = in.items[i].outcome_rank;
   }
   const BootstrapSpec& b = cfg.bootstrap;
+  s.check = check_training(s.ref, in.meta.manifest);
   s.j["source"] = from_images ? "anonymized images (images/*.png)" : "outcomes.csv (engine's in-loop state)";
-  s.top1 = hit_rate(s.ranks, in.all, 1, b, "steering/top1/all");
-  s.top5 = hit_rate(s.ranks, in.all, 5, b, "steering/top5/all");
-  s.j["top1"] = {{"all", interval_json(s.top1)}, {"test", interval_json(hit_rate(s.ranks, in.test, 1, b, "steering/top1/test"))}};
-  s.j["top5"] = {{"all", interval_json(s.top5)}, {"test", interval_json(hit_rate(s.ranks, in.test, 5, b, "steering/top5/test"))}};
-  std::vector<int> in_loop(n);
-  for (std::size_t i = 0; i < n; ++i) in_loop[i] = in.items[i].outcome_rank;
-  s.j["top1_in_loop"] = interval_json(hit_rate(in_loop, in.all, 1, b, "steering/top1/in-loop"));
-  s.j["steered"] = true;
+  s.j["threat_models"] = {{"in_loop", "the model that steered the perturbation, on every image it steered (the authors' protocol)"},
+                          {"heldout", "the steering model on the test-split images, which it was not trained or enrolled on"}};
+  s.j["heldout_check"] = s.check.what;
+  s.top1 = rank_rate(in, s.ranks, in.all, 1, b, "steering/top1/in_loop");
+  s.top5 = rank_rate(in, s.ranks, in.all, 5, b, "steering/top5/in_loop");
+  Rate h1, h5;
+  h1.defined = h5.defined = false;
+  if (s.check.held_out) {
+    h1 = rank_rate(in, s.ranks, in.test, 1, b, "steering/top1/heldout");
+    h5 = rank_rate(in, s.ranks, in.test, 5, b, "steering/top5/heldout");
+  }
+  s.j["top1"] = {{"in_loop", rate_json(s.top1)}, {"heldout", rate_json(h1)}};
+  s.j["top5"] = {{"in_loop", rate_json(s.top5)}, {"heldout", rate_json(h5)}};
+  std::vector<int> state(n);
+  for (std::size_t i = 0; i < n; ++i) state[i] = in.items[i].outcome_rank;
+  s.j["top1_engine_state"] = rate_json(rank_rate(in, state, in.all, 1, b, "steering/top1/engine-state"));
   s.columns.emplace_back("steering_rank", int_column(s.ranks));
   return s;
 }
 
 AttackerResult evaluate_lbph(const RunInputs& in, const EvalConfig& cfg, const Log& say) {
-  if (in.train.empty()) return unavailable("lbph", "lbph", "the run has no train-split images to train the recogniser on");
-  if (say) say("attacker lbph: training on " + std::to_string(in.train.size()) + " original train-split images (grey)");
-  std::vector<cv::Mat> tr;
-  std::vector<int> tl;
-  for (std::size_t i : in.train) {
-    tr.push_back(grey8(in.orig_mats[i]));
-    tl.push_back(in.labels[i]);
-  }
-  auto lbph = cv::face::LBPHFaceRecognizer::create();
-  lbph->train(tr, tl);
-  std::vector<int> ranks(in.n(), -1);
-  for (std::size_t i = 0; i < in.n(); ++i) {
-    auto coll = cv::face::StandardCollector::create();
-    lbph->predict(grey8(in.anon_mats[i]), coll);
-    ranks[i] = collector_rank(coll, in.labels[i]);
-  }
+  if (in.n() < 2) return unavailable("lbph", "lbph", "the run has fewer than two images: no leave-one-out gallery");
+  if (say) say("attacker lbph: enrolling " + std::to_string(in.n()) + " originals (grey), leave-one-out and linkage");
+  const ThreatRanks t = lbph_threat_ranks(in.orig_mats, in.anon_mats, in.labels);
   AttackerResult r;
   r.name = "lbph";
   r.j = {{"name", "lbph"}, {"kind", "lbph"}, {"available", true}, {"steered", false},
-         {"model", "OpenCV LBPHFaceRecognizer (radius 1, 8 neighbours, 8x8 grid), grey"},
-         {"trained_on", "original train-split images (" + std::to_string(in.train.size()) + ")"},
-         {"tested_on", "anonymized images: all, and held-out test split"}};
-  report_ranks(r, in, cfg.bootstrap, ranks, true);
+         {"model", "OpenCV LBPHFaceRecognizer (radius 1, 8 neighbours, 8x8 grid), grey, nearest neighbour"},
+         {"trained_on", "the originals of the run's images (" + std::to_string(in.n()) + ")"},
+         {"threat_models", {{"heldout", "every original except the probe's own (leave-one-out)"},
+                            {"linkage", "every original, including the probe's own"}}}};
+  report_threats(r, in, cfg.bootstrap, t.heldout, in.all, t.linkage, in.all);
+  r.columns.emplace_back("lbph_rank_heldout", int_column(t.heldout));
+  r.columns.emplace_back("lbph_rank_linkage", int_column(t.linkage));
   return r;
 }
 
@@ -126,6 +222,7 @@ json faceapi_verification(const RunInputs& in, const at::Tensor& eo, const at::T
   const std::size_t n = in.n();
   const at::Tensor own = (ea - eo).pow(2).sum(1).sqrt();
   std::vector<double> verified, impostor;
+  std::vector<int> imp_ids;
   for (std::size_t i = 0; i < n; ++i) {
     const double d = own[static_cast<std::int64_t>(i)].item<double>();
     own_dist.push_back(d);
@@ -136,22 +233,51 @@ json faceapi_verification(const RunInputs& in, const at::Tensor& eo, const at::T
       if (in.labels[o] == in.labels[i]) continue;
       const double di = (eo[static_cast<std::int64_t>(i)] - eo[static_cast<std::int64_t>(o)]).pow(2).sum().sqrt().item<double>();
       impostor.push_back(di < models::kDlibVerificationThreshold ? 100.0 : 0.0);
+      imp_ids.push_back(in.labels[i]);
       break;
     }
   }
   return {{"rule", "distance(anonymized, its original) < 0.6"},
-          {"rate", interval_json(bootstrap_mean(verified, b, "faceapi/verify"))},
-          {"mean_distance", interval_json(bootstrap_mean(own_dist, b, "faceapi/distance"))},
-          {"impostor_rate", interval_json(bootstrap_mean(impostor, b, "faceapi/impostor"))},
+          {"rate", rate_json(cluster_rate(verified, in.labels, b, "faceapi/verify"))},
+          {"mean_distance", rate_json(cluster_mean(own_dist, in.labels, b, "faceapi/distance"))},
+          {"impostor_rate", rate_json(cluster_rate(impostor, imp_ids, b, "faceapi/impostor"))},
           {"impostor_rule", "distance(original, original of the next image of another identity) < 0.6: the "
                             "verifier's false-accept level"}};
+}
+
+/// Ranks against identity centroids of all originals (linkage) and with the probe's own original left out (heldout).
+ThreatRanks centroid_ranks(const RunInputs& in, const at::Tensor& eo, const at::Tensor& ea) {
+  const std::size_t K = in.identities;
+  at::Tensor sum = torch::zeros({static_cast<std::int64_t>(K), eo.size(1)});
+  std::vector<int> count(K, 0);
+  for (std::size_t i = 0; i < in.n(); ++i) {
+    sum[in.labels[i]] += eo[static_cast<std::int64_t>(i)];
+    ++count[static_cast<std::size_t>(in.labels[i])];
+  }
+  at::Tensor cent = sum.clone();
+  for (std::size_t c = 0; c < K; ++c) {
+    if (count[c] > 0) cent[static_cast<std::int64_t>(c)] /= count[c];
+    else cent[static_cast<std::int64_t>(c)].fill_(1e6f);  // never the nearest
+  }
+  ThreatRanks t;
+  t.linkage = true_ranks(-models::embedding_distances(ea, cent), in.labels);
+  for (std::size_t i = 0; i < in.n(); ++i) {
+    const auto l = static_cast<std::int64_t>(in.labels[i]);
+    at::Tensor c = cent.clone();
+    const int left = count[static_cast<std::size_t>(l)] - 1;
+    if (left > 0) c[l] = (sum[l] - eo[static_cast<std::int64_t>(i)]) / left;
+    else c[l].fill_(1e6f);
+    const at::Tensor d = models::embedding_distances(ea.narrow(0, static_cast<std::int64_t>(i), 1), c);
+    t.heldout.push_back(true_ranks(-d, {in.labels[i]})[0]);
+  }
+  return t;
 }
 }  // namespace
 
 AttackerResult evaluate_faceapi(const RunInputs& in, const EvalConfig& cfg, const SteeringResult& steer, const Log& say) {
   if (steer.ref_raw == "faceapi:recognition")
     return unavailable("faceapi", "gallery", "face-api recognition steered this run (reported as the steering model)");
-  if (in.train.empty()) return unavailable("faceapi", "gallery", "the run has no train-split images to enrol");
+  if (in.n() < 2) return unavailable("faceapi", "gallery", "the run has fewer than two images: no leave-one-out gallery");
   std::shared_ptr<models::Embedder> emb;
   try {
     models::LoadOptions lo;
@@ -164,28 +290,19 @@ AttackerResult evaluate_faceapi(const RunInputs& in, const EvalConfig& cfg, cons
   torch::NoGradGuard guard;
   const at::Tensor eo = models::embed_batched(*emb, in.origs, static_cast<std::size_t>(cfg.batch));
   const at::Tensor ea = models::embed_batched(*emb, in.anon, static_cast<std::size_t>(cfg.batch));
-  // Gallery: per-identity centroid of the original train-split descriptors.
-  const std::size_t K = in.identities;
-  at::Tensor cent = torch::zeros({static_cast<std::int64_t>(K), eo.size(1)});
-  std::vector<int> count(K, 0);
-  for (std::size_t i : in.train) {
-    cent[in.labels[i]] += eo[static_cast<std::int64_t>(i)];
-    ++count[static_cast<std::size_t>(in.labels[i])];
-  }
-  for (std::size_t c = 0; c < K; ++c) {
-    if (count[c] > 0) cent[static_cast<std::int64_t>(c)] /= count[c];
-    else cent[static_cast<std::int64_t>(c)].fill_(1e6f);  // never the nearest
-  }
-  const std::vector<int> ranks = true_ranks(-models::embedding_distances(ea, cent), in.labels);
+  const ThreatRanks t = centroid_ranks(in, eo, ea);
   AttackerResult r;
   r.name = "faceapi";
   r.j = {{"name", "faceapi"}, {"kind", "gallery"}, {"available", true}, {"steered", false},
          {"model", "face-api recognition net (dlib ResNet, 128-d), nearest identity centroid"},
-         {"trained_on", "gallery of original train-split images (" + std::to_string(in.train.size()) + ")"},
-         {"tested_on", "anonymized images: all, and held-out test split"}};
-  report_ranks(r, in, cfg.bootstrap, ranks, true);
+         {"trained_on", "a gallery of the originals of the run's images (" + std::to_string(in.n()) + ")"},
+         {"threat_models", {{"heldout", "identity centroids of every original except the probe's own (leave-one-out)"},
+                            {"linkage", "identity centroids of every original, including the probe's own"}}}};
+  report_threats(r, in, cfg.bootstrap, t.heldout, in.all, t.linkage, in.all);
   std::vector<double> own_dist;
   r.j["verification"] = faceapi_verification(in, eo, ea, cfg.bootstrap, own_dist);
+  r.columns.emplace_back("faceapi_rank_heldout", int_column(t.heldout));
+  r.columns.emplace_back("faceapi_rank_linkage", int_column(t.linkage));
   r.columns.emplace_back("faceapi_distance", number_column(own_dist));
   return r;
 }
@@ -205,7 +322,7 @@ AttackerResult evaluate_adaptive(const RunInputs& in, const EvalConfig& cfg, con
   }
   models::TrainConfig tc;
   tc.manifest = am;
-  tc.image_root = in.rundir / "images";
+  tc.image_root = in.images_dir;
   tc.task = "identity";
   tc.architecture = "small-cnn";
   create_private_dir(in.rundir / "attackers");
@@ -224,16 +341,16 @@ AttackerResult evaluate_adaptive(const RunInputs& in, const EvalConfig& cfg, con
   models::LoadOptions lo;
   lo.device = cfg.device;
   auto model = models::load_classifier(tc.out.string(), lo);
-  std::vector<int> ranks(in.n(), -1);
-  const std::vector<int> all_ranks = true_ranks(predict_logits(*model, in.anon, cfg.batch), in.labels);
-  for (std::size_t i : in.test) ranks[i] = all_ranks[i];
+  const std::vector<int> ranks = true_ranks(predict_logits(*model, in.anon, cfg.batch), in.labels);
   AttackerResult r;
   r.name = "adaptive";
   r.j = {{"name", "adaptive"}, {"kind", "adaptive"}, {"available", true}, {"steered", false},
          {"model", tc.out.string() + " (small-cnn, seed " + std::to_string(cfg.adaptive_seed) + ")"},
          {"trained_on", "anonymized train-split images (" + std::to_string(in.train.size()) + ")"},
-         {"tested_on", "anonymized held-out test split (" + std::to_string(in.test.size()) + ")"}};
-  report_ranks(r, in, cfg.bootstrap, ranks, false);
+         {"threat_models", {{"heldout", "anonymized train-split images; probes are the anonymized test split, never seen"},
+                            {"linkage", "anonymized train-split images; probes are those same training images"}}}};
+  report_threats(r, in, cfg.bootstrap, ranks, in.test, ranks, in.train);
+  r.columns.emplace_back("adaptive_rank", int_column(ranks));
   return r;
 }
 
@@ -249,15 +366,20 @@ AttackerResult evaluate_classifier_attacker(const RunInputs& in, const EvalConfi
     return unavailable(name, "classifier", e.what());
   }
   const bool steered = ref == steer.ref || (!steer.sha.empty() && model->info().file_sha256 == steer.sha);
+  const TrainingCheck check = check_training(ref, in.meta.manifest);
+  if (!steered && !check.held_out)
+    return unavailable(name, "classifier", "refused: its training data may overlap the probes in a way heldout/linkage cannot say: " + check.what);
   if (say) say("attacker " + name + ": re-identifying the anonymized images");
   const std::vector<int> ranks = true_ranks(predict_logits(*model, in.anon, cfg.batch), in.labels);
   AttackerResult r;
   r.name = name;
   r.j = {{"name", name}, {"kind", "classifier"}, {"available", true}, {"steered", steered}, {"model", spec},
          {"architecture", model->info().architecture}, {"sha256", model->info().file_sha256},
-         {"trained_on", "its own training data (see the model's sidecar)"},
-         {"tested_on", "anonymized images: all, and held-out test split"}};
-  report_ranks(r, in, cfg.bootstrap, ranks, true);
+         {"trained_on", "the run's train split (originals), checked: " + check.what},
+         {"threat_models", {{"heldout", "trained on the train split's originals; probes are the anonymized test split"},
+                            {"linkage", "trained on the train split's originals; probes are those images, anonymized"}}}};
+  report_threats(r, in, cfg.bootstrap, ranks, in.test, ranks, in.train);
+  r.columns.emplace_back(name + "_rank", int_column(ranks));
   if (steered) {
     r.headline.reset();
     r.notes.push_back("attacker " + name + " is the steering model: not counted as independent");

@@ -19,7 +19,7 @@ UtilityResult regression_utility(const RunInputs& in, const BootstrapSpec& b, js
   }
   u["kind"] = "regression";
   u["labels"] = false;
-  u["mae_vs_original"] = interval_json(bootstrap_mean(err, b, "utility/" + task + "/mae"));
+  u["mae_vs_original"] = rate_json(cluster_mean(err, in.labels, b, "utility/" + task + "/mae"));
   u["note"] = "no per-image numeric labels: MAE between the predictions on the anonymized and on the original image";
   UtilityResult r;
   r.j = u;
@@ -40,16 +40,21 @@ void labelled_scores(const RunInputs& in, const BootstrapSpec& b, const std::str
     truth_col[i] = std::to_string(truth[i]);
     if (truth[i] >= 0) idx.push_back(i);
   }
-  auto stat = [&](const std::vector<int>& pred, bool f1) {
-    return [&truth, &idx, &p = pred, C, f1](const std::vector<std::size_t>& sel) {
-      std::vector<std::size_t> s;
-      for (std::size_t k : sel) s.push_back(idx[k]);
-      const ClassScores cs = classification_scores(truth, p, C, s);
-      return 100.0 * (f1 ? cs.macro_f1 : cs.accuracy);
-    };
-  };
-  const Interval acc = bootstrap(idx.size(), stat(pa, false), b, "utility/" + task + "/accuracy");
-  const Interval f1 = bootstrap(idx.size(), stat(pa, true), b, "utility/" + task + "/macro_f1");
+  std::vector<double> hits;
+  std::vector<int> ids;
+  for (std::size_t i : idx) hits.push_back(pa[i] == truth[i] ? 100.0 : 0.0), ids.push_back(in.labels[i]);
+  const Rate acc = cluster_rate(hits, ids, b, "utility/" + task + "/accuracy");
+  Rate f1;
+  f1.n_identities = count_clusters(ids);
+  static_cast<Interval&>(f1) = cluster_bootstrap(
+      ids,
+      [&](const std::vector<std::size_t>& sel) {
+        std::vector<std::size_t> s;
+        for (std::size_t k : sel) s.push_back(idx[k]);
+        return 100.0 * classification_scores(truth, pa, C, s).macro_f1;
+      },
+      b, "utility/" + task + "/macro_f1");
+  f1.defined = !idx.empty();
   const ClassScores cs = classification_scores(truth, pa, C, idx);
   const ClassScores co = classification_scores(truth, po, C, idx);
   json pcf = json::object(), pco = json::object(), sup = json::object();
@@ -60,8 +65,8 @@ void labelled_scores(const RunInputs& in, const BootstrapSpec& b, const std::str
     sup[classes[cc]] = cs.support[cc];
   }
   u["labelled_images"] = idx.size();
-  u["accuracy"] = interval_json(acc);
-  u["macro_f1"] = interval_json(f1);
+  u["accuracy"] = rate_json(acc);
+  u["macro_f1"] = rate_json(f1);
   u["per_class_f1"] = pcf;
   u["support"] = sup;
   u["original"] = {{"accuracy", 100.0 * co.accuracy}, {"macro_f1", 100.0 * co.macro_f1}, {"per_class_f1", pco}};
@@ -101,7 +106,7 @@ UtilityResult evaluate_utility(const RunInputs& in, const EvalConfig& cfg, const
   u["labels"] = labelled;
   std::vector<double> agree;
   for (std::size_t i = 0; i < in.n(); ++i) agree.push_back(pa[i] == po[i] ? 100.0 : 0.0);
-  u["agreement_with_original"] = interval_json(bootstrap_mean(agree, cfg.bootstrap, "utility/" + task + "/agreement"));
+  u["agreement_with_original"] = rate_json(cluster_rate(agree, in.labels, cfg.bootstrap, "utility/" + task + "/agreement"));
   UtilityResult r;
   std::vector<std::string> truth_col(in.n());
   if (labelled) {
@@ -142,24 +147,25 @@ json passes_to_stop(const std::vector<Item>& items) {
 QualityResult evaluate_quality(const RunInputs& in, const BootstrapSpec& b) {
   const std::size_t n = in.n();
   std::vector<double> vp(n), vs(n), vc(n), finite_p;
+  std::vector<int> finite_ids;
   std::size_t unchanged = 0;
   for (std::size_t i = 0; i < n; ++i) {
     vp[i] = psnr(in.anon_mats[i], in.orig_mats[i]);
     vs[i] = ssim(in.anon_mats[i], in.orig_mats[i]);
     vc[i] = 100.0 * changed_share(in.anon_mats[i], in.orig_mats[i]);
-    if (std::isfinite(vp[i])) finite_p.push_back(vp[i]);
+    if (std::isfinite(vp[i])) finite_p.push_back(vp[i]), finite_ids.push_back(in.labels[i]);
     else ++unchanged;
   }
   QualityResult q;
-  q.psnr = bootstrap_mean(finite_p, b, "quality/psnr");
-  q.ssim = bootstrap_mean(vs, b, "quality/ssim");
-  q.changed = bootstrap_mean(vc, b, "quality/changed");
-  q.j = {{"psnr_db", interval_json(q.psnr)},
+  q.psnr = cluster_mean(finite_p, finite_ids, b, "quality/psnr");
+  q.ssim = cluster_mean(vs, in.labels, b, "quality/ssim");
+  q.changed = cluster_mean(vc, in.labels, b, "quality/changed");
+  q.j = {{"psnr_db", rate_json(q.psnr)},
          {"psnr_median_db", finite_p.empty() ? json(nullptr) : json(percentile(finite_p, 50))},
          {"psnr_note", "mean over changed images; unchanged images (PSNR = inf) are counted in 'unchanged_images'"},
          {"unchanged_images", unchanged},
-         {"ssim", interval_json(q.ssim)},
-         {"changed_share_percent", interval_json(q.changed)},
+         {"ssim", rate_json(q.ssim)},
+         {"changed_share_percent", rate_json(q.changed)},
          {"passes_to_stop", passes_to_stop(in.items)}};
   q.columns.emplace_back("psnr", number_column(vp));
   q.columns.emplace_back("ssim", number_column(vs));
