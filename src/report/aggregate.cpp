@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <ctime>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -26,17 +27,21 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-/// One evaluated run.
+/// One evaluated run or snapshot.
 struct Row {
   fs::path dir;
-  std::string name;
-  json m;  ///< metrics.json
+  std::string name;       ///< run name, or <run>@<T> for a snapshot
+  std::string run_name;   ///< the run's name (= name for a run)
+  double target = kNaN;   ///< snapshot target in %, NaN for a run
+  json m;                 ///< metrics.json
   std::string method, op, description;
+  bool control() const { return method == "none"; }
+  bool snapshot() const { return !std::isnan(target); }
 };
 
 double num(const json& j) { return j.is_number() ? j.get<double>() : kNaN; }
 
-/// An interval object {value, lo, hi, n} or null.
+/// A Rate/interval object {value, lo, hi, ...} or null.
 struct Iv {
   double v = kNaN, lo = kNaN, hi = kNaN;
 };
@@ -52,12 +57,20 @@ std::string show(const Iv& x, int prec = 1) {
   return f1(x.v, prec) + " [" + f1(x.lo, prec) + ", " + f1(x.hi, prec) + "]";
 }
 
-/// An attacker's headline risk: top-1 (or rank-1) on all images, else on the test split.
-Iv attacker_risk(const json& a) {
+const json& path_or_null(const json& j, std::initializer_list<const char*> keys) {
+  static const json null;
+  const json* p = &j;
+  for (const char* k : keys) {
+    if (!p->is_object() || !p->contains(k)) return null;
+    p = &(*p)[k];
+  }
+  return *p;
+}
+
+/// An attacker's top-1 risk under threat model `tm` ("heldout" or "linkage").
+Iv attacker_risk(const json& a, const std::string& tm) {
   if (!a.value("available", false)) return {};
-  const json t = a.value("top1", json::object());
-  if (t.contains("all")) return iv(t["all"]);
-  return iv(t.value("test", json()));
+  return iv(path_or_null(a, {"top1", tm.c_str()}));
 }
 
 const json* find_attacker(const json& m, const std::string& name) {
@@ -73,11 +86,18 @@ const json* find_task(const json& m, const std::string& task) {
   return nullptr;
 }
 
-/// The risk used for matching (steering top-1, or an attacker's).
+Iv steering(const Row& r, const char* tm, const char* k = "top1") { return iv(path_or_null(r.m, {"privacy", "steering", k, tm})); }
+
+/// The risk used for --match-risk (steering in_loop top-1, or an attacker's heldout top-1).
 Iv match_risk(const Row& r, const std::string& which) {
-  if (which == "steering") return iv(r.m["privacy"]["steering"]["top1"]["all"]);
+  if (which == "steering") return steering(r, "in_loop");
   const json* a = find_attacker(r.m, which);
-  return a ? attacker_risk(*a) : Iv{};
+  return a ? attacker_risk(*a, "heldout") : Iv{};
+}
+
+/// Operator family for matching: the eyes/mouth/eyes-mouth baselines are masking.
+std::string family(const std::string& op) {
+  return op == "eyes" || op == "mouth" || op == "eyes-mouth" ? "mask" : op;
 }
 
 std::string now_utc() {
@@ -87,36 +107,33 @@ std::string now_utc() {
   return date;
 }
 
+/// pdflatex-safe text: specials escaped, the dashes and minus written in ASCII.
 std::string tex_escape(const std::string& s) {
   std::string o;
-  for (char c : s) {
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (s.compare(i, 3, "\xE2\x80\x93") == 0) {  // en dash
+      o += "--";
+      i += 2;
+      continue;
+    }
+    if (s.compare(i, 3, "\xE2\x88\x92") == 0) {  // minus sign
+      o += "$-$";
+      i += 2;
+      continue;
+    }
     if (c == '_' || c == '%' || c == '&' || c == '#' || c == '$' || c == '{' || c == '}') o += '\\';
     if (c == '~') {
       o += "\\textasciitilde{}";
       continue;
     }
+    if (c == '<' || c == '>') {
+      o += c == '<' ? "$<$" : "$>$";
+      continue;
+    }
     o += c;
   }
   return o;
-}
-
-/// Per-image utility labels and predictions of one task, by image id.
-struct TaskPreds {
-  std::map<std::string, std::pair<int, int>> by_id;  ///< id → (label, prediction)
-};
-TaskPreds read_task_preds(const fs::path& dir, const std::string& task) {
-  TaskPreds t;
-  const fs::path p = dir / "metrics-images.csv";
-  if (!fs::is_regular_file(p)) return t;
-  const CsvTable csv = parse_csv(read_file(p), p.string());
-  const int ci = csv_column(csv, "id"), cl = csv_column(csv, task + "_label"), cp = csv_column(csv, task + "_pred");
-  if (ci < 0 || cl < 0 || cp < 0) return t;
-  for (const auto& row : csv.rows) {
-    const std::string& l = row[static_cast<std::size_t>(cl)];
-    if (l.empty() || l == "-1") continue;
-    t.by_id[row[static_cast<std::size_t>(ci)]] = {std::stoi(l), std::stoi(row[static_cast<std::size_t>(cp)])};
-  }
-  return t;
 }
 
 }  // namespace
@@ -143,6 +160,14 @@ RunStatus classify_run(const fs::path& dir) {
       return s;
     }
   }
+  const bool snapshot = metrics::is_snapshot_dir(dir);
+  if (!snapshot && !metrics::run_finished(dir)) {
+    s.state = "not-finished";
+    s.reason = fs::is_regular_file(dir / "summary.json")
+                   ? "no complete.json: the run is running, was interrupted, or is being resumed"
+                   : "no complete.json and no results: the run did not finish";
+    return s;
+  }
   if (fs::is_regular_file(dir / "metrics.json")) {
     const json m = json::parse(read_file(dir / "metrics.json"), nullptr, false);
     if (m.is_discarded() || m.value("format", "") != "edi-anon-metrics") {
@@ -150,12 +175,13 @@ RunStatus classify_run(const fs::path& dir) {
       s.reason = "metrics.json is not a valid edi-anon metrics file";
       return s;
     }
-    s.state = "ok";
-    return s;
-  }
-  if (!fs::is_regular_file(dir / "summary.json") && !fs::is_regular_file(dir / "results.h5")) {
-    s.state = "failed";
-    s.reason = "no results (summary.json / results.h5): the run did not finish";
+    const fs::path marker = dir / (snapshot ? "snapshot.json" : "complete.json");
+    if (fs::last_write_time(dir / "metrics.json") >= fs::last_write_time(marker) && m.value("version", 0) >= 2) {
+      s.state = "ok";
+      return s;
+    }
+    s.state = "not-evaluated";
+    s.reason = "metrics.json is older than the run's last completion or of schema version 1 (run edi-anon evaluate again)";
     return s;
   }
   s.state = "not-evaluated";
@@ -165,41 +191,64 @@ RunStatus classify_run(const fs::path& dir) {
 
 namespace {
 
-/// Run directories → evaluated rows (evaluating missing metrics when asked); every state is kept in `res.runs`.
+/// Classify `dir`, evaluating it first when asked and it is finished but not evaluated.
+RunStatus classify_evaluating(const fs::path& dir, const AggregateConfig& cfg, const std::function<void(const std::string&)>& log) {
+  RunStatus st = classify_run(dir);
+  if (st.state == "not-evaluated" && cfg.evaluate_missing) {
+    if (log) log("evaluating " + dir.string());
+    try {
+      metrics::evaluate_run(dir, cfg.eval, log);
+      st = classify_run(dir);
+    } catch (const std::exception& e) {
+      st.state = "failed";
+      st.reason = std::string("evaluate: ") + e.what();
+    }
+  }
+  return st;
+}
+
+Row make_row(const fs::path& dir, const std::string& run_name, double target) {
+  Row r;
+  r.dir = dir;
+  r.run_name = run_name;
+  r.target = target;
+  r.name = std::isnan(target) ? run_name : run_name + "@" + dir.filename().string();
+  r.m = json::parse(read_file(dir / "metrics.json"));
+  r.method = r.m["run"].value("method", "?");
+  r.op = r.m["run"].value("operator", "?");
+  r.description = r.m["run"].value("description", "");
+  return r;
+}
+
+std::string run_name_of(const fs::path& dir) {
+  std::string name = fs::absolute(dir).lexically_normal().filename().string();
+  if (name.empty()) name = fs::absolute(dir).lexically_normal().parent_path().filename().string();
+  return name;
+}
+
+/// Run directories → evaluated rows (each run, then its snapshots, highest target first; control runs first of all).
 std::vector<Row> load_rows(const AggregateConfig& cfg, const std::function<void(const std::string&)>& log, AggregateResult& res) {
   std::vector<Row> rows;
   for (const fs::path& dir : cfg.runs) {
-    RunStatus st = classify_run(dir);
-    if (st.state == "not-evaluated" && cfg.evaluate_missing) {
-      if (log) log("evaluating " + dir.string());
-      try {
-        metrics::evaluate_run(dir, cfg.eval, log);
-        st = classify_run(dir);
-      } catch (const std::exception& e) {
-        st.state = "failed";
-        st.reason = std::string("evaluate: ") + e.what();
-      }
-    }
-    if (st.state == "ok") {
-      Row r;
-      r.dir = dir;
-      r.name = fs::absolute(dir).lexically_normal().filename().string();
-      if (r.name.empty()) r.name = fs::absolute(dir).lexically_normal().parent_path().filename().string();
-      r.m = json::parse(read_file(dir / "metrics.json"));
-      r.method = r.m["run"].value("method", "?");
-      r.op = r.m["run"].value("operator", "?");
-      r.description = r.m["run"].value("description", "");
-      rows.push_back(std::move(r));
-    }
+    const RunStatus st = classify_evaluating(dir, cfg, log);
+    const std::string name = run_name_of(dir);
+    if (st.state == "ok") rows.push_back(make_row(dir, name, kNaN));
     res.runs.push_back(st);
+    for (const fs::path& snap : metrics::list_snapshots(dir)) {
+      RunStatus ss = classify_evaluating(snap, cfg, log);
+      if (ss.state == "ok") rows.push_back(make_row(snap, name, std::strtod(snap.filename().c_str(), nullptr)));
+      res.snapshots.push_back(ss);
+    }
   }
+  std::stable_partition(rows.begin(), rows.end(), [](const Row& r) { return r.control(); });
   return rows;
 }
 
-/// Attackers and tasks seen in any run (first-seen order), manifests and code versions.
+/// Attackers and tasks seen in any run (first-seen order), manifests and code versions, identities.
 struct Columns {
   std::vector<std::string> attackers, tasks;
   std::set<std::string> manifests, versions;
+  std::set<long long> identities, seeds, resamples;
 };
 Columns collect_columns(const std::vector<Row>& rows) {
   Columns c;
@@ -215,6 +264,9 @@ Columns collect_columns(const std::vector<Row>& rows) {
     }
     c.manifests.insert(r.m["run"].value("manifest_hash", ""));
     c.versions.insert(r.m.value("code_version", ""));
+    c.identities.insert(r.m["privacy"].value("identities_probed", 0LL));
+    c.seeds.insert(r.m["privacy"].value("seed", 0LL));
+    c.resamples.insert(r.m["privacy"].value("bootstrap", 0LL));
   }
   return c;
 }
@@ -223,37 +275,56 @@ Columns collect_columns(const std::vector<Row>& rows) {
 struct Context {
   json j;
   std::vector<std::string> lines;
+  std::string unit;  ///< one line: unit, identities, interval method, seed (every table header)
 };
-std::string joined(const std::set<std::string>& xs) {
-  std::string o;
-  for (const auto& x : xs) o += (o.empty() ? "" : ", ") + x;
-  return o;
+template <typename Set>
+std::string joined(const Set& xs) {
+  std::ostringstream o;
+  bool first = true;
+  for (const auto& x : xs) o << (first ? "" : ", ") << x, first = false;
+  return o.str();
+}
+std::string unit_line(const Columns& cols) {
+  return "unit: identity; 95% intervals from an identity-cluster bootstrap (identities resampled with all their images; " +
+         joined(cols.resamples) + " resamples, seed " + joined(cols.seeds) + "), exact Clopper-Pearson at 0 % and 100 %; " +
+         joined(cols.identities) + " identities probed";
 }
 Context make_context(const AggregateConfig& cfg, const std::vector<Row>& rows, const Columns& cols) {
   char host[256] = {0};
   gethostname(host, sizeof host - 1);
-  const std::size_t n_ok = rows.size();
+  std::size_t n_runs = 0;
+  for (const auto& r : rows) n_runs += !r.snapshot();
   Context c;
+  c.unit = unit_line(cols);
   c.j = {{"date", now_utc()},
          {"host", host},
          {"code_version", std::string(version()) + " (" + git_describe() + ")"},
          {"run_code_versions", cols.versions},
          {"manifest_hashes", cols.manifests},
          {"runs", cfg.runs.size()},
-         {"runs_ok", n_ok},
-         {"runs_not_ok", cfg.runs.size() - n_ok},
-         {"risk_unit", "% of images re-identified (top-1 unless noted), 95% percentile-bootstrap interval over images"},
+         {"runs_ok", n_runs},
+         {"runs_not_ok", cfg.runs.size() - n_runs},
+         {"snapshot_rows", rows.size() - n_runs},
+         {"unit", "identity"},
+         {"identities", cols.identities},
+         {"bootstrap", cols.resamples},
+         {"seed", cols.seeds},
+         {"risk_unit", "% of images re-identified (top-1 unless noted); " + c.unit},
          {"random_guess_percent", rows.empty() ? json(nullptr) : rows.front().m["random_guess_percent"]["top1"]}};
   c.lines = {"edi-anon aggregate", "date: " + c.j["date"].get<std::string>(), std::string("host: ") + host,
              "code version: " + c.j["code_version"].get<std::string>()};
   c.lines.push_back("run code versions: " + joined(cols.versions));
   c.lines.push_back("data manifest sha256: " + joined(cols.manifests));
-  c.lines.push_back("runs: " + std::to_string(cfg.runs.size()) + " given, " + std::to_string(n_ok) + " evaluated, " +
-                    std::to_string(cfg.runs.size() - n_ok) + " missing/failed/not evaluated (listed below)");
+  c.lines.push_back("runs: " + std::to_string(cfg.runs.size()) + " given, " + std::to_string(n_runs) + " evaluated (+" +
+                    std::to_string(rows.size() - n_runs) + " snapshot rows), " + std::to_string(cfg.runs.size() - n_runs) +
+                    " missing/failed/not finished/not evaluated (listed below)");
   if (!rows.empty())
     c.lines.push_back("random-guess risk: " + f1(rows.front().m["random_guess_percent"]["top1"].get<double>(), 2) + " % (1/" +
                       std::to_string(rows.front().m["identities"].get<int>()) + " identities)");
-  c.lines.push_back("risks and utility in %, value [95% bootstrap interval]");
+  c.lines.push_back("risks and utility in %, value [95% interval]; " + c.unit);
+  c.lines.push_back("threat models: steering in_loop = the steering model on every image it steered (authors' protocol); "
+                    "heldout = probes whose originals the attacker never saw (classifiers: test split; LBPH and face-api "
+                    "galleries: leave-one-out); linkage = the attacker holds the probes' originals");
   return c;
 }
 
@@ -264,22 +335,35 @@ struct Table {
   json j = json::array();
 };
 
+void add_iv_columns(Table& t, const std::string& display, const std::string& csv) {
+  t.head.push_back(display);
+  for (const char* s : {"", "_lo", "_hi"}) t.csv_head.push_back(csv + s);
+}
+
 void runs_table_head(Table& t, const Columns& cols) {
-  t.head = {"run", "method", "operator", "parameters", "passes", "images", "steering top-1", "steering top-5"};
-  t.csv_head = {"run", "dir", "method", "operator", "parameters", "passes", "images",
-                "steering_top1", "steering_top1_lo", "steering_top1_hi", "steering_top5", "steering_top5_lo", "steering_top5_hi"};
+  t.head = {"run", "method", "operator", "parameters", "passes", "images"};
+  t.csv_head = {"run", "dir", "method", "operator", "parameters", "passes", "images", "snapshot_target"};
+  add_iv_columns(t, "steering in_loop top-1", "steering_in_loop_top1");
+  add_iv_columns(t, "steering heldout top-1", "steering_heldout_top1");
+  add_iv_columns(t, "steering in_loop top-5", "steering_in_loop_top5");
   for (const auto& a : cols.attackers) {
-    t.head.push_back(a + " top-1");
-    for (const char* s : {"", "_lo", "_hi"}) t.csv_head.push_back(a + "_top1" + s);
+    add_iv_columns(t, a + " heldout top-1", a + "_heldout_top1");
+    add_iv_columns(t, a + " linkage top-1", a + "_linkage_top1");
   }
   for (const auto& tk : cols.tasks) {
-    t.head.push_back(tk + " acc");
-    t.head.push_back(tk + " macro-F1");
-    for (const char* s : {"", "_lo", "_hi"}) t.csv_head.push_back(tk + "_accuracy" + s);
-    for (const char* s : {"", "_lo", "_hi"}) t.csv_head.push_back(tk + "_macro_f1" + s);
+    add_iv_columns(t, tk + " acc", tk + "_accuracy");
+    add_iv_columns(t, tk + " macro-F1", tk + "_macro_f1");
+    add_iv_columns(t, tk + " agreement", tk + "_agreement");
   }
-  for (const char* h : {"PSNR dB", "SSIM", "changed %", "seconds"}) t.head.push_back(h);
-  for (const char* h : {"psnr_db", "psnr_lo", "psnr_hi", "ssim", "ssim_lo", "ssim_hi", "changed_percent", "seconds"}) t.csv_head.push_back(h);
+  add_iv_columns(t, "PSNR dB", "psnr_db");
+  add_iv_columns(t, "SSIM", "ssim");
+  t.head.insert(t.head.end(), {"changed %", "seconds"});
+  t.csv_head.insert(t.csv_head.end(), {"changed_percent", "seconds"});
+}
+
+void push_iv(std::vector<std::string>& t, std::vector<std::string>& c, const Iv& x, const std::string& cell) {
+  t.push_back(cell);
+  c.insert(c.end(), {raw(x.v), raw(x.lo), raw(x.hi)});
 }
 
 /// One run's cells for the attackers and utility tasks.
@@ -287,28 +371,24 @@ void runs_table_cells(const Row& r, const Columns& cols, std::vector<std::string
   const json& m = r.m;
   for (const auto& a : cols.attackers) {
     const json* aj = find_attacker(m, a);
-    Iv x = aj ? attacker_risk(*aj) : Iv{};
-    if (aj && aj->value("steered", false)) x = Iv{};
-    std::string cell = show(x);
-    if (a == "adaptive" && !std::isnan(x.v)) cell += " (test)";
-    t.push_back(aj && !aj->value("available", false) ? "n/a" : cell);
-    c.push_back(raw(x.v)), c.push_back(raw(x.lo)), c.push_back(raw(x.hi));
+    const bool na = aj && !aj->value("available", false);
+    for (const char* tm : {"heldout", "linkage"}) {
+      Iv x = aj ? attacker_risk(*aj, tm) : Iv{};
+      if (aj && aj->value("steered", false)) x = Iv{};
+      push_iv(t, c, x, na ? "n/a" : show(x));
+    }
     jr["attackers"][a] = aj ? *aj : json(nullptr);
   }
   for (const auto& tk : cols.tasks) {
     const json* u = find_task(m, tk);
-    Iv acc, mf;
+    Iv acc, mf, agree;
     if (u && u->value("labels", false)) acc = iv((*u)["accuracy"]), mf = iv((*u)["macro_f1"]);
-    // Without labels the display shows what was measured instead: agreement
-    // with the prediction on the original, or the MAE of a regression head.
-    std::string acc_cell = show(acc);
-    if (u && !u->value("labels", false) && u->contains("agreement_with_original"))
-      acc_cell = show(iv((*u)["agreement_with_original"])) + " agree";
-    else if (u && !u->value("labels", false) && u->contains("mae_vs_original"))
-      acc_cell = show(iv((*u)["mae_vs_original"])) + " MAE";
-    t.push_back(acc_cell);
-    t.push_back(show(mf));
-    for (const Iv& x : {acc, mf}) c.push_back(raw(x.v)), c.push_back(raw(x.lo)), c.push_back(raw(x.hi));
+    if (u) agree = iv(u->value("agreement_with_original", json()));
+    std::string agree_cell = show(agree);
+    if (u && u->contains("mae_vs_original")) agree_cell = show(iv((*u)["mae_vs_original"])) + " MAE";
+    push_iv(t, c, acc, show(acc));
+    push_iv(t, c, mf, show(mf));
+    push_iv(t, c, agree, agree_cell);
     jr["utility"][tk] = u ? *u : json(nullptr);
   }
 }
@@ -319,20 +399,24 @@ Table runs_table(const std::vector<Row>& rows, const Columns& cols) {
   for (const auto& r : rows) {
     const json& m = r.m;
     const std::string dir = fs::absolute(r.dir).lexically_normal().string();
-    const Iv s1 = iv(m["privacy"]["steering"]["top1"]["all"]), s5 = iv(m["privacy"]["steering"]["top5"]["all"]);
     const std::string passes = std::to_string(m["run"].value("passes_run", 0)), images = std::to_string(m.value("images", 0));
-    std::vector<std::string> t = {r.name, r.method, r.op, r.description, passes, images, show(s1), show(s5)};
-    std::vector<std::string> c = {r.name, dir, r.method, r.op, r.description, passes, images,
-                                  raw(s1.v), raw(s1.lo), raw(s1.hi), raw(s5.v), raw(s5.lo), raw(s5.hi)};
-    json jr = {{"run", r.name}, {"dir", dir}, {"method", r.method}, {"operator", r.op},
+    std::vector<std::string> t = {r.name, r.method, r.op, r.description, passes, images};
+    std::vector<std::string> c = {r.name, dir, r.method, r.op, r.description, passes, images, r.snapshot() ? raw(r.target) : ""};
+    const Iv s1 = steering(r, "in_loop"), sh = steering(r, "heldout"), s5 = steering(r, "in_loop", "top5");
+    push_iv(t, c, s1, show(s1));
+    push_iv(t, c, sh, show(sh));
+    push_iv(t, c, s5, show(s5));
+    json jr = {{"run", r.name}, {"dir", dir}, {"method", r.method}, {"operator", r.op}, {"control", r.control()},
+               {"snapshot_target", r.snapshot() ? json(r.target) : json(nullptr)},
                {"parameters", r.description}, {"passes", m["run"].value("passes_run", 0)}, {"images", m.value("images", 0)},
-               {"steering_top1", m["privacy"]["steering"]["top1"]["all"]}, {"steering_top5", m["privacy"]["steering"]["top5"]["all"]},
-               {"attackers", json::object()}, {"utility", json::object()}};
+               {"steering", path_or_null(m, {"privacy", "steering"})}, {"attackers", json::object()}, {"utility", json::object()}};
     runs_table_cells(r, cols, t, c, jr);
     const Iv ps = iv(m["quality"]["psnr_db"]), ss = iv(m["quality"]["ssim"]), ch = iv(m["quality"]["changed_share_percent"]);
     const double secs = m["run"].value("seconds", 0.0);
-    t.insert(t.end(), {show(ps), show(ss, 3), f1(ch.v), f1(secs)});
-    for (double x : {ps.v, ps.lo, ps.hi, ss.v, ss.lo, ss.hi, ch.v, secs}) c.push_back(raw(x));
+    push_iv(t, c, ps, show(ps));
+    push_iv(t, c, ss, show(ss, 3));
+    t.insert(t.end(), {f1(ch.v), f1(secs)});
+    c.insert(c.end(), {raw(ch.v), raw(secs)});
     jr["quality"] = m["quality"];
     jr["seconds"] = secs;
     tb.rows.push_back(t);
@@ -342,137 +426,261 @@ Table runs_table(const std::vector<Row>& rows, const Columns& cols) {
   return tb;
 }
 
-/// Paired bootstrap of the macro-F1 difference (EDI − baseline) over the images both runs labelled.
-metrics::Interval paired_f1_difference(const Row& b, const Row& e, const json& ub, const json& ue, const std::string& task,
-                                       const metrics::BootstrapSpec& spec, std::size_t& paired) {
-  metrics::Interval diff;
-  diff.value = diff.lo = diff.hi = kNaN;
-  const TaskPreds pb = read_task_preds(b.dir, task), pe = read_task_preds(e.dir, task);
-  std::vector<int> truth, predb, prede;
-  for (const auto& [id, lp] : pb.by_id) {
-    const auto it = pe.by_id.find(id);
-    if (it == pe.by_id.end() || it->second.first != lp.first) continue;
-    truth.push_back(lp.first);
-    predb.push_back(lp.second);
-    prede.push_back(it->second.second);
+// --- matched tables -------------------------------------------------------
+
+/// Per-image utility of one task from metrics-images.csv, by image id.
+struct ImageUtility {
+  int identity = -1, label = -1, pred = -1, pred_original = -1;
+};
+std::map<std::string, ImageUtility> read_image_utility(const fs::path& dir, const std::string& task) {
+  std::map<std::string, ImageUtility> out;
+  const fs::path p = dir / "metrics-images.csv";
+  if (!fs::is_regular_file(p)) return out;
+  const CsvTable csv = parse_csv(read_file(p), p.string());
+  const int ci = csv_column(csv, "id"), cid = csv_column(csv, "identity"), cl = csv_column(csv, task + "_label"),
+            cp = csv_column(csv, task + "_pred"), co = csv_column(csv, task + "_pred_original");
+  if (ci < 0 || cid < 0 || cp < 0 || co < 0) return out;
+  const auto as_int = [](const std::string& s) { return s.empty() ? -1 : std::atoi(s.c_str()); };
+  for (const auto& row : csv.rows) {
+    ImageUtility u;
+    u.identity = as_int(row[static_cast<std::size_t>(cid)]);
+    u.label = cl < 0 ? -1 : as_int(row[static_cast<std::size_t>(cl)]);
+    u.pred = as_int(row[static_cast<std::size_t>(cp)]);
+    u.pred_original = as_int(row[static_cast<std::size_t>(co)]);
+    out[row[static_cast<std::size_t>(ci)]] = u;
   }
-  paired = truth.size();
-  const int C = static_cast<int>(std::max(ub["classes"].size(), ue["classes"].size()));
-  if (paired > 0 && C > 0)
-    diff = metrics::bootstrap(
-        paired,
-        [&](const std::vector<std::size_t>& idx) {
-          return 100.0 * (metrics::classification_scores(truth, prede, C, idx).macro_f1 -
-                          metrics::classification_scores(truth, predb, C, idx).macro_f1);
-        },
-        spec, "matched/" + b.name + "/" + e.name + "/" + task);
-  return diff;
+  return out;
 }
 
-Iv labelled_f1(const Row& r, const std::string& task) {
-  const json* u = task.empty() ? nullptr : find_task(r.m, task);
-  return u && u->value("labels", false) ? iv((*u)["macro_f1"]) : Iv{};
+/// EDI − baseline utility over the images both rows hold, with an identity-cluster interval.
+struct PairedDiff {
+  std::string measure;             ///< "macro-F1" (labels) or "agreement" (with the prediction on the original)
+  double base = kNaN, edi = kNaN;
+  metrics::Interval d;
+  std::size_t paired = 0, identities = 0;
+};
+
+bool labelled(const Row& r, const std::string& task) {
+  const json* u = find_task(r.m, task);
+  return u && u->value("labels", false);
 }
 
-/// The EDI run of the baseline's operator with risk ≤ the baseline's and the highest labelled macro-F1.
-const Row* best_edi_for(const Row& b, const std::vector<Row>& rows, const AggregateConfig& cfg, const std::string& task) {
-  const Iv rb = match_risk(b, cfg.match_risk);
+PairedDiff paired_utility(const Row& b, const Row& e, const std::string& task, const metrics::BootstrapSpec& spec) {
+  PairedDiff p;
+  p.d.value = p.d.lo = p.d.hi = kNaN;
+  const bool with_labels = labelled(b, task) && labelled(e, task);
+  p.measure = with_labels ? "macro-F1" : "agreement";
+  const auto ub = read_image_utility(b.dir, task), ue = read_image_utility(e.dir, task);
+  std::vector<int> truth, pb, pe, ids;
+  std::vector<double> ab, ae;
+  int classes = 1;
+  for (const auto& [id, x] : ub) {
+    const auto it = ue.find(id);
+    if (it == ue.end() || x.pred < 0 || it->second.pred < 0) continue;
+    if (with_labels && (x.label < 0 || x.label != it->second.label)) continue;
+    truth.push_back(x.label), pb.push_back(x.pred), pe.push_back(it->second.pred), ids.push_back(x.identity);
+    ab.push_back(x.pred == x.pred_original ? 100.0 : 0.0);
+    ae.push_back(it->second.pred == it->second.pred_original ? 100.0 : 0.0);
+    classes = std::max({classes, x.label + 1, x.pred + 1, it->second.pred + 1});
+  }
+  p.paired = truth.size();
+  p.identities = metrics::count_clusters(ids);
+  if (p.paired == 0) return p;
+  const auto stat = [&](const std::vector<int>& pred, const std::vector<double>& agree, const std::vector<std::size_t>& idx) {
+    if (with_labels) return 100.0 * metrics::classification_scores(truth, pred, classes, idx).macro_f1;
+    double s = 0.0;
+    for (std::size_t i : idx) s += agree[i];
+    return s / static_cast<double>(idx.size());
+  };
+  std::vector<std::size_t> all(p.paired);
+  for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
+  p.base = stat(pb, ab, all);
+  p.edi = stat(pe, ae, all);
+  p.d = metrics::cluster_bootstrap(
+      ids, [&](const std::vector<std::size_t>& idx) { return stat(pe, ae, idx) - stat(pb, ab, idx); }, spec,
+      "matched/" + b.name + "/" + e.name + "/" + task);
+  return p;
+}
+
+/// matched-to = "name:target,name:target": the target this EDI run took from baseline `baseline`.
+double matched_target(const Row& e, const std::string& baseline) {
+  const json& opt = path_or_null(e.m, {"run", "options", "matched-to"});
+  if (!opt.is_string()) return kNaN;
+  std::stringstream ss(opt.get<std::string>());
+  std::string pair;
+  while (std::getline(ss, pair, ',')) {
+    const auto colon = pair.rfind(':');
+    if (colon != std::string::npos && pair.substr(0, colon) == baseline) return std::strtod(pair.c_str() + colon + 1, nullptr);
+  }
+  return kNaN;
+}
+
+/// The fixed pair of a baseline: the EDI snapshot its matched-to names, else the
+/// EDI run or snapshot of the same family whose risk is closest at or below the baseline's.
+const Row* pick_edi(const Row& b, const std::vector<Row>& rows, const std::function<Iv(const Row&)>& risk, bool use_matched_to,
+                    std::string& how) {
+  if (use_matched_to)
+    for (const auto& e : rows) {
+      if (e.method != "edi" || family(e.op) != family(b.op)) continue;
+      const double t = matched_target(e, b.run_name);
+      if (std::isnan(t)) continue;
+      for (const auto& s : rows)
+        if (s.run_name == e.run_name && s.snapshot() && std::fabs(s.target - t) < 1e-9) {
+          how = "matched-to";
+          return &s;
+        }
+    }
+  const Iv rb = risk(b);
   const Row* best = nullptr;
-  double best_u = -1;
   for (const auto& e : rows) {
-    if (e.method != "edi" || e.op != b.op) continue;
-    const Iv re = match_risk(e, cfg.match_risk);
+    if (e.method != "edi" || family(e.op) != family(b.op)) continue;
+    const Iv re = risk(e);
     if (std::isnan(re.v) || std::isnan(rb.v) || re.v > rb.v) continue;
-    const double u = labelled_f1(e, task).v;
-    const double key = std::isnan(u) ? -0.5 : u;
-    if (!best || key > best_u) best = &e, best_u = key;
+    if (!best || re.v > risk(*best).v) best = &e;
+  }
+  how = "closest at or below";
+  return best;
+}
+
+/// The independent attacker with the highest heldout top-1 on the baseline (or the one --match-risk names).
+std::string strongest_attacker(const Row& b, const Columns& cols, const std::string& forced) {
+  if (forced != "steering") return forced;
+  std::string best;
+  double best_v = -1;
+  for (const auto& a : cols.attackers) {
+    const json* aj = find_attacker(b.m, a);
+    const double v = aj && !aj->value("steered", false) ? attacker_risk(*aj, "heldout").v : kNaN;
+    if (!std::isnan(v) && v > best_v) best = a, best_v = v;
   }
   return best;
 }
 
-/// One matched-table row: (display line, JSON).
-std::pair<std::vector<std::string>, json> matched_row(const Row& b, const std::vector<Row>& rows, const AggregateConfig& cfg,
-                                                      const std::string& task) {
-  const Iv rb = match_risk(b, cfg.match_risk);
-  const Iv fb = labelled_f1(b, task);
-  const Row* best = best_edi_for(b, rows, cfg, task);
-  json mj = {{"baseline", b.name}, {"operator", b.op}, {"baseline_parameters", b.description}, {"baseline_risk", rb.v},
-             {"risk", cfg.match_risk}, {"task", task}};
-  std::vector<std::string> line = {b.name, b.op, b.description, f1(rb.v)};
-  if (!best) {
+json iv_json(const Iv& x) {
+  const auto n = [](double v) { return std::isnan(v) ? json(nullptr) : json(v); };
+  return {{"value", n(x.v)}, {"lo", n(x.lo)}, {"hi", n(x.hi)}};
+}
+
+/// One matched row (display line and JSON) for baseline b under risk `risk_name`.
+std::pair<std::vector<std::string>, json> matched_row(const Row& b, const std::vector<Row>& rows, const std::string& risk_name,
+                                                      const std::function<Iv(const Row&)>& risk, bool use_matched_to,
+                                                      const std::string& task, const metrics::BootstrapSpec& spec) {
+  std::string how;
+  const Row* e = pick_edi(b, rows, risk, use_matched_to, how);
+  const Iv rb = risk(b);
+  json mj = {{"baseline", b.name}, {"operator", b.op}, {"family", family(b.op)}, {"baseline_parameters", b.description},
+             {"risk", risk_name}, {"baseline_risk", std::isnan(rb.v) ? json(nullptr) : json(rb.v)},
+             {"baseline_risk_interval", iv_json(rb)}, {"task", task}};
+  std::vector<std::string> line = {b.name, family(b.op), b.description, risk_name, show(rb)};
+  const std::string dash = "–";
+  if (!e) {
     mj["edi"] = nullptr;
-    mj["reason"] = "no evaluated EDI run of operator " + b.op + " with " + cfg.match_risk + " risk <= " + f1(rb.v) + " %";
-    const std::string dash = "–";
-    line.insert(line.end(), {dash, dash, dash, dash, f1(fb.v), dash, mj["reason"].get<std::string>(), "0"});
-  } else {
-    const Iv re = match_risk(*best, cfg.match_risk);
-    const json* ub = task.empty() ? nullptr : find_task(b.m, task);
-    const json* ue = task.empty() ? nullptr : find_task(best->m, task);
-    const Iv fe = labelled_f1(*best, task);
-    metrics::Interval diff;
-    diff.value = diff.lo = diff.hi = kNaN;
-    std::size_t paired = 0;
-    if (ub && ue) diff = paired_f1_difference(b, *best, *ub, *ue, task, cfg.bootstrap, paired);
-    const int passes = best->m["run"].value("passes_run", 0);
-    mj["edi"] = best->name;
-    mj["edi_parameters"] = best->description;
-    mj["edi_risk"] = re.v;
-    mj["edi_passes"] = passes;
-    mj["baseline_macro_f1"] = fb.v;
-    mj["edi_macro_f1"] = fe.v;
-    mj["difference"] = {{"value", diff.value}, {"lo", diff.lo}, {"hi", diff.hi}, {"paired_images", paired}};
-    line.insert(line.end(), {best->name, best->description, f1(re.v), std::to_string(passes), f1(fb.v), f1(fe.v),
-                             paired ? show({diff.value, diff.lo, diff.hi}) : "– (no paired labelled images)", std::to_string(paired)});
+    mj["reason"] = "no evaluated EDI run or snapshot of family " + family(b.op) + " with " + risk_name + " risk <= " + f1(rb.v) + " %";
+    line.insert(line.end(), {dash, dash, dash, dash, dash, dash, dash, mj["reason"].get<std::string>(), "0", "0"});
+    return {line, mj};
   }
-  for (auto& v : mj.items())
-    if (v.value().is_number_float() && std::isnan(v.value().get<double>())) v.value() = nullptr;
+  const Iv re = risk(*e);
+  const PairedDiff p = task.empty() ? PairedDiff{} : paired_utility(b, *e, task, spec);
+  const int passes = e->m["run"].value("passes_run", 0);
+  mj.update({{"edi", e->name}, {"edi_parameters", e->description}, {"pairing", how},
+             {"edi_risk", std::isnan(re.v) ? json(nullptr) : json(re.v)}, {"edi_risk_interval", iv_json(re)}, {"edi_passes", passes},
+             {"measure", p.measure}, {"baseline_utility", std::isnan(p.base) ? json(nullptr) : json(p.base)},
+             {"edi_utility", std::isnan(p.edi) ? json(nullptr) : json(p.edi)},
+             {"difference", iv_json({p.d.value, p.d.lo, p.d.hi})}});
+  mj["difference"].update({{"paired_images", p.paired}, {"n_identities", p.identities}, {"method", "cluster-bootstrap"}});
+  line.insert(line.end(), {e->name, how, show(re), std::to_string(passes), p.measure.empty() ? dash : task + " " + p.measure,
+                           f1(p.base), f1(p.edi),
+                           p.paired ? show({p.d.value, p.d.lo, p.d.hi}) : "– (no paired images with predictions)",
+                           std::to_string(p.paired), std::to_string(p.identities)});
   return {line, mj};
 }
 
-Table matched_table(const std::vector<Row>& rows, const AggregateConfig& cfg, const std::string& task) {
-  Table t;
-  t.head = {"baseline run", "operator", "baseline parameters", "baseline risk", "EDI run", "EDI parameters",
-            "EDI risk", "EDI passes", "baseline " + task + " macro-F1", "EDI " + task + " macro-F1",
-            "difference (EDI − baseline)", "paired images"};
-  for (const auto& b : rows) {
-    if (b.method != "conventional") continue;
-    auto [line, mj] = matched_row(b, rows, cfg, task);
-    t.rows.push_back(line);
-    t.j.push_back(mj);
-  }
-  return t;
+std::vector<std::string> matched_head(const std::string& task) {
+  return {"baseline", "family", "baseline parameters", "risk", "baseline risk", "EDI row", "pairing", "EDI risk", "EDI passes",
+          "utility" + std::string(task.empty() ? "" : " (" + task + ")"), "baseline utility", "EDI utility",
+          "difference EDI − baseline [95% identity-cluster]", "paired images", "identities"};
 }
 
+/// Both matched tables: on the steering in_loop risk, and on the heldout risk of the strongest independent attacker.
+struct Matched {
+  Table steering, attacker;
+  std::string task, rule;
+};
+Matched matched_tables(const std::vector<Row>& rows, const Columns& cols, const AggregateConfig& cfg, const std::string& task) {
+  Matched m;
+  m.task = task;
+  m.rule = "pairs fixed in advance by operator family (eyes, mouth and eyes-mouth pair with EDI masking) and target: a baseline pairs "
+           "with the EDI snapshot whose matched-to option names it, else with the EDI run or snapshot of its family whose risk is "
+           "closest at or below the baseline's (no utility-based selection); utility = macro-F1 against labels where both rows "
+           "have them, else agreement with the utility model's prediction on the original";
+  m.steering.head = m.attacker.head = matched_head(task);
+  for (const auto& b : rows) {
+    if (b.method != "conventional") continue;
+    auto s = matched_row(b, rows, "steering in_loop top-1", [](const Row& r) { return steering(r, "in_loop"); }, true, task,
+                         cfg.bootstrap);
+    m.steering.rows.push_back(s.first);
+    m.steering.j.push_back(s.second);
+    const std::string a = strongest_attacker(b, cols, cfg.match_risk);
+    if (a.empty()) continue;
+    auto t = matched_row(b, rows, a + " heldout top-1", [&a](const Row& r) { return match_risk(r, a); }, false, task, cfg.bootstrap);
+    t.second["attacker"] = a;
+    m.attacker.rows.push_back(t.first);
+    m.attacker.j.push_back(t.second);
+  }
+  return m;
+}
+
+/// The utility task of the matched tables: --match-task, else the first labelled classification task, else the first with agreement.
 std::string default_task(const std::vector<Row>& rows, const std::string& given) {
-  std::string task = given;
-  if (task.empty())
+  if (!given.empty()) return given;
+  for (const bool need_labels : {true, false})
     for (const auto& r : rows)
       for (const auto& u : r.m.value("utility", json::array()))
-        if (task.empty() && u.value("labels", false)) task = u.value("task", "");
-  return task;
+        if (u.value("kind", "") == "classification" && (!need_labels || u.value("labels", false))) return u.value("task", "");
+  return "";
 }
 
 /// Everything the writers need.
 struct Tables {
   Context ctx;
-  Table runs, matched;
-  std::string task;
+  Table runs;
+  Matched matched;
   std::vector<RunStatus> bad;
 };
 
+std::string csv_text(const std::vector<std::string>& head, const std::vector<std::vector<std::string>>& rows) {
+  std::string out = csv_line(head);
+  for (const auto& r : rows) out += csv_line(r);
+  return out;
+}
+
+/// aggregate.csv and matched.csv: plain tables (pandas.read_csv reads them as they are); context in aggregate.meta.json.
 void write_csvs(const AggregateConfig& cfg, const Tables& t) {
-  std::string out;
-  for (const auto& l : t.ctx.lines) out += "# " + l + "\n";
-  for (const auto& s : t.bad) out += "# NOT INCLUDED (" + s.state + "): " + s.dir.string() + ": " + s.reason + "\n";
-  out += csv_line(t.runs.csv_head);
-  for (const auto& r : t.runs.csv_rows) out += csv_line(r);
-  write_file_atomic(cfg.out / "aggregate.csv", out);
-  std::string m;
-  for (const auto& l : t.ctx.lines) m += "# " + l + "\n";
-  m += "# matched by " + cfg.match_risk + " risk; utility task " + t.task + "\n";
-  m += csv_line(t.matched.head);
-  for (const auto& r : t.matched.rows) m += csv_line(r);
-  write_file_atomic(cfg.out / "matched.csv", m);
+  write_file_atomic(cfg.out / "aggregate.csv", csv_text(t.runs.csv_head, t.runs.csv_rows));
+  std::vector<std::string> head = {"matching"};
+  head.insert(head.end(), t.matched.steering.head.begin(), t.matched.steering.head.end());
+  std::vector<std::vector<std::string>> rows;
+  for (const auto* tb : {&t.matched.steering, &t.matched.attacker})
+    for (const auto& r : tb->rows) {
+      std::vector<std::string> line = {tb == &t.matched.steering ? "steering" : "attacker"};
+      line.insert(line.end(), r.begin(), r.end());
+      rows.push_back(line);
+    }
+  write_file_atomic(cfg.out / "matched.csv", csv_text(head, rows));
+}
+
+json not_included_json(const std::vector<RunStatus>& bad) {
+  json jb = json::array();
+  for (const auto& s : bad) jb.push_back({{"dir", s.dir.string()}, {"state", s.state}, {"reason", s.reason}});
+  return jb;
+}
+
+std::string meta_json(const AggregateConfig& cfg, const Tables& t) {
+  json j = {{"format", "edi-anon-aggregate-meta"}, {"version", 1}, {"context", t.ctx.j}, {"context_lines", t.ctx.lines},
+            {"not_included", not_included_json(t.bad)},
+            {"files", {{"aggregate.csv", "one row per run and snapshot; columns <x>, <x>_lo, <x>_hi per interval"},
+                       {"matched.csv", "both matched tables; column 'matching' = steering | attacker"}}},
+            {"matched_rule", t.matched.rule}, {"match_risk", cfg.match_risk}};
+  return j.dump(2) + "\n";
 }
 
 std::string md_table(const std::vector<std::string>& h, const std::vector<std::vector<std::string>>& rs) {
@@ -494,51 +702,81 @@ std::string md_table(const std::vector<std::string>& h, const std::vector<std::v
   return o;
 }
 
-std::string markdown(const AggregateConfig& cfg, const Tables& t) {
+std::string markdown(const Tables& t) {
   std::string md = "# EDI-Anon aggregate\n\n";
   for (std::size_t i = 1; i < t.ctx.lines.size(); ++i) md += "- " + t.ctx.lines[i] + "\n";
-  md += "\n## Runs\n\n" + md_table(t.runs.head, t.runs.rows);
-  md += "\nIndependent attackers never steered the run; `adaptive` is trained on the anonymized train split and tested on the "
-        "anonymized test split. Steering risk is the authors' protocol (the model that steered the perturbation).\n";
-  md += "\n## Matched privacy (" + cfg.match_risk + " risk, " + (t.task.empty() ? std::string("no utility task") : t.task + " macro-F1") +
-        ")\n\n";
-  md += t.matched.rows.empty() ? std::string("No conventional baseline among the evaluated runs.\n") : md_table(t.matched.head, t.matched.rows);
-  md += "\n## Missing or failed runs\n\n";
+  md += "\n## Runs (" + t.ctx.unit + ")\n\n" + md_table(t.runs.head, t.runs.rows);
+  md += "\nThe control run (method none: the originals) comes first. A row `<run>@<T>` is the snapshot of that run at the first "
+        "pass whose steering risk was at or below T %. Independent attackers never steered the run.\n";
+  const std::string task = t.matched.task.empty() ? std::string("no utility task") : t.matched.task;
+  md += "\n## Matched privacy on the steering risk (" + task + "; " + t.ctx.unit + ")\n\n" + t.matched.rule + ".\n\n";
+  md += t.matched.steering.rows.empty() ? std::string("No conventional baseline among the evaluated runs.\n")
+                                        : md_table(t.matched.steering.head, t.matched.steering.rows);
+  md += "\n## Matched privacy on the strongest independent attacker's heldout risk (" + task + "; " + t.ctx.unit + ")\n\n";
+  md += t.matched.attacker.rows.empty() ? std::string("No baseline with an independent attacker's heldout risk.\n")
+                                        : md_table(t.matched.attacker.head, t.matched.attacker.rows);
+  md += "\n## Missing, failed or unfinished runs\n\n";
   if (t.bad.empty()) md += "None.\n";
   for (const auto& s : t.bad) md += "- `" + s.dir.string() + "`: **" + s.state + "**: " + s.reason + "\n";
   return md;
 }
 
-std::string tex_table(const std::vector<std::string>& h, const std::vector<std::vector<std::string>>& rs, const std::string& caption) {
-  std::string o = "\\begin{table}[t]\n\\centering\\scriptsize\n\\caption{" + tex_escape(caption) + "}\n\\begin{tabular}{";
-  for (std::size_t i = 0; i < h.size(); ++i) o += i < 4 ? "l" : "r";
-  o += "}\n\\hline\n";
+std::string tex_table(const std::vector<std::string>& h, const std::vector<std::vector<std::string>>& rs, const std::string& caption,
+                      bool wide) {
+  const std::string env = wide ? "table*" : "table";
+  std::string o = "\\begin{" + env + "}[t]\n\\centering\\scriptsize\n\\caption{" + tex_escape(caption) + "}\n\\begin{tabular}{";
+  for (std::size_t i = 0; i < h.size(); ++i) o += i == 0 ? "l" : "r";
+  o += "}\n\\toprule\n";
   for (std::size_t i = 0; i < h.size(); ++i) o += (i ? " & " : "") + tex_escape(h[i]);
-  o += " \\\\\n\\hline\n";
+  o += " \\\\\n\\midrule\n";
   for (const auto& r : rs) {
     for (std::size_t i = 0; i < r.size(); ++i) o += (i ? " & " : "") + tex_escape(r[i]);
     o += " \\\\\n";
   }
-  o += "\\hline\n\\end{tabular}\n\\end{table}\n";
+  o += "\\bottomrule\n\\end{tabular}\n\\end{" + env + "}\n";
   return o;
 }
 
-std::string latex(const AggregateConfig& cfg, const Tables& t) {
-  std::string tex;
-  for (const auto& l : t.ctx.lines) tex += "% " + l + "\n";
-  for (const auto& s : t.bad) tex += "% NOT INCLUDED (" + s.state + "): " + s.dir.string() + ": " + s.reason + "\n";
-  tex += tex_table(t.runs.head, t.runs.rows, "Privacy (re-identification risk, %), utility (%) and quality per run; 95% bootstrap intervals.");
-  if (!t.matched.rows.empty())
-    tex += "\n" + tex_table(t.matched.head, t.matched.rows,
-                            "Matched privacy: EDI vs conventional baselines at equal or lower " + cfg.match_risk + " risk.");
+/// Columns of the compact runs table: run, steering in_loop, each attacker's heldout, the first task's utility, PSNR.
+Table compact_runs(const Table& full, const Columns& cols) {
+  std::vector<std::size_t> keep = {0};
+  for (std::size_t i = 0; i < full.head.size(); ++i) {
+    const std::string& h = full.head[i];
+    const bool attacker = h.size() > 14 && h.compare(h.size() - 14, 14, " heldout top-1") == 0 && h != "steering heldout top-1";
+    const bool task = !cols.tasks.empty() && (h == cols.tasks[0] + " macro-F1" || h == cols.tasks[0] + " agreement");
+    if (h == "steering in_loop top-1" || attacker || task || h == "PSNR dB") keep.push_back(i);
+  }
+  Table t;
+  for (std::size_t i : keep) t.head.push_back(full.head[i]);
+  for (const auto& r : full.rows) {
+    std::vector<std::string> line;
+    for (std::size_t i : keep) line.push_back(r[i]);
+    t.rows.push_back(line);
+  }
+  return t;
+}
+
+std::string latex(const Tables& t, const Columns& cols) {
+  std::string tex = "% needs \\usepackage{booktabs}; pdflatex-safe (ASCII only)\n";
+  for (const auto& l : t.ctx.lines) tex += "% " + tex_escape(l) + "\n";
+  for (const auto& s : t.bad) tex += "% NOT INCLUDED (" + s.state + "): " + tex_escape(s.dir.string() + ": " + s.reason) + "\n";
+  const Table compact = compact_runs(t.runs, cols);
+  tex += tex_table(compact.head, compact.rows, "Re-identification risk (%, heldout for independent attackers), utility (%) and PSNR per run; " +
+                                                    t.ctx.unit + ".", compact.head.size() > 5);
+  tex += "\n" + tex_table(t.runs.head, t.runs.rows, "All columns per run; " + t.ctx.unit + ".", true);
+  if (!t.matched.steering.rows.empty())
+    tex += "\n" + tex_table(t.matched.steering.head, t.matched.steering.rows, "Matched privacy (steering risk): " + t.matched.rule + ".", true);
+  if (!t.matched.attacker.rows.empty())
+    tex += "\n" + tex_table(t.matched.attacker.head, t.matched.attacker.rows,
+                            "Matched privacy (heldout risk of the strongest independent attacker).", true);
   return tex;
 }
 
 std::string aggregate_json(const AggregateConfig& cfg, const Tables& t) {
-  json jb = json::array();
-  for (const auto& s : t.bad) jb.push_back({{"dir", s.dir.string()}, {"state", s.state}, {"reason", s.reason}});
-  json all = {{"format", "edi-anon-aggregate"}, {"version", 1}, {"context", t.ctx.j}, {"runs", t.runs.j},
-              {"not_included", jb}, {"matched", {{"risk", cfg.match_risk}, {"task", t.task}, {"rows", t.matched.j}}}};
+  json all = {{"format", "edi-anon-aggregate"}, {"version", 2}, {"context", t.ctx.j}, {"runs", t.runs.j},
+              {"not_included", not_included_json(t.bad)},
+              {"matched", {{"risk", "steering in_loop top-1"}, {"task", t.matched.task}, {"rule", t.matched.rule},
+                           {"rows", t.matched.steering.j}, {"attacker_rows", t.matched.attacker.j}, {"match_risk", cfg.match_risk}}}};
   return all.dump(2) + "\n";
 }
 
@@ -557,17 +795,18 @@ AggregateResult aggregate_runs(const AggregateConfig& cfg, const std::function<v
   Tables t;
   t.ctx = make_context(cfg, rows, cols);
   t.runs = runs_table(rows, cols);
-  t.task = default_task(rows, cfg.match_task);
-  t.matched = matched_table(rows, cfg, t.task);
-  for (const auto& s : res.runs)
-    if (s.state != "ok") t.bad.push_back(s);
+  t.matched = matched_tables(rows, cols, cfg, default_task(rows, cfg.match_task));
+  for (const auto* list : {&res.runs, &res.snapshots})
+    for (const auto& s : *list)
+      if (s.state != "ok") t.bad.push_back(s);
   create_private_dir(cfg.out);
   write_csvs(cfg, t);
-  res.markdown = markdown(cfg, t);
+  write_file_atomic(cfg.out / "aggregate.meta.json", meta_json(cfg, t));
+  res.markdown = markdown(t);
   write_file_atomic(cfg.out / "aggregate.md", res.markdown);
-  write_file_atomic(cfg.out / "aggregate.tex", latex(cfg, t));
+  write_file_atomic(cfg.out / "aggregate.tex", latex(t, cols));
   write_file_atomic(cfg.out / "aggregate.json", aggregate_json(cfg, t));
-  for (const char* f : {"aggregate.csv", "aggregate.md", "aggregate.tex", "aggregate.json", "matched.csv"})
+  for (const char* f : {"aggregate.csv", "aggregate.meta.json", "aggregate.md", "aggregate.tex", "aggregate.json", "matched.csv"})
     res.files.push_back(cfg.out / f);
   return res;
 }
