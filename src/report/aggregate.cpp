@@ -721,54 +721,102 @@ std::string markdown(const Tables& t) {
   return md;
 }
 
-std::string tex_table(const std::vector<std::string>& h, const std::vector<std::vector<std::string>>& rs, const std::string& caption,
-                      bool wide) {
+/// A display cell for LaTeX: "v [lo, hi]" on two lines (the interval in \tiny), else escaped text.
+std::string tex_cell(const std::string& s) {
+  const auto b = s.find(" [");
+  if (b == std::string::npos || s.empty() || s.back() != ']') return tex_escape(s);
+  return "\\begin{tabular}[t]{@{}r@{}}" + tex_escape(s.substr(0, b)) + "\\\\{\\tiny " + tex_escape(s.substr(b + 1)) + "}\\end{tabular}";
+}
+/// A header on two lines (first word, rest).
+std::string tex_head(const std::string& s) {
+  const auto sp = s.find(' ');
+  if (sp == std::string::npos) return tex_escape(s);
+  return "\\begin{tabular}[b]{@{}c@{}}" + tex_escape(s.substr(0, sp)) + "\\\\" + tex_escape(s.substr(sp + 1)) + "\\end{tabular}";
+}
+
+/// One float: booktabs rules; the tabular is scaled down only if wider than the line (graphicx), so nothing overflows.
+std::string tex_table(const Table& t, const std::string& caption, bool wide, const std::string& spec = "") {
   const std::string env = wide ? "table*" : "table";
-  std::string o = "\\begin{" + env + "}[t]\n\\centering\\scriptsize\n\\caption{" + tex_escape(caption) + "}\n\\begin{tabular}{";
-  for (std::size_t i = 0; i < h.size(); ++i) o += i == 0 ? "l" : "r";
-  o += "}\n\\toprule\n";
-  for (std::size_t i = 0; i < h.size(); ++i) o += (i ? " & " : "") + tex_escape(h[i]);
+  std::string cols = spec;
+  if (cols.empty())
+    for (std::size_t i = 0; i < t.head.size(); ++i) cols += i == 0 ? "l" : "r";
+  std::string o = "\\begin{" + env + "}[tp]\n\\centering\\scriptsize\n\\caption{" + tex_escape(caption) + "}\n";
+  o += "\\sbox{\\edianonbox}{\\begin{tabular}{" + cols + "}\n\\toprule\n";
+  for (std::size_t i = 0; i < t.head.size(); ++i) o += (i ? " & " : "") + tex_head(t.head[i]);
   o += " \\\\\n\\midrule\n";
-  for (const auto& r : rs) {
-    for (std::size_t i = 0; i < r.size(); ++i) o += (i ? " & " : "") + tex_escape(r[i]);
+  for (const auto& r : t.rows) {
+    for (std::size_t i = 0; i < r.size(); ++i) o += (i ? " & " : "") + tex_cell(r[i]);
     o += " \\\\\n";
   }
-  o += "\\bottomrule\n\\end{tabular}\n\\end{" + env + "}\n";
+  o += "\\bottomrule\n\\end{tabular}}\n";
+  o += "\\ifdim\\wd\\edianonbox>\\linewidth\\resizebox{\\linewidth}{!}{\\usebox{\\edianonbox}}\\else\\usebox{\\edianonbox}\\fi\n";
+  o += "\\end{" + env + "}\n";
   return o;
 }
 
-/// Columns of the compact runs table: run, steering in_loop, each attacker's heldout, the first task's utility, PSNR.
-Table compact_runs(const Table& full, const Columns& cols) {
-  std::vector<std::size_t> keep = {0};
-  for (std::size_t i = 0; i < full.head.size(); ++i) {
-    const std::string& h = full.head[i];
-    const bool attacker = h.size() > 14 && h.compare(h.size() - 14, 14, " heldout top-1") == 0 && h != "steering heldout top-1";
-    const bool task = !cols.tasks.empty() && (h == cols.tasks[0] + " macro-F1" || h == cols.tasks[0] + " agreement");
-    if (h == "steering in_loop top-1" || attacker || task || h == "PSNR dB") keep.push_back(i);
-  }
+/// The columns of `full` whose header satisfies `keep` (plus column 0, the run).
+Table select_columns(const Table& full, const std::function<bool(const std::string&)>& keep) {
+  std::vector<std::size_t> idx = {0};
+  for (std::size_t i = 1; i < full.head.size(); ++i)
+    if (keep(full.head[i])) idx.push_back(i);
   Table t;
-  for (std::size_t i : keep) t.head.push_back(full.head[i]);
+  for (std::size_t i : idx) t.head.push_back(full.head[i]);
   for (const auto& r : full.rows) {
     std::vector<std::string> line;
-    for (std::size_t i : keep) line.push_back(r[i]);
+    for (std::size_t i : idx) line.push_back(r[i]);
     t.rows.push_back(line);
   }
   return t;
 }
 
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+/// The utility column of the compact table: the first task's macro-F1 where any row has labels, else its agreement.
+std::string compact_utility(const Table& full, const Columns& cols) {
+  if (cols.tasks.empty()) return "";
+  const std::string f1h = cols.tasks[0] + " macro-F1";
+  const auto it = std::find(full.head.begin(), full.head.end(), f1h);
+  if (it == full.head.end()) return cols.tasks[0] + " agreement";
+  const auto c = static_cast<std::size_t>(it - full.head.begin());
+  for (const auto& r : full.rows)
+    if (r[c] != "–") return f1h;
+  return cols.tasks[0] + " agreement";
+}
+
+std::string latex_matched(const Tables& t, const Table& m, const std::string& what) {
+  const Table s = select_columns(m, [](const std::string& h) {
+    return h == "EDI row" || h == "pairing" || h == "baseline risk" || h == "EDI risk" || h == "baseline utility" ||
+           h == "EDI utility" || h.rfind("difference", 0) == 0 || h == "identities";
+  });
+  return "\n" + tex_table(s, "Matched privacy on " + what + " (" + (t.matched.task.empty() ? "no utility task" : t.matched.task) +
+                                 "): " + t.matched.rule + ". " + t.ctx.unit + ".", true);
+}
+
 std::string latex(const Tables& t, const Columns& cols) {
-  std::string tex = "% needs \\usepackage{booktabs}; pdflatex-safe (ASCII only)\n";
+  std::string tex = "% edi-anon aggregate tables for pdflatex (ASCII only). Needs \\usepackage{booktabs} and \\usepackage{graphicx}.\n";
   for (const auto& l : t.ctx.lines) tex += "% " + tex_escape(l) + "\n";
   for (const auto& s : t.bad) tex += "% NOT INCLUDED (" + s.state + "): " + tex_escape(s.dir.string() + ": " + s.reason) + "\n";
-  const Table compact = compact_runs(t.runs, cols);
-  tex += tex_table(compact.head, compact.rows, "Re-identification risk (%, heldout for independent attackers), utility (%) and PSNR per run; " +
-                                                    t.ctx.unit + ".", compact.head.size() > 5);
-  tex += "\n" + tex_table(t.runs.head, t.runs.rows, "All columns per run; " + t.ctx.unit + ".", true);
-  if (!t.matched.steering.rows.empty())
-    tex += "\n" + tex_table(t.matched.steering.head, t.matched.steering.rows, "Matched privacy (steering risk): " + t.matched.rule + ".", true);
-  if (!t.matched.attacker.rows.empty())
-    tex += "\n" + tex_table(t.matched.attacker.head, t.matched.attacker.rows,
-                            "Matched privacy (heldout risk of the strongest independent attacker).", true);
+  tex += "\\ifdefined\\edianonbox\\else\\newsavebox{\\edianonbox}\\fi\n";
+  const std::string unit = " " + t.ctx.unit + ".";
+  const std::string util = compact_utility(t.runs, cols);
+  const Table compact = select_columns(t.runs, [&](const std::string& h) {
+    return h == "steering in_loop top-1" || (ends_with(h, " heldout top-1") && h != "steering heldout top-1") || h == util || h == "PSNR dB";
+  });
+  tex += tex_table(compact, "Re-identification risk in % (steering model in the loop; independent attackers heldout), utility and PSNR." + unit,
+                   false);
+  const Table privacy = select_columns(t.runs, [](const std::string& h) { return ends_with(h, " top-1") || ends_with(h, " top-5"); });
+  tex += "\n" + tex_table(privacy, "Re-identification risk in %: steering model (in_loop, heldout) and independent attackers (heldout, linkage)." + unit, true);
+  const Table rest = select_columns(t.runs, [](const std::string& h) {
+    return ends_with(h, " acc") || ends_with(h, " macro-F1") || ends_with(h, " agreement") || h == "PSNR dB" || h == "SSIM" ||
+           h == "changed %" || h == "passes" || h == "images";
+  });
+  tex += "\n" + tex_table(rest, "Utility in % and image quality per run." + unit, true);
+  const Table labels = select_columns(t.runs, [](const std::string& h) { return h == "method" || h == "operator" || h == "parameters"; });
+  tex += "\n" + tex_table(labels, "Run labels and their full parameters.", true, "lllp{0.55\\linewidth}");
+  if (!t.matched.steering.rows.empty()) tex += latex_matched(t, t.matched.steering, "the steering risk");
+  if (!t.matched.attacker.rows.empty()) tex += latex_matched(t, t.matched.attacker, "the strongest independent attacker's heldout risk");
   return tex;
 }
 
