@@ -114,10 +114,11 @@ std::string show(const metrics::Interval& v) {
 
 int cmd_evaluate(const Args& args) {
   Options opt("evaluate", "RUNDIR [--attacker A ...] [--utility TASK=MODEL ...] [--bootstrap N] [--seed S]",
-              "Privacy (steering model top-1/top-5; independent LBPH, face-api gallery and second-model attackers;\n"
-              "an adaptive attacker retrained on the anonymized train split), utility (accuracy, macro-F1, per-class F1\n"
-              "or agreement/MAE) and quality (PSNR, SSIM, changed share, passes to stop) of a finished run, with 95%\n"
-              "bootstrap intervals. Writes RUNDIR/metrics.json and RUNDIR/metrics-images.csv.");
+              "Privacy (steering model in_loop/heldout top-1/top-5; independent LBPH, face-api gallery and second-model\n"
+              "attackers, each heldout and linkage; an adaptive attacker retrained on the anonymized train split), utility\n"
+              "(accuracy, macro-F1, per-class F1 or agreement/MAE) and quality (PSNR, SSIM, changed share, passes to stop) of a\n"
+              "finished run (complete.json) and of each snapshot RUNDIR/snapshots/<T>/, with 95% identity-cluster intervals\n"
+              "(Clopper-Pearson at 0/100%). Writes metrics.json (schema version 2) and metrics-images.csv in each.");
   add_eval_options(opt);
   opt.add_common();
   std::vector<std::string> pos;
@@ -145,13 +146,16 @@ int cmd_evaluate(const Args& args) {
 
 int cmd_aggregate(const Args& args) {
   Options opt("aggregate", "RUNDIR... --out DIR [--evaluate] [--match-risk steering|ATTACKER] [--match-task TASK]",
-              "One table over many run directories (a sweep, a job array) in CSV, Markdown, LaTeX and JSON, each opening\n"
-              "with its context, plus the matched-privacy table (each conventional baseline against the EDI run of the same\n"
-              "operator with equal or lower risk and the highest utility). Missing or failed runs are listed, never dropped.");
+              "One table over many run directories (a sweep, a job array) and their snapshots (rows <run>@<T>), control\n"
+              "runs first, in CSV (context in aggregate.meta.json), Markdown, LaTeX and JSON, plus two matched-privacy tables\n"
+              "(pairs fixed by operator family and target: matched-to, else the EDI run or snapshot closest at or below the\n"
+              "baseline's steering risk / strongest attacker's heldout risk). Only runs with complete.json count as finished;\n"
+              "missing, failed or unfinished runs are listed, never dropped.");
   opt.required("out", "output directory for aggregate.{csv,md,tex,json} and matched.csv")
       .flag("evaluate", "evaluate finished runs that have no metrics.json yet (with the evaluate options below)")
-      .add("match-risk", "steering", "risk used to match EDI runs to baselines: steering, or an attacker name (lbph, faceapi, adaptive, model:FILE)")
-      .add("match-task", "", "utility task compared in the matched table (default: the first labelled task)");
+      .add("match-risk", "steering",
+           "attacker of the second matched table: steering = the strongest independent attacker per baseline, or a name (lbph, faceapi, adaptive, model:FILE)")
+      .add("match-task", "", "utility task compared in the matched tables (default: the first labelled classification task, else the first one)");
   add_eval_options(opt);
   opt.add_common();
   std::vector<std::string> pos;

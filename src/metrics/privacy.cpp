@@ -283,7 +283,7 @@ AttackerResult evaluate_faceapi(const RunInputs& in, const EvalConfig& cfg, cons
     models::LoadOptions lo;
     lo.device = cfg.device;
     emb = models::load_faceapi_embedder("faceapi:recognition", lo);
-  } catch (const Error& e) {
+  } catch (const std::exception& e) {  // edi errors and filesystem errors (an unreadable assets folder)
     return unavailable("faceapi", "gallery", e.what());
   }
   if (say) say("attacker faceapi: embedding originals and anonymized images");
