@@ -177,7 +177,12 @@ int cmd_aggregate(const Args& args) {
     if (s.state == "ok") ++ok;
     else std::printf("not included: %s: %s: %s\n", s.dir.c_str(), s.state.c_str(), s.reason.c_str());
   }
-  std::printf("aggregated %zu of %zu runs\n", ok, r.runs.size());
+  std::size_t snaps = 0;
+  for (const auto& s : r.snapshots) {
+    if (s.state == "ok") ++snaps;
+    else std::printf("snapshot not included: %s: %s: %s\n", s.dir.c_str(), s.state.c_str(), s.reason.c_str());
+  }
+  std::printf("aggregated %zu of %zu runs (+%zu snapshot rows)\n", ok, r.runs.size(), snaps);
   for (const auto& f : r.files) std::printf("wrote %s\n", f.c_str());
   return 0;
 }
