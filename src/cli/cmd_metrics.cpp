@@ -7,6 +7,7 @@
 #include "commands.hpp"
 #include "edi/core/error.hpp"
 #include "edi/metrics/evaluate.hpp"
+#include "edi/metrics/format.hpp"
 #include "edi/report/aggregate.hpp"
 #include "edi/report/export.hpp"
 #include "eval_options.hpp"
@@ -79,7 +80,7 @@ void add_eval_options(Options& opt) {
           "independent attackers (repeatable or comma-separated): lbph, faceapi, adaptive, none, or a second identity model file")
       .add("utility", "", "utility model TASK[/NAME]=MODEL (repeatable), e.g. gender=gender.pt, gender/faceapi=faceapi:age-gender, age=faceapi:age-gender")
       .add("steering", "", "steering model (default: the one summary.json names, checked by sha256)")
-      .add("bootstrap", "1000", "bootstrap resamples for the 95% intervals, in [0, 1000000] (0 = none)")
+      .add("bootstrap", "1000", "identity-cluster bootstrap resamples for the 95% intervals, in [0, 1000000] (0 = Clopper-Pearson for rates, none otherwise)")
       .add("seed", "0", "seed of the bootstrap and of the adaptive attacker")
       .add("adaptive-epochs", "12", "training epochs of the adaptive attacker, in [1, 1000]")
       .add("batch", "64", "images per forward pass, in [1, 4096]")
@@ -111,19 +112,19 @@ void print_line(const std::string& s) {
 }
 
 std::string show(const metrics::Interval& v) {
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "%.2f [%.2f, %.2f]", v.value, v.lo, v.hi);
-  return buf;
+  const auto f = [](double x) { return metrics::format_number(x, metrics::display(2)); };
+  return f(v.value) + " [" + f(v.lo) + ", " + f(v.hi) + "]";
 }
 
 }  // namespace
 
 int cmd_evaluate(const Args& args) {
   Options opt("evaluate", "RUNDIR [--attacker A ...] [--utility TASK=MODEL ...] [--bootstrap N] [--seed S]",
-              "Privacy (steering model top-1/top-5; independent LBPH, face-api gallery and second-model attackers;\n"
-              "an adaptive attacker retrained on the anonymized train split), utility (accuracy, macro-F1, per-class F1\n"
-              "or agreement/MAE) and quality (PSNR, SSIM, changed share, passes to stop) of a finished run, with 95%\n"
-              "bootstrap intervals. Writes RUNDIR/metrics.json and RUNDIR/metrics-images.csv.");
+              "Privacy (steering model in_loop/heldout top-1/top-5; independent LBPH, face-api gallery and second-model\n"
+              "attackers, each heldout and linkage; an adaptive attacker retrained on the anonymized train split), utility\n"
+              "(accuracy, macro-F1, per-class F1 or agreement/MAE) and quality (PSNR, SSIM, changed share, passes to stop) of a\n"
+              "finished run (complete.json) and of each snapshot RUNDIR/snapshots/<T>/, with 95% identity-cluster intervals\n"
+              "(Clopper-Pearson at 0/100%). Writes metrics.json (schema version 2) and metrics-images.csv in each.");
   add_eval_options(opt);
   opt.add_common();
   std::vector<std::string> pos;
@@ -137,24 +138,30 @@ int cmd_evaluate(const Args& args) {
   std::printf("evaluate %s\n", run.c_str());
   const metrics::MetricsReport r = metrics::evaluate_run(run, c, print_line);
   std::printf("images %zu, identities %zu, random guess %.2f%%\n", r.images, r.identities, r.random_guess_percent);
-  std::printf("steering top-1 %s%%, top-5 %s%%\n", show(r.steering_top1).c_str(), show(r.steering_top5).c_str());
-  for (const auto& [name, v] : r.attacker_top1) std::printf("attacker %-12s top-1 %s%%\n", name.c_str(), show(v).c_str());
+  std::printf("steering (in_loop) top-1 %s%%, top-5 %s%% (%s over %zu identities)\n", show(r.steering_top1).c_str(),
+              show(r.steering_top5).c_str(), r.steering_top1.method.c_str(), r.steering_top1.n_identities);
+  for (const auto& [name, v] : r.attacker_top1)
+    std::printf("attacker %-12s heldout top-1 %s%%\n", name.c_str(), show(v).c_str());
   for (const auto& [task, v] : r.utility_macro_f1) std::printf("utility %-8s macro-F1 %s%%\n", task.c_str(), show(v).c_str());
   std::printf("PSNR %s dB, SSIM %s, changed %s%%\n", show(r.psnr).c_str(), show(r.ssim).c_str(), show(r.changed_share).c_str());
   for (const auto& n : r.notes) std::printf("note: %s\n", n.c_str());
   std::printf("wrote %s\n", (run / "metrics.json").c_str());
+  for (const auto& snap : r.snapshots) std::printf("wrote %s\n", (snap / "metrics.json").c_str());
   return 0;
 }
 
 int cmd_aggregate(const Args& args) {
   Options opt("aggregate", "RUNDIR... --out DIR [--evaluate] [--match-risk steering|ATTACKER] [--match-task TASK]",
-              "One table over many run directories (a sweep, a job array) in CSV, Markdown, LaTeX and JSON, each opening\n"
-              "with its context, plus the matched-privacy table (each conventional baseline against the EDI run of the same\n"
-              "operator with equal or lower risk and the highest utility). Missing or failed runs are listed, never dropped.");
+              "One table over many run directories (a sweep, a job array) and their snapshots (rows <run>@<T>), control\n"
+              "runs first, in CSV (context in aggregate.meta.json), Markdown, LaTeX and JSON, plus two matched-privacy tables\n"
+              "(pairs fixed by operator family and target: matched-to, else the EDI run or snapshot closest at or below the\n"
+              "baseline's steering risk / strongest attacker's heldout risk). Only runs with complete.json count as finished;\n"
+              "missing, failed or unfinished runs are listed, never dropped.");
   opt.required("out", "output directory for aggregate.{csv,md,tex,json} and matched.csv")
       .flag("evaluate", "evaluate finished runs that have no metrics.json yet (with the evaluate options below)")
-      .add("match-risk", "steering", "risk used to match EDI runs to baselines: steering, or an attacker name (lbph, faceapi, adaptive, model:FILE)")
-      .add("match-task", "", "utility task compared in the matched table (default: the first labelled task)");
+      .add("match-risk", "steering",
+           "attacker of the second matched table: steering = the strongest independent attacker per baseline, or a name (lbph, faceapi, adaptive, model:FILE)")
+      .add("match-task", "", "utility task compared in the matched tables (default: the first labelled classification task, else the first one)");
   add_eval_options(opt);
   opt.add_common();
   std::vector<std::string> pos;
@@ -176,7 +183,12 @@ int cmd_aggregate(const Args& args) {
     if (s.state == "ok") ++ok;
     else std::printf("not included: %s: %s: %s\n", s.dir.c_str(), s.state.c_str(), s.reason.c_str());
   }
-  std::printf("aggregated %zu of %zu runs\n", ok, r.runs.size());
+  std::size_t snaps = 0;
+  for (const auto& s : r.snapshots) {
+    if (s.state == "ok") ++snaps;
+    else std::printf("snapshot not included: %s: %s: %s\n", s.dir.c_str(), s.state.c_str(), s.reason.c_str());
+  }
+  std::printf("aggregated %zu of %zu runs (+%zu snapshot rows)\n", ok, r.runs.size(), snaps);
   for (const auto& f : r.files) std::printf("wrote %s\n", f.c_str());
   return 0;
 }

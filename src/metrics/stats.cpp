@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <stdexcept>
 
 #include "edi/core/rng.hpp"
@@ -63,6 +64,122 @@ Interval bootstrap_mean_difference(const std::vector<double>& a, const std::vect
   std::vector<double> d(a.size());
   for (std::size_t i = 0; i < a.size(); ++i) d[i] = a[i] - b[i];
   return bootstrap_mean(d, spec, name);
+}
+
+namespace {
+/// log of the binomial pmf.
+double log_pmf(std::size_t k, std::size_t n, double p) {
+  const double kd = static_cast<double>(k), nd = static_cast<double>(n);
+  return std::lgamma(nd + 1) - std::lgamma(kd + 1) - std::lgamma(nd - kd + 1) + kd * std::log(p) + (nd - kd) * std::log1p(-p);
+}
+/// P(X <= k) for X ~ Binomial(n, p), 0 < p < 1.
+double binom_cdf(std::size_t k, std::size_t n, double p) {
+  double s = 0.0;
+  for (std::size_t i = 0; i <= k; ++i) s += std::exp(log_pmf(i, n, p));
+  return std::min(1.0, s);
+}
+/// The p in (0, 1) where f (monotone decreasing in p) crosses `target`, by bisection.
+template <typename F>
+double solve_decreasing(F f, double target) {
+  double lo = 0.0, hi = 1.0;
+  for (int it = 0; it < 200; ++it) {
+    const double mid = 0.5 * (lo + hi);
+    if (f(mid) > target) lo = mid;
+    else hi = mid;
+  }
+  return 0.5 * (lo + hi);
+}
+}  // namespace
+
+std::pair<double, double> clopper_pearson(std::size_t k, std::size_t n, double level) {
+  if (n == 0 || k > n) throw std::invalid_argument("clopper_pearson: need 0 <= k <= n and n > 0");
+  const double a = (1.0 - level) / 2.0;
+  // lo: P(X >= k | p) = a  <=>  P(X <= k-1 | p) = 1 - a;  hi: P(X <= k | p) = a.
+  const double lo = k == 0 ? 0.0 : solve_decreasing([&](double p) { return binom_cdf(k - 1, n, p); }, 1.0 - a);
+  const double hi = k == n ? 1.0 : solve_decreasing([&](double p) { return binom_cdf(k, n, p); }, a);
+  return {lo, hi};
+}
+
+std::size_t count_clusters(const std::vector<int>& cluster_of) {
+  std::vector<int> c = cluster_of;
+  std::sort(c.begin(), c.end());
+  return static_cast<std::size_t>(std::unique(c.begin(), c.end()) - c.begin());
+}
+
+Interval cluster_bootstrap(const std::vector<int>& cluster_of,
+                           const std::function<double(const std::vector<std::size_t>&)>& statistic, const BootstrapSpec& spec,
+                           const std::string& name) {
+  const std::size_t n = cluster_of.size();
+  Interval out;
+  out.n = n;
+  std::vector<std::size_t> all(n);
+  for (std::size_t i = 0; i < n; ++i) all[i] = i;
+  out.value = n ? statistic(all) : std::numeric_limits<double>::quiet_NaN();
+  out.lo = out.hi = out.value;
+  if (n == 0 || spec.resamples <= 0) return out;
+  // Items of each identity, identities in sorted order (deterministic).
+  std::map<int, std::vector<std::size_t>> by;
+  for (std::size_t i = 0; i < n; ++i) by[cluster_of[i]].push_back(i);
+  std::vector<const std::vector<std::size_t>*> groups;
+  for (const auto& [c, items] : by) groups.push_back(&items);
+  const std::size_t k = groups.size();
+  std::vector<double> stats;
+  stats.reserve(static_cast<std::size_t>(spec.resamples));
+  std::vector<std::size_t> idx;
+  const std::uint64_t item = stable_hash64(name);
+  for (int r = 0; r < spec.resamples; ++r) {
+    CounterRng rng(RngKey{spec.seed, item, static_cast<std::uint32_t>(r), RngStream::kBootstrap});
+    idx.clear();
+    for (std::size_t d = 0; d < k; ++d) {
+      const auto& g = *groups[static_cast<std::size_t>(rng.below(k))];
+      idx.insert(idx.end(), g.begin(), g.end());
+    }
+    const double s = statistic(idx);
+    if (std::isfinite(s)) stats.push_back(s);
+  }
+  const double tail = (1.0 - spec.level) / 2.0 * 100.0;
+  out.lo = percentile(stats, tail);
+  out.hi = percentile(stats, 100.0 - tail);
+  return out;
+}
+
+namespace {
+double mean_of(const std::vector<double>& v, const std::vector<std::size_t>& idx) {
+  double s = 0.0;
+  for (std::size_t i : idx) s += v[i];
+  return idx.empty() ? std::numeric_limits<double>::quiet_NaN() : s / static_cast<double>(idx.size());
+}
+}  // namespace
+
+Rate cluster_mean(const std::vector<double>& values, const std::vector<int>& cluster_of, const BootstrapSpec& spec,
+                  const std::string& name) {
+  if (values.size() != cluster_of.size()) throw std::invalid_argument("cluster_mean: values and identities differ in size");
+  Rate r;
+  r.n_identities = count_clusters(cluster_of);
+  if (values.empty()) {
+    r.defined = false;
+    r.value = r.lo = r.hi = std::numeric_limits<double>::quiet_NaN();
+    return r;
+  }
+  static_cast<Interval&>(r) = cluster_bootstrap(cluster_of, [&](const std::vector<std::size_t>& idx) { return mean_of(values, idx); },
+                                                spec, name);
+  return r;
+}
+
+Rate cluster_rate(const std::vector<double>& hits, const std::vector<int>& cluster_of, const BootstrapSpec& spec,
+                  const std::string& name) {
+  Rate r = cluster_mean(hits, cluster_of, spec, name);
+  if (!r.defined) return r;
+  std::size_t k = 0;
+  for (double h : hits) k += h > 0.0;
+  const std::size_t n = hits.size();
+  if (k == 0 || k == n || r.n_identities < 2 || spec.resamples <= 0) {
+    const auto [lo, hi] = clopper_pearson(k, n, spec.level);
+    r.lo = 100.0 * lo;
+    r.hi = 100.0 * hi;
+    r.method = "clopper-pearson";
+  }
+  return r;
 }
 
 ClassScores classification_scores(const std::vector<int>& truth, const std::vector<int>& pred, int classes,

@@ -17,6 +17,7 @@
 #include <fstream>
 #include <memory>
 #include <stdexcept>
+#include <iterator>
 #include <string>
 
 #include "support/testing.hpp"
@@ -24,7 +25,8 @@
 namespace edi::testing {
 
 struct Sweep {
-  std::filesystem::path root, data, id_model, gender_model, edi, conv5, conv1, train_only;
+  std::filesystem::path root, data, id_model, gender_model, edi, conv5, conv1, train_only, control;
+  std::string snapshot_target;  ///< the edi run's snapshot: edi / "snapshots" / snapshot_target
 };
 
 inline void must(const std::string& args) {
@@ -42,7 +44,63 @@ inline Sweep sweep_at(const std::filesystem::path& root) {
   s.conv5 = s.root / "runs" / "conv-blur-k5";
   s.conv1 = s.root / "runs" / "conv-blur-k1";
   s.train_only = s.root / "runs" / "conv-train-only";
+  s.control = s.root / "runs" / "control";
+  s.snapshot_target = "70";
   return s;
+}
+
+/// The completion marker of interfaces §1. The runner writes it last; a run
+/// made by a binary from before that interface gets it here, so the fixture
+/// works on both sides of the merge (never overwrites the runner's own).
+inline void ensure_complete(const std::filesystem::path& run) {
+  if (std::filesystem::exists(run / "complete.json")) return;
+  std::ofstream(run / "complete.json") << R"({"format":"edi-anon-complete","version":1,"finished":"2026-01-01T00:00:00Z",)"
+                                       << R"("passes_run":0,"images":0})" << "\n";
+}
+
+/// A snapshot (interfaces §3) of a run's final pass: images/, outcomes.csv and
+/// snapshot.json copied from the run itself, so its risk is the run's final risk.
+inline void add_snapshot(const std::filesystem::path& run, const std::string& target) {
+  namespace fs = std::filesystem;
+  const fs::path snap = run / "snapshots" / target;
+  fs::create_directories(snap);
+  fs::copy(run / "images", snap / "images", fs::copy_options::recursive);
+  fs::copy_file(run / "outcomes.csv", snap / "outcomes.csv");
+  const std::string summary = [&] {
+    std::ifstream in(run / "summary.json");
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }();
+  auto number_after = [&](const std::string& key) {
+    const auto at = summary.find("\"" + key + "\"");
+    if (at == std::string::npos) throw std::runtime_error("summary.json has no " + key);
+    return std::stod(summary.substr(summary.find(':', at) + 1));
+  };
+  const double risk = number_after("final_risk_percent");
+  if (risk > std::stod(target)) throw std::runtime_error("snapshot target " + target + " below the run's final risk");
+  std::ofstream out(snap / "snapshot.json");
+  out.precision(17);
+  out << R"({"format":"edi-anon-snapshot","version":1,"target_percent":)" << target
+                                        << R"(,"pass":)" << static_cast<int>(number_after("passes_run")) << R"(,"risk_percent":)"
+                                        << risk << R"(,"identified":0,"total":72})" << "\n";
+}
+
+/// The control run of interfaces §2 (`--method none`: the originals as decoded
+/// and resized). A binary from before that interface refuses the method; then
+/// the control is made with blur k = 1, which writes exactly those images, and
+/// summary.json is marked method none. Drop the fallback once the engine has it.
+inline void make_control(const Sweep& s, const std::string& model_args) {
+  namespace fs = std::filesystem;
+  const CommandResult r = run_edi("run" + model_args + " --out " + s.control.string() + " --method none");
+  if (r.exit_code == 0) return;
+  fs::remove_all(s.control);
+  must("run" + model_args + " --out " + s.control.string() + " --method conventional --operator blur --k 1");
+  std::ifstream in(s.control / "summary.json");
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  const std::string key = "\"method\": \"conventional\"";
+  const auto at = text.find(key);
+  if (at == std::string::npos) throw std::runtime_error("control fallback: summary.json has no " + key);
+  text.replace(at, key.size(), "\"method\": \"none\"");
+  std::ofstream(s.control / "summary.json") << text;
 }
 
 inline const Sweep& sweep() {
@@ -78,6 +136,9 @@ inline const Sweep& sweep() {
     must("run" + m + " --out " + s.conv5.string() + " --method conventional --operator blur --k 5");
     must("run" + m + " --out " + s.conv1.string() + " --method conventional --operator blur --k 1");
     must("run" + m + " --out " + s.train_only.string() + " --method conventional --operator blur --k 5 --split train");
+    make_control(s, m);
+    for (const auto& run : {s.edi, s.conv5, s.conv1, s.train_only, s.control}) ensure_complete(run);
+    add_snapshot(s.edi, s.snapshot_target);
     std::ofstream(root / "DONE") << "ok\n";
   }
   ready = true;
@@ -91,6 +152,12 @@ inline std::filesystem::path copy_run(const std::filesystem::path& run, const st
   fs::copy(run, dst, fs::copy_options::recursive);
   for (const char* f : {"metrics.json", "metrics-images.csv", "export-mapping.csv"}) fs::remove(dst / f);
   fs::remove_all(dst / "attackers");
+  if (fs::is_directory(dst / "snapshots"))
+    for (const auto& e : fs::directory_iterator(dst / "snapshots")) {
+      fs::remove(e.path() / "metrics.json");
+      fs::remove(e.path() / "metrics-images.csv");
+      fs::remove_all(e.path() / "attackers");
+    }
   return dst;
 }
 

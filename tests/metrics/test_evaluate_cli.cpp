@@ -31,9 +31,15 @@ TEST(EvaluateCli, UnchangedImagesGiveKnownAnswers) {
   EXPECT_EQ(m["quality"]["unchanged_images"].get<int>(), n);
   EXPECT_NEAR(m["quality"]["ssim"]["value"].get<double>(), 1.0, 1e-9);
   EXPECT_EQ(m["quality"]["changed_share_percent"]["value"].get<double>(), 0.0);
-  // The steering model on unchanged test images = its own test accuracy (sidecar).
+  EXPECT_EQ(m["version"], 2);
+  EXPECT_EQ(m["privacy"]["unit"], "identity");
+  EXPECT_EQ(m["privacy"]["seed"], 5);
+  // The steering model on unchanged test images (its heldout threat model) = its own test accuracy (sidecar).
   const json side = read_json(fs::path(s.id_model.string() + ".json"));
-  EXPECT_NEAR(m["privacy"]["steering"]["top1"]["test"]["value"].get<double>(), 100.0 * side["training"]["test_accuracy"].get<double>(), 1e-9);
+  const json& held = m["privacy"]["steering"]["top1"]["heldout"];
+  EXPECT_NEAR(held["value"].get<double>(), 100.0 * side["training"]["test_accuracy"].get<double>(), 1e-9);
+  EXPECT_EQ(held["n_identities"].get<int>(), 6);
+  EXPECT_NE(m["privacy"]["steering"]["heldout_check"].get<std::string>().find("equals the run's"), std::string::npos);
   // Utility: predictions on unchanged images agree with those on the originals.
   const json& u = m["utility"][0];
   EXPECT_EQ(u["task"], "gender");
@@ -41,18 +47,19 @@ TEST(EvaluateCli, UnchangedImagesGiveKnownAnswers) {
   EXPECT_DOUBLE_EQ(u["agreement_with_original"]["value"].get<double>(), 100.0);
   EXPECT_NEAR(u["accuracy"]["value"].get<double>(), u["original"]["accuracy"].get<double>(), 1e-9);
   EXPECT_NEAR(u["macro_f1"]["value"].get<double>(), u["original"]["macro_f1"].get<double>(), 1e-9);
-  // LBPH trained on the original train images: an unchanged train image is at distance 0 from itself.
+  // LBPH linkage holds every original: an unchanged image is at distance 0 from its own original.
   const auto t = read_csv(s.conv1 / "metrics-images.csv");
-  const int c_split = edi::csv_column(t, "split"), c_lbph = edi::csv_column(t, "lbph_rank");
-  ASSERT_GE(c_lbph, 0);
-  int train = 0;
-  for (const auto& row : t.rows)
-    if (row[static_cast<std::size_t>(c_split)] == "train") {
-      ++train;
-      EXPECT_EQ(row[static_cast<std::size_t>(c_lbph)], "0") << row[0];
-    }
-  EXPECT_GT(train, 0);
+  const int c_link = edi::csv_column(t, "lbph_rank_linkage"), c_held = edi::csv_column(t, "lbph_rank_heldout");
+  ASSERT_GE(c_link, 0);
+  ASSERT_GE(c_held, 0);
+  for (const auto& row : t.rows) EXPECT_EQ(row[static_cast<std::size_t>(c_link)], "0") << row[0];
   EXPECT_EQ(static_cast<int>(t.rows.size()), n);
+  const json& lbph = m["privacy"]["attackers"][0];
+  EXPECT_EQ(lbph["top1"]["linkage"]["value"].get<double>(), 100.0);
+  EXPECT_EQ(lbph["top1"]["linkage"]["method"], "clopper-pearson");  // 100 %: never a zero-width interval
+  EXPECT_LT(lbph["top1"]["linkage"]["lo"].get<double>(), 100.0);
+  EXPECT_LE(lbph["top1"]["heldout"]["value"].get<double>(), 100.0);
+  EXPECT_TRUE(lbph["threat_models"].contains("heldout"));
 }
 
 TEST(EvaluateCli, RiskMatchesTheRunAndIntervalsAreSeeded) {
@@ -65,18 +72,19 @@ TEST(EvaluateCli, RiskMatchesTheRunAndIntervalsAreSeeded) {
   const json summary = read_json(s.conv5 / "summary.json");
   // Steering top-1 on the written images equals the engine's final risk (same 8-bit state).
   const json& st = a["privacy"]["steering"];
-  EXPECT_NEAR(st["top1"]["all"]["value"].get<double>(), summary["final_risk_percent"].get<double>(), 1e-9);
-  EXPECT_LE(st["top1"]["all"]["lo"].get<double>(), st["top1"]["all"]["value"].get<double>());
-  EXPECT_GE(st["top1"]["all"]["hi"].get<double>(), st["top1"]["all"]["value"].get<double>());
-  EXPECT_GE(st["top5"]["all"]["value"].get<double>(), st["top1"]["all"]["value"].get<double>());
+  EXPECT_NEAR(st["top1"]["in_loop"]["value"].get<double>(), summary["final_risk_percent"].get<double>(), 1e-9);
+  EXPECT_LE(st["top1"]["in_loop"]["lo"].get<double>(), st["top1"]["in_loop"]["value"].get<double>());
+  EXPECT_GE(st["top1"]["in_loop"]["hi"].get<double>(), st["top1"]["in_loop"]["value"].get<double>());
+  EXPECT_GE(st["top5"]["in_loop"]["value"].get<double>(), st["top1"]["in_loop"]["value"].get<double>());
   // The steering model passed as an attacker is flagged as steered, not independent.
   bool saw_steered = false, saw_adaptive = false;
   for (const auto& at : a["privacy"]["attackers"]) {
     if (at["name"] == "model:id.pt") saw_steered = at["steered"].get<bool>();
     if (at["name"] == "adaptive") {
       saw_adaptive = at["available"].get<bool>();
-      EXPECT_FALSE(at["top1"].contains("all"));  // tested on held-out images only
-      EXPECT_EQ(at["top1"]["test"]["n"].get<int>(), a["images_by_split"]["test"].get<int>());
+      // Trained by `train` on the anonymized train split: heldout = test split, linkage = train split.
+      EXPECT_EQ(at["top1"]["heldout"]["n"].get<int>(), a["images_by_split"]["test"].get<int>());
+      EXPECT_EQ(at["top1"]["linkage"]["n"].get<int>(), a["images_by_split"]["train"].get<int>());
     }
   }
   EXPECT_TRUE(saw_steered);
@@ -97,9 +105,12 @@ TEST(EvaluateCli, RiskMatchesTheRunAndIntervalsAreSeeded) {
   r = run_edi(base + " --seed 2 --attacker lbph");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const json c = read_json(s.conv5 / "metrics.json");
-  EXPECT_EQ(a["privacy"]["steering"]["top1"]["all"]["value"], c["privacy"]["steering"]["top1"]["all"]["value"]);
-  EXPECT_NE(a["privacy"]["steering"]["top1"]["all"]["lo"].get<double>() + a["privacy"]["steering"]["top1"]["all"]["hi"].get<double>(),
-            c["privacy"]["steering"]["top1"]["all"]["lo"].get<double>() + c["privacy"]["steering"]["top1"]["all"]["hi"].get<double>());
+  const json& ia = a["privacy"]["steering"]["top1"]["in_loop"];
+  const json& ic = c["privacy"]["steering"]["top1"]["in_loop"];
+  EXPECT_EQ(ia["value"], ic["value"]);
+  EXPECT_EQ(ia["method"], "cluster-bootstrap");
+  EXPECT_NE(ia["lo"].get<double>() + ia["hi"].get<double>(), ic["lo"].get<double>() + ic["hi"].get<double>());
+  EXPECT_EQ(c["privacy"]["seed"], 2);
 }
 
 TEST(EvaluateCli, AdaptiveAttackerNeedsBothSplits) {
@@ -166,4 +177,73 @@ TEST(EvaluateCli, BadArgumentsAreConfigErrors) {
   EXPECT_EQ(r.exit_code, 2) << r.output;
   r = run_edi("evaluate " + s.data.string());
   EXPECT_EQ(r.exit_code, 3) << r.output;  // not a run directory
+}
+
+TEST(EvaluateCli, ControlRowSteeringRateIsTheModelsAccuracyOnTheOriginals) {
+  const Sweep& s = sweep();
+  TempDir tmp;
+  const fs::path control = copy_run(s.control, tmp / "control");
+  const auto r = run_edi("evaluate " + control.string() + " --attacker lbph --bootstrap 100");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const json m = read_json(control / "metrics.json");
+  EXPECT_EQ(m["run"]["method"], "none");
+  // Accuracy of the steering model on all originals = the sidecar's per-split accuracies weighted by split size.
+  const json tr = read_json(fs::path(s.id_model.string() + ".json"))["training"];
+  const double correct = tr["train_accuracy"].get<double>() * tr["train_images"].get<double>() +
+                         tr["val_accuracy"].get<double>() * tr["val_images"].get<double>() +
+                         tr["test_accuracy"].get<double>() * tr["test_images"].get<double>();
+  const double total = tr["train_images"].get<double>() + tr["val_images"].get<double>() + tr["test_images"].get<double>();
+  EXPECT_EQ(m["images"].get<double>(), total);
+  EXPECT_NEAR(m["privacy"]["steering"]["top1"]["in_loop"]["value"].get<double>(), 100.0 * correct / total, 1e-6);
+  EXPECT_EQ(m["quality"]["changed_share_percent"]["value"].get<double>(), 0.0);
+}
+
+TEST(EvaluateCli, SnapshotsAreEvaluatedWithTheRun) {
+  const Sweep& s = sweep();
+  TempDir tmp;
+  const fs::path run = copy_run(s.edi, tmp / "edi-blur-k3");
+  const auto r = run_edi("evaluate " + run.string() + " --attacker lbph --bootstrap 50");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const fs::path snap = run / "snapshots" / s.snapshot_target;
+  EXPECT_NE(r.output.find((snap / "metrics.json").string()), std::string::npos) << r.output;
+  const json m = read_json(snap / "metrics.json");
+  const json sj = read_json(snap / "snapshot.json");
+  EXPECT_EQ(m["version"], 2);
+  EXPECT_EQ(m["run"]["snapshot"]["target_percent"], sj["target_percent"]);
+  EXPECT_EQ(m["run"]["passes_run"], sj["pass"]);
+  // The snapshot's steering risk is what snapshot.json recorded, and at or below its target.
+  const double risk = m["privacy"]["steering"]["top1"]["in_loop"]["value"].get<double>();
+  EXPECT_NEAR(risk, sj["risk_percent"].get<double>(), 1e-9);
+  EXPECT_LE(risk, sj["target_percent"].get<double>());
+  EXPECT_TRUE(m["privacy"]["attackers"][0]["top1"].contains("linkage"));
+}
+
+TEST(EvaluateCli, AClassifierTrainedOnAnotherSplitIsRefused) {
+  // A model whose sidecar records a different training manifest may have seen
+  // test-split probes: heldout cannot be stated, so the attacker is refused.
+  const Sweep& s = sweep();
+  TempDir tmp;
+  const fs::path model = tmp / "other-split.pt";
+  const auto t = run_edi("train --data " + s.data.string() + " --size 32 --epochs 1 --seed 2 --test-fraction 0.3 --out " + model.string());
+  ASSERT_EQ(t.exit_code, 0) << t.output;
+  const fs::path run = copy_run(s.conv5, tmp / "conv-blur-k5");
+  const auto r = run_edi("evaluate " + run.string() + " --attacker " + model.string() + " --bootstrap 20");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const json m = read_json(run / "metrics.json");
+  const json& a = m["privacy"]["attackers"][0];
+  EXPECT_FALSE(a["available"].get<bool>());
+  EXPECT_NE(a["reason"].get<std::string>().find("refused"), std::string::npos) << a["reason"];
+  EXPECT_NE(a["reason"].get<std::string>().find("differs from the run's"), std::string::npos) << a["reason"];
+  EXPECT_NE(r.output.find("not available: refused"), std::string::npos) << r.output;
+  EXPECT_FALSE(a.contains("top1"));
+}
+
+TEST(EvaluateCli, AnUnfinishedRunIsRefused) {
+  const Sweep& s = sweep();
+  TempDir tmp;
+  const fs::path run = copy_run(s.conv5, tmp / "conv-blur-k5");
+  fs::remove(run / "complete.json");
+  const auto r = run_edi("evaluate " + run.string());
+  EXPECT_EQ(r.exit_code, 3) << r.output;
+  EXPECT_NE(r.output.find("complete.json"), std::string::npos) << r.output;
 }

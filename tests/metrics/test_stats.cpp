@@ -176,3 +176,62 @@ TEST(Quality, ChangedShareThreshold) {
   EXPECT_DOUBLE_EQ(changed_share(a, b), 10.0 / 300.0);
   EXPECT_DOUBLE_EQ(changed_share(a, a), 0.0);
 }
+
+// --- metrics.json v2: exact and identity-cluster intervals ---
+
+TEST(ClopperPearson, KnownValuesAtTheEdgesAndInside) {
+  // 0/n: [0, 1 − (α/2)^(1/n)]; n/n: [(α/2)^(1/n), 1]; 0/10 → [0, 30.85 %].
+  auto [lo0, hi0] = clopper_pearson(0, 10);
+  EXPECT_EQ(lo0, 0.0);
+  EXPECT_NEAR(hi0, 0.308497, 1e-6);
+  auto [lo1, hi1] = clopper_pearson(10, 10);
+  EXPECT_NEAR(lo1, 0.691503, 1e-6);
+  EXPECT_EQ(hi1, 1.0);
+  EXPECT_NEAR(clopper_pearson(0, 72).second, 1.0 - std::pow(0.025, 1.0 / 72.0), 1e-9);
+  // Textbook values: 3/10 → [0.0667, 0.6525], 5/10 → [0.1871, 0.8129].
+  auto [lo3, hi3] = clopper_pearson(3, 10);
+  EXPECT_NEAR(lo3, 0.066739, 1e-5);
+  EXPECT_NEAR(hi3, 0.652453, 1e-5);
+  auto [lo5, hi5] = clopper_pearson(5, 10);
+  EXPECT_NEAR(lo5, 0.187086, 1e-5);
+  EXPECT_NEAR(hi5, 0.812914, 1e-5);
+  EXPECT_THROW(clopper_pearson(0, 0), std::invalid_argument);
+}
+
+TEST(ClusterBootstrap, WiderThanImageBootstrapWhenAnIdentitysImagesAreIdentical) {
+  // 10 identities × 10 images; identities 0–4 always re-identified, 5–9 never:
+  // the 100 images carry 10 independent observations, not 100.
+  std::vector<double> hits;
+  std::vector<int> ids;
+  for (int id = 0; id < 10; ++id)
+    for (int k = 0; k < 10; ++k) hits.push_back(id < 5 ? 100.0 : 0.0), ids.push_back(id);
+  const BootstrapSpec b{2000, 3, 0.95};
+  const Interval image = bootstrap_mean(hits, b, "r");
+  const Rate cluster = cluster_rate(hits, ids, b, "r");
+  EXPECT_DOUBLE_EQ(cluster.value, 50.0);
+  EXPECT_EQ(cluster.method, "cluster-bootstrap");
+  EXPECT_EQ(cluster.n, 100u);
+  EXPECT_EQ(cluster.n_identities, 10u);
+  // Image bootstrap ≈ ±1.96·5 points; identity bootstrap ≈ ±1.96·15.8 points.
+  EXPECT_LT(image.hi - image.lo, 25.0);
+  EXPECT_GT(cluster.hi - cluster.lo, 2.0 * (image.hi - image.lo));
+  EXPECT_GT(cluster.hi - cluster.lo, 45.0);
+  // Seeded: the same interval again.
+  const Rate again = cluster_rate(hits, ids, b, "r");
+  EXPECT_EQ(cluster.lo, again.lo);
+  EXPECT_EQ(cluster.hi, again.hi);
+}
+
+TEST(ClusterBootstrap, DegenerateRatesFallBackToClopperPearson) {
+  const std::vector<int> ids = {0, 0, 1, 1, 2, 2, 3, 3, 4, 4};
+  const Rate zero = cluster_rate(std::vector<double>(10, 0.0), ids, {500, 1, 0.95}, "z");
+  EXPECT_EQ(zero.method, "clopper-pearson");
+  EXPECT_EQ(zero.lo, 0.0);
+  EXPECT_NEAR(zero.hi, 30.8497, 1e-3);  // never [0, 0]
+  const Rate all = cluster_rate(std::vector<double>(10, 100.0), ids, {500, 1, 0.95}, "a");
+  EXPECT_EQ(all.method, "clopper-pearson");
+  EXPECT_NEAR(all.lo, 69.1503, 1e-3);
+  EXPECT_EQ(all.hi, 100.0);
+  const Rate none = cluster_rate({}, {}, {500, 1, 0.95}, "n");
+  EXPECT_FALSE(none.defined);
+}

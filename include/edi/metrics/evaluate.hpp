@@ -1,6 +1,6 @@
 #pragma once
 /// \file `edi-anon evaluate`: privacy, utility and quality of one run
-/// directory, with 95% bootstrap intervals, written to RUNDIR/metrics.json
+/// directory, with 95% identity-cluster intervals, written to RUNDIR/metrics.json
 /// (schema: docs/metrics-schema.md) and RUNDIR/metrics-images.csv (one row per
 /// image, used for paired comparisons between runs).
 ///
@@ -49,20 +49,32 @@ struct MetricsReport {
   std::size_t images = 0;
   std::size_t identities = 0;
   double random_guess_percent = 0;  ///< 100 / identities
-  Interval steering_top1;           ///< % of images whose true identity is the steering model's top-1
-  Interval steering_top5;
-  /// Independent attackers' top-1 / rank-1 risk in %, by attacker name (available ones).
-  std::map<std::string, Interval> attacker_top1;
-  std::map<std::string, Interval> utility_macro_f1;  ///< by task, in %
-  Interval psnr, ssim, changed_share;
+  Rate steering_top1;               ///< in_loop: % of images whose true identity is the steering model's top-1
+  Rate steering_top5;
+  /// Independent attackers' heldout top-1 risk in %, by attacker name (available ones).
+  std::map<std::string, Rate> attacker_top1;
+  std::map<std::string, Rate> utility_macro_f1;  ///< by task, in %
+  Rate psnr, ssim, changed_share;
   std::vector<std::string> notes;   ///< attackers or tasks not available, and why
+  /// Snapshot directories (RUNDIR/snapshots/<T>/) evaluated along with the run.
+  std::vector<std::filesystem::path> snapshots;
 };
 
-/// Evaluate a finished run directory. Throws DataError when the directory is
-/// not a finished run (no outcomes.csv / summary.json / images), ConfigError
-/// for bad settings, ModelError for a model that cannot be loaded.
+/// Evaluate a finished run directory (complete.json present) and each of its
+/// snapshots (RUNDIR/snapshots/<T>/ with snapshot.json) into
+/// RUNDIR/snapshots/<T>/metrics.json; or, given a snapshot directory, that
+/// snapshot alone. Throws DataError when the directory is not a finished run
+/// (no complete.json / outcomes.csv / summary.json / images), ConfigError for
+/// bad settings, ModelError for a model that cannot be loaded.
 MetricsReport evaluate_run(const std::filesystem::path& rundir, const EvalConfig& config,
                            const std::function<void(const std::string&)>& log = {});
+
+/// A run is finished iff RUNDIR/complete.json exists (the runner writes it last).
+bool run_finished(const std::filesystem::path& dir);
+/// A snapshot directory has snapshot.json (written last).
+bool is_snapshot_dir(const std::filesystem::path& dir);
+/// RUNDIR/snapshots/<T>/ directories with snapshot.json, highest target first.
+std::vector<std::filesystem::path> list_snapshots(const std::filesystem::path& rundir);
 
 /// Write `report.json` to `path` atomically.
 void write_metrics_json(const std::filesystem::path& path, const MetricsReport& report);

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace edi::metrics {
@@ -28,6 +29,39 @@ struct BootstrapSpec {
   std::uint64_t seed = 0;
   double level = 0.95;
 };
+
+/// A rate in % (or any per-image statistic) with its identity-level interval:
+/// metrics.json version 2's Rate. `method` says how lo/hi were obtained.
+struct Rate : Interval {
+  std::size_t n_identities = 0;            ///< identities among the n images
+  std::string method = "cluster-bootstrap";  ///< or "clopper-pearson"
+  bool defined = true;                     ///< false: no probe (written as null)
+};
+
+/// Exact Clopper–Pearson interval of k successes in n trials at `level`, as
+/// fractions in [0, 1] (lo = 0 when k = 0, hi = 1 when k = n). n must be > 0.
+std::pair<double, double> clopper_pearson(std::size_t k, std::size_t n, double level = 0.95);
+
+/// Identity-cluster percentile bootstrap: resample r draws `clusters.size()`
+/// identities with replacement (Philox keyed like `bootstrap`) and passes the
+/// items of every drawn identity (all of them, repeated as drawn) to the
+/// statistic. `cluster_of[i]` is item i's identity (any int).
+Interval cluster_bootstrap(const std::vector<int>& cluster_of,
+                           const std::function<double(const std::vector<std::size_t>&)>& statistic, const BootstrapSpec& spec,
+                           const std::string& name);
+
+/// A rate in % from per-item hits (0 or 100): identity-cluster bootstrap, or
+/// Clopper–Pearson where the bootstrap degenerates (0 %, 100 %, one identity,
+/// or no resamples). No items → defined = false.
+Rate cluster_rate(const std::vector<double>& hits, const std::vector<int>& cluster_of, const BootstrapSpec& spec,
+                  const std::string& name);
+
+/// Mean of per-item values with its identity-cluster interval (PSNR, agreement, ...).
+Rate cluster_mean(const std::vector<double>& values, const std::vector<int>& cluster_of, const BootstrapSpec& spec,
+                  const std::string& name);
+
+/// Number of distinct identities in `cluster_of`.
+std::size_t count_clusters(const std::vector<int>& cluster_of);
 
 /// numpy.percentile with linear interpolation (`values` need not be sorted).
 double percentile(std::vector<double> values, double q);

@@ -1,10 +1,11 @@
 #pragma once
 /// \file `edi-anon aggregate`: one table over many run directories (a sweep,
 /// a job array) in CSV, Markdown, LaTeX and JSON, each file opening with its
-/// context (date, host, code version, data manifest hashes), plus the
-/// matched-privacy table (each conventional baseline against the EDI run of
-/// the same operator with equal or lower risk and the highest utility).
-/// Runs that are missing, failed or not evaluated are listed, never dropped.
+/// context (date, host, code version, data manifest hashes; for the CSV in
+/// aggregate.meta.json), plus two matched-privacy tables (pairs fixed in
+/// advance by operator family and target, see docs/metrics-schema.md).
+/// Control runs come first; snapshots are rows <run>@<T>. Runs that are
+/// missing, failed, unfinished or not evaluated are listed, never dropped.
 #include <filesystem>
 #include <functional>
 #include <string>
@@ -21,10 +22,12 @@ struct AggregateConfig {
   /// Evaluate finished runs that have no metrics.json yet (with `eval`).
   bool evaluate_missing = false;
   metrics::EvalConfig eval;
-  /// Risk used to match EDI runs to baselines: "steering" (top-1 of the
-  /// steering model, the authors' protocol) or an attacker name ("lbph", ...).
+  /// Attacker of the second matched table: "steering" = for each baseline the
+  /// independent attacker with the highest heldout top-1 on it; or an attacker
+  /// name ("lbph", ...) for every baseline. The first table always matches on
+  /// the steering model's in_loop top-1.
   std::string match_risk = "steering";
-  /// Utility task to maximise and compare (empty: the first task with labels).
+  /// Utility task compared (empty: the first labelled classification task, else the first classification task).
   std::string match_task;
   metrics::BootstrapSpec bootstrap;         ///< for the paired utility differences
 };
@@ -32,14 +35,15 @@ struct AggregateConfig {
 /// One run's state in the aggregate.
 struct RunStatus {
   std::filesystem::path dir;
-  std::string state;   ///< "ok", "failed", "missing", "not-evaluated"
+  std::string state;   ///< "ok", "failed", "missing", "not-finished" (no complete.json), "not-evaluated"
   std::string reason;  ///< why, for anything but "ok"
 };
 
 /// What was written.
 struct AggregateResult {
   std::vector<RunStatus> runs;
-  std::vector<std::filesystem::path> files;  ///< aggregate.{csv,md,tex,json}, matched.{csv,md}
+  std::vector<RunStatus> snapshots;          ///< RUNDIR/snapshots/<T>/ of the given runs
+  std::vector<std::filesystem::path> files;  ///< aggregate.{csv,meta.json,md,tex,json}, matched.csv
   std::string markdown;                      ///< aggregate.md text
 };
 
@@ -47,9 +51,11 @@ struct AggregateResult {
 /// IoError when the output cannot be written. Per-run problems never throw.
 AggregateResult aggregate_runs(const AggregateConfig& config, const std::function<void(const std::string&)>& log = {});
 
-/// Classify a run directory: "ok" (metrics.json readable), "failed" (an
-/// error marker: error.txt, error.json or FAILED), "missing" (no such
-/// directory or no summary.json), "not-evaluated" (finished, no metrics.json).
+/// Classify a run (or snapshot) directory: "failed" (an error marker:
+/// error.txt, error.json or FAILED; or an invalid metrics.json), "missing" (no
+/// such directory), "not-finished" (a run without complete.json), "ok"
+/// (metrics.json of schema version 2, newer than complete.json /
+/// snapshot.json), else "not-evaluated".
 RunStatus classify_run(const std::filesystem::path& dir);
 
 }  // namespace edi::report
