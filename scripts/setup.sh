@@ -29,8 +29,8 @@ PACKAGES=(
   slurm-wlm munge
   # analysis scripts and Python references
   python3 python3-numpy python3-h5py python3-pandas python3-matplotlib python3-opencv python3-torch python3-pil
-  # the HTML report's test renders it headless
-  chromium
+  # the HTML report's test renders it headless; the LaTeX tables' test compiles them
+  chromium texlive-latex-base texlive-latex-recommended
   # face-api reference (Node) and npm pack
   nodejs npm
   # fetching Debian source packages (dlib's example faces)

@@ -77,7 +77,8 @@ std::vector<std::string> split_list(const std::string& text) {
 // Shared with the [sweep] section of `edi-anon sweep` (eval_options.hpp).
 void add_eval_options(Options& opt) {
   opt.add("attacker", "lbph,faceapi,adaptive",
-          "independent attackers (repeatable or comma-separated): lbph, faceapi, adaptive, none, or a second identity model file")
+          "independent attackers (repeatable or comma-separated): lbph, faceapi (face-api's dlib ResNet-34 gallery), faceres "
+          "(HSE FaceRec gallery: another architecture and training set), adaptive, none, or a second identity model file")
       .add("utility", "", "utility model TASK[/NAME]=MODEL (repeatable), e.g. gender=gender.pt, gender/faceapi=faceapi:age-gender, age=faceapi:age-gender")
       .add("steering", "", "steering model (default: the one summary.json names, checked by sha256)")
       .add("bootstrap", "1000", "identity-cluster bootstrap resamples for the 95% intervals, in [0, 1000000] (0 = Clopper-Pearson for rates, none otherwise)")
@@ -160,7 +161,7 @@ int cmd_aggregate(const Args& args) {
   opt.required("out", "output directory for aggregate.{csv,md,tex,json} and matched.csv")
       .flag("evaluate", "evaluate finished runs that have no metrics.json yet (with the evaluate options below)")
       .add("match-risk", "steering",
-           "attacker of the second matched table: steering = the strongest independent attacker per baseline, or a name (lbph, faceapi, adaptive, model:FILE)")
+           "attacker of the second matched table: steering = the strongest independent attacker per baseline, or a name (lbph, faceapi, faceres, adaptive, model:FILE)")
       .add("match-task", "", "utility task compared in the matched tables (default: the first labelled classification task, else the first one)");
   add_eval_options(opt);
   opt.add_common();

@@ -135,6 +135,7 @@ TrainingCheck check_training(const std::string& ref, const data::Manifest& manif
 SteeringResult evaluate_steering(const RunInputs& in, const EvalConfig& cfg, const Log& say);
 AttackerResult evaluate_lbph(const RunInputs& in, const EvalConfig& cfg, const Log& say);
 AttackerResult evaluate_faceapi(const RunInputs& in, const EvalConfig& cfg, const SteeringResult& steer, const Log& say);
+AttackerResult evaluate_faceres(const RunInputs& in, const EvalConfig& cfg, const SteeringResult& steer, const Log& say);
 AttackerResult evaluate_adaptive(const RunInputs& in, const EvalConfig& cfg, const Log& say);
 AttackerResult evaluate_classifier_attacker(const RunInputs& in, const EvalConfig& cfg, const SteeringResult& steer,
                                             const std::string& spec, const Log& say);

@@ -106,6 +106,7 @@ json privacy_json(const detail::RunInputs& in, const EvalConfig& cfg, const deta
     detail::AttackerResult a;
     if (spec == "lbph") a = detail::evaluate_lbph(in, cfg, say);
     else if (spec == "faceapi") a = detail::evaluate_faceapi(in, cfg, steer, say);
+    else if (spec == "faceres") a = detail::evaluate_faceres(in, cfg, steer, say);
     else if (spec == "adaptive") a = detail::evaluate_adaptive(in, cfg, say);
     else a = detail::evaluate_classifier_attacker(in, cfg, steer, spec, say);
     take(a, columns, notes);

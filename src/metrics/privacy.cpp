@@ -10,7 +10,9 @@
 #include "edi/core/fs.hpp"
 #include "edi/engine/runner.hpp"
 #include "edi/metrics/attackers.hpp"
+#include "edi/engine/steering.hpp"
 #include "edi/models/faceapi.hpp"
+#include "edi/models/human.hpp"
 #include "edi/models/gallery.hpp"
 #include "edi/models/registry.hpp"
 #include "edi/models/training.hpp"
@@ -164,19 +166,31 @@ SteeringResult evaluate_steering(const RunInputs& in, const EvalConfig& cfg, con
   s.ranks.assign(n, -1);
   s.j = {{"model", s.ref_raw}, {"steered", true}};
   bool from_images = false;
+  const std::vector<std::string> members = engine::split_model_list(s.ref_raw);
   try {
-    if (s.ref.rfind("faceapi:", 0) != 0 && !s.sha.empty() && fs::is_regular_file(s.ref) && sha256_file(s.ref) != s.sha)
+    if (members.size() == 1 && s.ref.rfind("faceapi:", 0) != 0 && !s.sha.empty() && fs::is_regular_file(s.ref) &&
+        sha256_file(s.ref) != s.sha)
       throw ModelError(s.ref + ": file differs from the steering model the run used (sha256 mismatch)");
-    auto model = engine::load_steering_model(s.ref, cfg.device, in.meta.manifest, in.meta.resize);
-    if (say) say("steering model " + s.ref + ": re-identifying the anonymized images");
-    s.ranks = true_ranks(predict_logits(*model, in.anon, cfg.batch), in.labels);
-    from_images = true;
+    // An ensemble identifies an image while any member does: the best rank over the members.
+    for (const auto& member : members) {
+      const std::string ref = resolve_model(member, in.rundir).string();
+      auto model = engine::load_steering_model(ref, cfg.device, in.meta.manifest, in.meta.resize);
+      if (say) say("steering model " + ref + ": re-identifying the anonymized images");
+      const std::vector<int> r = true_ranks(predict_logits(*model, in.anon, cfg.batch), in.labels);
+      for (std::size_t i = 0; i < n; ++i) s.ranks[i] = from_images ? std::min(s.ranks[i], r[i]) : r[i];
+      from_images = true;
+    }
   } catch (const Error& e) {
     s.notes.push_back(std::string("steering model not reloaded (") + e.what() + "); its risk comes from outcomes.csv (in-loop state)");
     for (std::size_t i = 0; i < n; ++i) s.ranks[i] = in.items[i].outcome_rank;
+    from_images = false;
   }
   const BootstrapSpec& b = cfg.bootstrap;
-  s.check = check_training(s.ref, in.meta.manifest);
+  // Held out only if every steering model was trained or enrolled without the test split.
+  for (const auto& member : members) {
+    s.check = check_training(resolve_model(member, in.rundir).string(), in.meta.manifest);
+    if (!s.check.held_out) break;
+  }
   s.j["source"] = from_images ? "anonymized images (images/*.png)" : "outcomes.csv (engine's in-loop state)";
   s.j["threat_models"] = {{"in_loop", "the model that steered the perturbation, on every image it steered (the authors' protocol)"},
                           {"heldout", "the steering model on the test-split images, which it was not trained or enrolled on"}};
@@ -274,37 +288,63 @@ ThreatRanks centroid_ranks(const RunInputs& in, const at::Tensor& eo, const at::
 }
 }  // namespace
 
-AttackerResult evaluate_faceapi(const RunInputs& in, const EvalConfig& cfg, const SteeringResult& steer, const Log& say) {
-  if (steer.ref_raw == "faceapi:recognition")
-    return unavailable("faceapi", "gallery", "face-api recognition steered this run (reported as the steering model)");
-  if (in.n() < 2) return unavailable("faceapi", "gallery", "the run has fewer than two images: no leave-one-out gallery");
+namespace {
+/// A pretrained embedder used as a nearest-centroid gallery attacker.
+struct GalleryAttacker {
+  std::string name;         ///< "faceapi", "faceres"
+  std::string reference;    ///< model string
+  std::string description;  ///< what it is, for the tables
+  bool dlib_verification;   ///< face-api's 0.6 verification rule applies
+};
+
+AttackerResult evaluate_gallery(const RunInputs& in, const EvalConfig& cfg, const SteeringResult& steer, const Log& say,
+                                const GalleryAttacker& g) {
+  for (const auto& member : engine::split_model_list(steer.ref_raw))
+    if (member == g.reference)
+      return unavailable(g.name, "gallery", g.reference + " steered this run (reported as the steering model)");
+  if (in.meta.options.value("judge", std::string()) == g.reference)
+    return unavailable(g.name, "gallery", g.reference + " judged this run (an image stopped only once it failed too): not independent");
+  if (in.n() < 2) return unavailable(g.name, "gallery", "the run has fewer than two images: no leave-one-out gallery");
   std::shared_ptr<models::Embedder> emb;
   try {
     models::LoadOptions lo;
     lo.device = cfg.device;
-    emb = models::load_faceapi_embedder("faceapi:recognition", lo);
+    emb = models::load_embedder(g.reference, lo);
   } catch (const std::exception& e) {  // edi errors and filesystem errors (an unreadable assets folder)
-    return unavailable("faceapi", "gallery", e.what());
+    return unavailable(g.name, "gallery", e.what());
   }
-  if (say) say("attacker faceapi: embedding originals and anonymized images");
+  if (say) say("attacker " + g.name + ": embedding originals and anonymized images");
   torch::NoGradGuard guard;
   const at::Tensor eo = models::embed_batched(*emb, in.origs, static_cast<std::size_t>(cfg.batch));
   const at::Tensor ea = models::embed_batched(*emb, in.anon, static_cast<std::size_t>(cfg.batch));
   const ThreatRanks t = centroid_ranks(in, eo, ea);
   AttackerResult r;
-  r.name = "faceapi";
-  r.j = {{"name", "faceapi"}, {"kind", "gallery"}, {"available", true}, {"steered", false},
-         {"model", "face-api recognition net (dlib ResNet, 128-d), nearest identity centroid"},
+  r.name = g.name;
+  r.j = {{"name", g.name}, {"kind", "gallery"}, {"available", true}, {"steered", false}, {"model", g.description},
          {"trained_on", "a gallery of the originals of the run's images (" + std::to_string(in.n()) + ")"},
          {"threat_models", {{"heldout", "identity centroids of every original except the probe's own (leave-one-out)"},
                             {"linkage", "identity centroids of every original, including the probe's own"}}}};
   report_threats(r, in, cfg.bootstrap, t.heldout, in.all, t.linkage, in.all);
-  std::vector<double> own_dist;
-  r.j["verification"] = faceapi_verification(in, eo, ea, cfg.bootstrap, own_dist);
-  r.columns.emplace_back("faceapi_rank_heldout", int_column(t.heldout));
-  r.columns.emplace_back("faceapi_rank_linkage", int_column(t.linkage));
-  r.columns.emplace_back("faceapi_distance", number_column(own_dist));
+  r.columns.emplace_back(g.name + "_rank_heldout", int_column(t.heldout));
+  r.columns.emplace_back(g.name + "_rank_linkage", int_column(t.linkage));
+  if (g.dlib_verification) {
+    std::vector<double> own_dist;
+    r.j["verification"] = faceapi_verification(in, eo, ea, cfg.bootstrap, own_dist);
+    r.columns.emplace_back(g.name + "_distance", number_column(own_dist));
+  }
   return r;
+}
+}  // namespace
+
+AttackerResult evaluate_faceapi(const RunInputs& in, const EvalConfig& cfg, const SteeringResult& steer, const Log& say) {
+  return evaluate_gallery(in, cfg, steer, say,
+                          {"faceapi", "faceapi:recognition", "face-api recognition net (dlib ResNet-34, 128-d), nearest identity centroid", true});
+}
+
+AttackerResult evaluate_faceres(const RunInputs& in, const EvalConfig& cfg, const SteeringResult& steer, const Log& say) {
+  return evaluate_gallery(in, cfg, steer, say,
+                          {"faceres", "human:faceres",
+                           "HSE FaceRec (MobileNet, VGGFace2; 1024-d), nearest identity centroid (L2)", false});
 }
 
 AttackerResult evaluate_adaptive(const RunInputs& in, const EvalConfig& cfg, const Log& say) {

@@ -837,7 +837,7 @@ AggregateResult aggregate_runs(const AggregateConfig& cfg, const std::function<v
   if (cfg.match_risk != "steering") {
     bool known = rows.empty();
     for (const auto& r : rows) known = known || find_attacker(r.m, cfg.match_risk) != nullptr;
-    if (!known) throw ConfigError("--match-risk " + cfg.match_risk + ": no run reports such an attacker (use steering, lbph, faceapi, adaptive or model:<file>)");
+    if (!known) throw ConfigError("--match-risk " + cfg.match_risk + ": no run reports such an attacker (use steering, lbph, faceapi, faceres, adaptive or model:<file>)");
   }
   const Columns cols = collect_columns(rows);
   Tables t;

@@ -23,7 +23,8 @@ namespace edi::metrics {
 struct EvalConfig {
   /// Independent attackers besides the steering model: "lbph" (OpenCV LBPH
   /// on original train-split images), "faceapi" (face-api recognition gallery
-  /// enrolled on original train-split images), "adaptive" (small-cnn trained
+  /// enrolled on original train-split images), "faceres" (HSE FaceRec gallery:
+  /// another architecture and training set), "adaptive" (small-cnn trained
   /// on the anonymized train split), or a classifier reference (a second
   /// identity model). An attacker equal to the steering model is reported as
   /// such (steered = true), never as independent.
