@@ -1,47 +1,70 @@
 #!/usr/bin/env bash
-# README command 1: set everything up, then run the main job on real faces:
+# README command 1: set everything up, then the main job on real faces:
 # dlib's examples/johns (5 people x 11 crops), steered by the ported face-api
-# recognition net, utility from the face-api age/gender net, an independent
-# attacker trained here; a 2-rank MPI sweep of EDI with blur, pixelation,
-# DP-Pix, DP-Blur, noise and masking plus the matching conventional
-# baselines; then the aggregated table, the plots and where everything is.
+# recognition net, utility from the face-api age/gender net, independent
+# attackers that steered nothing (HSE FaceRec, LBPH, a CNN trained here);
+# a 2-rank MPI sweep of EDI with blur, pixelation, DP-Pix, DP-Blur, noise and
+# masking plus the matching conventional baselines and the control (the
+# originals); then the transfer experiment (ensemble, EOT and feature-level
+# steering); the tables, the plots and one HTML report.
 #
 #   OUT=runs/johns-demo RANKS=2 scripts/main-job.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+
+start=$(date +%s)
+step() { echo; echo "== [$1/6] $2 (at $(( $(date +%s) - start )) s)"; }
+
+step 1 "set-up: Debian packages, face assets, build edi-anon only (minutes on a fresh machine, seconds after)"
+scripts/setup.sh --target edi-anon
 
 OUT=${OUT:-runs/johns-demo}
+TRANSFER=${TRANSFER:-runs/transfer}
 RANKS=${RANKS:-2}
 EDI=build/edi-anon
 MODELS=runs/johns-demo-models
+PY=/usr/bin/python3
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_WAIT_POLICY=passive
 start=$(date +%s)
 
-# The independent attacker: a small CNN trained on the original training split
-# (the same split as the runs': test 0.2, val 0.1, seed 0). Skipped if present.
+# Two small CNNs on the original johns training split (the runs' split: test
+# 0.2, val 0.1, seed 0): the independent attacker (seed 0) and a second
+# steering model for ensemble steering (seed 1). Skipped when present.
+step 2 "two small CNNs on the original training split (about 30 s)"
 mkdir -p "$MODELS"
-if [[ ! -f $MODELS/attacker-cnn.pt ]]; then
-  echo "== training the independent attacker (small-cnn on the original johns training split)"
-  $EDI train --data .assets/johns --labels none --task identity --arch small-cnn --size 64 \
-    --test-fraction 0.2 --val-fraction 0.1 --epochs 40 --patience 40 --out "$MODELS/attacker-cnn.pt"
-fi
+for which in attacker:0 steer:1; do
+  name=${which%%:*} seed=${which##*:}
+  if [[ ! -f $MODELS/$name-cnn.pt ]]; then
+    $EDI train --data .assets/johns --labels none --task identity --arch small-cnn --size 64 --seed "$seed" \
+      --test-fraction 0.2 --val-fraction 0.1 --epochs 40 --patience 40 --threads 1 --out "$MODELS/$name-cnn.pt" | tail -2
+  fi
+done
 
-echo "== sweep: $RANKS MPI rank(s), 1 thread each"
+step 3 "the main sweep: control, 6 EDI runs, 8 conventional baselines, evaluated ($RANKS MPI ranks x 1 thread; about 2 min)"
 mpirun -np "$RANKS" --bind-to core $EDI sweep --config configs/johns-demo.sweep.ini --out "$OUT" --threads 1
 
-echo "== plots"
-PY=/usr/bin/python3
-mkdir -p "$OUT/plots"
-runs=$(find "$OUT" -mindepth 2 -maxdepth 2 -name results.h5 -printf '%h\n' | sort)
-# (johns has no attribute labels, so there is no utility F1 to plot a frontier against)
-$PY analysis/risk_curves.py $runs --out "$OUT/plots"
-$PY analysis/passes_hist.py $runs --out "$OUT/plots"
+step 4 "the transfer experiment: EDI steered by an ensemble, with EOT, with a feature-level target (about 2 min)"
+mpirun -np "$RANKS" --bind-to core $EDI sweep --config configs/transfer.sweep.ini --out "$TRANSFER" --threads 1
+
+step 5 "plots and the HTML report"
+for d in "$OUT" "$TRANSFER"; do
+  mkdir -p "$d/plots"
+  runs=$(find "$d" -mindepth 2 -maxdepth 2 -name results.h5 -printf '%h\n' | sort)
+  $PY analysis/frontier.py "$d/aggregate/aggregate.json" --task gender --out "$d/plots"
+  $PY analysis/risk_curves.py $runs --out "$d/plots"
+  $PY analysis/passes_hist.py $runs --out "$d/plots"
+  $PY analysis/report.py "$d" --out "$d/report.html"
+done
 $PY analysis/image_grid.py "$OUT/edi-blur" --out "$OUT/plots"
 
+step 6 "tables"
+cat "$OUT/aggregate/aggregate.md"
 echo
-echo "== done in $(( $(date +%s) - start )) s"
-echo "tables:            $OUT/aggregate/aggregate.{md,csv,tex,json}, matched-privacy: $OUT/aggregate/matched.{md,csv}"
-echo "plots:             $OUT/plots/"
-echo "anonymized images: $OUT/<run>/images/  (export without identities: $EDI export --run $OUT/edi-blur --out EXPORT)"
-echo "per-run results:   $OUT/<run>/results.h5, metrics.json, outcomes.csv, trajectories.csv"
+cat "$TRANSFER/aggregate/aggregate.md"
+echo
+echo "== done in $(( $(date +%s) - start )) s after set-up"
+echo "tables:   $OUT/aggregate/aggregate.{md,csv,tex,json}, matched.{md,csv}; $TRANSFER/aggregate/"
+echo "report:   $OUT/report.html, $TRANSFER/report.html (one file each, no network)"
+echo "plots:    $OUT/plots/, $TRANSFER/plots/"
+echo "status:   $EDI status $OUT --config configs/johns-demo.sweep.ini"
+echo "images:   $OUT/<run>/images/  (export without identities: $EDI export --run $OUT/edi-blur --out EXPORT)"

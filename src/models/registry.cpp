@@ -218,14 +218,6 @@ std::unique_ptr<Classifier> load_classifier(const std::string& reference, const 
   return load_torchscript_classifier(path, sidecar, options);
 }
 
-bool is_embedder_reference(const std::string& reference) { return reference == "faceapi:recognition"; }
-
-std::unique_ptr<Embedder> load_embedder(const std::string& reference, const LoadOptions& options) {
-  if (is_embedder_reference(reference)) return load_faceapi_embedder(reference, options);
-  throw ModelError(reference + ": not a face embedder (the embedder is faceapi:recognition; model files and "
-                               "faceapi:age-gender are classifiers)");
-}
-
 void check_classes(const Classifier& model, const data::Manifest& manifest, const std::string& task) {
   const std::vector<std::string>* expected = nullptr;
   std::string what;

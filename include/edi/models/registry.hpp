@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "edi/models/classifier.hpp"
+#include "edi/models/human.hpp"
 
 namespace edi::models {
 
@@ -69,12 +70,8 @@ Sidecar read_sidecar(const std::filesystem::path& model);
 /// Write `<model>.json` atomically.
 void write_sidecar(const std::filesystem::path& model, const Sidecar& sidecar);
 
-/// True when `reference` names a face embedder (faceapi:recognition) rather than a classifier.
-bool is_embedder_reference(const std::string& reference);
-
-/// Load an embedder by reference (faceapi:recognition); ModelError naming the
-/// reference and what it is otherwise.
-std::unique_ptr<Embedder> load_embedder(const std::string& reference, const LoadOptions& options = {});
+// is_embedder_reference() and load_embedder() (faceapi:recognition,
+// human:faceres) are declared in edi/models/human.hpp, included here.
 
 /// Fill the common ModelInfo fields from a sidecar.
 ModelInfo info_from_sidecar(const std::string& reference, const Sidecar& sidecar, const std::string& file_sha256);

@@ -138,8 +138,8 @@ std::unique_ptr<Classifier> load_human_classifier(const std::string& reference, 
     return std::make_unique<FaceResAgeGenderClassifier>(std::move(net), task, reference);
   }
   if (is_human_embedder_reference(reference))
-    throw ModelError(reference + " is an embedder, not a classifier: build a GalleryClassifier from load_human_embedder(\"" +
-                     reference + "\") and enrolment images");
+    throw ModelError(reference + " is an embedder, not a classifier: use it as --model (a gallery of the training "
+                                 "split), as the attacker faceres, or with inspect; its heads are human:faceres-age-gender");
   throw ModelError("unknown human model reference '" + reference + "' (expected human:faceres or human:faceres-age-gender)");
 }
 
