@@ -176,7 +176,7 @@ void write_results(const fs::path& path, const ResultsInfo& info, const data::Ma
     file.flush(H5F_SCOPE_GLOBAL);
     file.close();
   } catch (const H5::Exception& e) {
-    throw IoError(out.temp().string() + ": HDF5 write failed: " + e.getDetailMsg());
+    throw IoError(out.temp().string() + ": HDF5 write failed: " + e.getDetailMsg() + h5::take_error_bottom());
   }
   out.commit();
 }
