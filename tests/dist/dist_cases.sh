@@ -13,7 +13,9 @@
 #            with flipped bytes: the rerun says "is recomputed" on stderr and
 #            still gives identical outputs. Then a finished run whose pass
 #            history lost its last entry (a crash just before rank 0 wrote it):
-#            the rerun recounts that pass and gives identical outputs.
+#            the rerun recounts that pass and gives identical outputs. A
+#            checkpoint claiming a huge image shape is recomputed; a run.json
+#            truncated to 0 bytes is recovered from the checkpoints.
 #   interval with --checkpoint-every: SIGTERM to every rank and to one rank
 #            commits the shards that are ahead of their checkpoints (resume at
 #            the next pass, identical outputs); 3 ranks with a 0.05 s interval
@@ -247,6 +249,25 @@ PY
     grep -q "^resumed at pass $dropped\$" "$WORK/gap.rerun.log" || { cat "$WORK/gap.rerun.log"; die "the rerun did not resume at the unrecorded pass $dropped"; }
     log "history without pass $dropped: the rerun recounted it"
     same_outputs "$(ref_dir)" "$WORK/gap" || die "outputs after a lost history entry differ"
+    # A checkpoint whose image state claims an impossible shape (a huge,
+    # sparse dataset: the file stays small): corrupt -> recomputed, never an
+    # allocation or a LibTorch error.
+    interrupt "$WORK/huge" term-ranks
+    victim=$(find "$WORK/huge/checkpoints" -name 'shard-*.h5' | sort | head -1)
+    /usr/bin/python3 - "$victim" <<'PY'
+import sys, h5py
+with h5py.File(sys.argv[1], "r+") as f:
+    del f["state"]
+    f.create_dataset("state", shape=(8, 3, 100000, 100000), chunks=(1, 3, 32, 32), dtype="f4")
+PY
+    rc=0
+    edi_mpirun 2 "$WORK/huge" >"$WORK/huge.rerun.log" 2>&1 || rc=$?
+    [ "$rc" = 0 ] || { cat "$WORK/huge.rerun.log"; die "rerun after a huge checkpoint shape exited $rc"; }
+    n=$(basename "$victim" .h5); n=$((10#${n#shard-}))
+    grep -q "inconsistent shapes; shard $n is recomputed" "$WORK/huge.rerun.log" ||
+      { cat "$WORK/huge.rerun.log"; die "the huge shape was not reported as corrupt"; }
+    log "huge state shape in $(basename "$victim"): recomputed"
+    same_outputs "$(ref_dir)" "$WORK/huge" || die "outputs after a huge checkpoint shape differ"
     # run.json truncated to 0 bytes (a power loss): treated as missing, the
     # history recovered from the checkpoints, the rest recounted.
     interrupt "$WORK/trunc" term-ranks
