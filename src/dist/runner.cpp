@@ -345,6 +345,22 @@ engine::PassCounts count_records(const engine::Shard& shard) {
   return c;
 }
 
+/// A snapshot target as it names a directory: "%g" (27.3 -> 27.3, 10 -> 10).
+std::string snapshot_name(double target) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", target);
+  return buf;
+}
+
+fs::path snapshot_dir(const fs::path& out, double target) { return out / "snapshots" / snapshot_name(target); }
+
+/// A shard's outcome rows while a snapshot is assembled.
+fs::path part_path(const fs::path& dir, int shard) {
+  char name[40];
+  std::snprintf(name, sizeof name, "outcomes-%05d.csv", shard);
+  return dir / ".parts" / name;
+}
+
 /// The pass loop of one rank.
 struct PassLoop {
   const Mpi& mpi;
@@ -357,6 +373,7 @@ struct PassLoop {
   int n_shards = 0;
   int limit = 0;
   bool dataset_rule = false;
+  const data::Manifest* manifest = nullptr;
   fs::path history_path;
   RunHistory saved;  ///< as stored (the batch size)
   /// Recorded passes are authoritative: a pass rerun because a shard is
@@ -367,6 +384,9 @@ struct PassLoop {
   std::vector<engine::PassReport> history;  ///< this run's, from pass 0
   double pass_time_sum = 0;
   int passes_timed = 0;
+  /// Dataset rule: the snapshot targets, descending (spec.targets, or the one
+  /// --target-risk).
+  std::vector<double> targets;
 
   PassLoop(const Mpi& m, const engine::RunConfig& config, engine::Engine& e, ShardStore& st, ClaimBoard& b, const PassPrinter& p,
            DistRunOutcome& o)
@@ -457,6 +477,57 @@ struct PassLoop {
     if (print) print(rep, eta, per_rank);
   }
 
+  /// Rank 0: the targets at or above `risk` that have no snapshot yet, to every rank.
+  std::vector<double> due_targets(double risk) {
+    std::string text;
+    if (mpi.root())
+      for (std::size_t i = 0; i < targets.size(); ++i)
+        if (risk <= targets[i] && !fs::exists(snapshot_dir(c.out, targets[i]) / "snapshot.json")) text += std::to_string(i) + "\n";
+    std::vector<double> due;  // indices into `targets`, one a line
+    std::istringstream in(mpi.broadcast(text));
+    for (std::string line; std::getline(in, line);) due.push_back(targets.at(std::stoul(line)));
+    return due;
+  }
+
+  /// Dataset rule, between the reduction and the perturbation of `pass`: the
+  /// first pass at or below a target writes its state as that target's
+  /// snapshot (interfaces §3): every rank its shards' PNGs and outcome rows,
+  /// rank 0 outcomes.csv and, last, snapshot.json. A snapshot is written
+  /// once; a resume never rewrites it.
+  void write_snapshots(int pass, double risk, const PassReduction& red) {
+    for (double t : due_targets(risk)) {
+      const fs::path dir = snapshot_dir(c.out, t);
+      if (mpi.root()) create_private_dir(dir / ".parts");
+      mpi.barrier();
+      for (auto& [s, h] : store.held()) {
+        if (c.write_images) engine::write_images(dir / "images", h.shard, c.png_bits);
+        engine::write_outcomes(part_path(dir, s), *manifest, {&h.shard});
+      }
+      mpi.barrier();
+      if (mpi.root()) {
+        std::string csv;
+        for (int s = 0; s < n_shards; ++s) {
+          const std::string part = read_file(part_path(dir, s));
+          csv += s == 0 ? part : part.substr(std::min(part.size(), part.find('\n') + 1));  // one header
+        }
+        write_file_atomic(dir / "outcomes.csv", csv);
+        json j = json::object();
+        j["format"] = "edi-anon-snapshot";
+        j["version"] = 1;
+        j["target_percent"] = t;
+        j["pass"] = pass;
+        j["risk_percent"] = risk;
+        j["identified"] = red.identified;
+        j["total"] = red.total;
+        write_file_atomic(dir / "snapshot.json", j.dump(2) + "\n");
+        std::error_code ec;
+        fs::remove_all(dir / ".parts", ec);
+        std::printf("snapshot at pass %d (risk %.2f%% <= %s%%) -> %s\n", pass, risk, snapshot_name(t).c_str(), dir.c_str());
+        std::fflush(stdout);
+      }
+    }
+  }
+
   End run_pass(int pass) {
     const auto t0 = std::chrono::steady_clock::now();
     std::set<int> touched;
@@ -477,6 +548,7 @@ struct PassLoop {
     }
     const bool is_recorded = pass < static_cast<int>(recorded.size());
     const double risk = is_recorded ? recorded[static_cast<std::size_t>(pass)].risk_percent : red.risk_percent();
+    if (dataset_rule) write_snapshots(pass, risk, red);
     std::int64_t active = dataset_rule ? perturb_held(pass, risk <= engine.spec().target_risk) : red.active;
     if (signalled) store.commit_dirty();
     engine::PassReport rep;
@@ -663,7 +735,9 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
   const std::vector<std::int64_t> committed = read_standing(mpi, c.out, n_shards, side);
   DistRunOutcome outcome;
   const int start_pass = resume_point(mpi, saved, committed, limit, history_path);
-  outcome.start_pass = start_pass;
+  // After a loop that ended (a signal during its last pass) no pass is left:
+  // the resume is "at" the pass after the last recorded one.
+  outcome.start_pass = saved.loop_ended() ? std::min(start_pass, static_cast<int>(saved.contiguous().size())) : start_pass;
   outcome.resumed = std::any_of(committed.begin(), committed.end(), [](std::int64_t v) { return v >= 0; });
   outcome.last_complete_pass = start_pass - 1;
 
@@ -685,6 +759,8 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
   loop.limit = limit;
   loop.dataset_rule = spec.stop == engine::StopRule::kDataset && !conventional;
   loop.history_path = history_path;
+  loop.manifest = &d.manifest;
+  loop.targets = spec.targets.empty() ? std::vector<double>{spec.target_risk} : spec.targets;
   loop.saved = saved;
   loop.recorded = saved.contiguous();
   loop.history.assign(loop.recorded.begin(),

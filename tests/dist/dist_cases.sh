@@ -21,7 +21,9 @@
 #            the next pass, identical outputs); 3 ranks with a 0.05 s interval
 #            give identical outputs.
 #            With RULE=image or RULE=dataset in the environment: the same
-#            with that stop rule and --checkpoint-every 0.3.
+#            with that stop rule and --checkpoint-every 0.3 (dataset: the
+#            reference's snapshot is checked, and each resumed run's
+#            snapshots must equal it byte for byte).
 #   rank_error  an I/O error injected on rank 1 mid-run (EDI_FAULT_IO): the
 #            error is printed and every rank ends within 30 s, exit code 4.
 #   refusal  rerunning a run directory with a different --k exits 2 and names --k
@@ -88,6 +90,30 @@ interrupt() {
   [ ! -f "$out/complete.json" ] || die "$how: the interrupted run has a completion marker"
 }
 
+# check_snapshots RUN: the dataset rule's snapshot at its target (26 %): written
+# at the first pass at or below it, after a pass above it, with the run's
+# outcome columns; at the lowest target it is the final state (the halt caps
+# the remaining images without perturbing them).
+check_snapshots() {
+  local run=$1
+  /usr/bin/python3 - "$run" <<'PY' || die "the snapshot of $run is wrong"
+import json, os, sys
+run = sys.argv[1]
+snap = json.load(open(os.path.join(run, "snapshots/26/snapshot.json")))
+passes = json.load(open(os.path.join(run, "summary.json")))["passes"]
+assert snap["format"] == "edi-anon-snapshot" and snap["version"] == 1 and snap["target_percent"] == 26, snap
+p = snap["pass"]
+assert snap["risk_percent"] <= 26 and passes[p]["risk_percent"] == snap["risk_percent"], (snap, passes[p])
+assert p > 0 and passes[p - 1]["risk_percent"] > 26, passes[p - 1]
+assert snap["total"] == 48 and snap["identified"] == round(snap["risk_percent"] * 48 / 100), snap
+head = open(os.path.join(run, "outcomes.csv")).readline()
+lines = open(os.path.join(run, "snapshots/26/outcomes.csv")).read().splitlines()
+assert lines[0] + "\n" == head and len(lines) == 49, (lines[0], len(lines))
+print("  snapshot 26: pass %d, risk %.2f %% (pass %d: %.2f %%)" % (p, snap["risk_percent"], p - 1, passes[p - 1]["risk_percent"]))
+PY
+  diff -r "$run/images" "$run/snapshots/26/images" >/dev/null || die "the snapshot at the lowest target is not the final state"
+}
+
 # check_complete OUT: the completion marker is there, written as interfaces §1 says.
 check_complete() {
   /usr/bin/python3 - "$1/complete.json" <<'PY' || die "$1/complete.json missing or malformed"
@@ -137,6 +163,7 @@ case $CASE in
       interrupt "$WORK/one" term-one-rank
       finish "$WORK/one" 2
     else
+      [ "$RULE" = dataset ] && check_snapshots "$(ref_dir)"
       # The per-image and dataset rules with shards ahead of their checkpoints:
       # under the dataset rule a signal between the two phases of a pass
       # commits the evaluated shards as such (the resume neither repeats nor

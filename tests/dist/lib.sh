@@ -103,7 +103,19 @@ PY
       cmp -s "$ref/$p" "$run/$p" || { echo "  $p differs"; bad=1; }
     done <<<"$list_ref"
   fi
-  [ "$bad" = 0 ] && echo "  identical: outcomes.csv, trajectories.csv, pass history, $n_run PNG(s)"
+  # Dataset-rule snapshots (snapshots/<T>/...): the same files, each byte-identical.
+  local snaps="" snap_ref snap_run
+  if [ -d "$ref/snapshots" ]; then
+    snap_ref=$(cd "$ref" && find snapshots -type f | sort)
+    snap_run=$( (cd "$run" 2>/dev/null && find snapshots -type f 2>/dev/null || true) | sort)
+    if [ "$snap_ref" != "$snap_run" ]; then
+      echo "  the snapshot files differ:"; diff <(echo "$snap_ref") <(echo "$snap_run") | grep '^[<>]' | head -5 | sed 's/^/    /'; bad=1
+    else
+      while IFS= read -r p; do cmp -s "$ref/$p" "$run/$p" || { echo "  $p differs"; bad=1; }; done <<<"$snap_ref"
+    fi
+    snaps=", $(printf '%s\n' "$snap_ref" | grep -c .) snapshot file(s)"
+  fi
+  [ "$bad" = 0 ] && echo "  identical: outcomes.csv, trajectories.csv, pass history, $n_run PNG(s)$snaps"
   return "$bad"
 }
 

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "edi/explain/spec.hpp"
 #include "edi/perturb/operators.hpp"
@@ -41,7 +42,11 @@ struct EngineSpec {
   Criterion criterion = Criterion::kTop1;
   int top_k = 5;
   double tau = 0.01;
-  double target_risk = 1.0;  ///< percent; dataset rule
+  double target_risk = 1.0;  ///< percent; dataset rule: stop once the identified share is <= this
+  /// Dataset rule: every target (percent), sorted descending, no duplicates;
+  /// the run writes a snapshot at the first pass at or below each one. When
+  /// non-empty, `target_risk` is its last (lowest) element (set_targets).
+  std::vector<double> targets;
   int max_passes = 50;       ///< cap for image/dataset rules
   int passes = 10;           ///< fixed rule
 
