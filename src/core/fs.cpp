@@ -83,7 +83,7 @@ class Sha256 {
 
 void write_file_atomic(const fs::path& path, std::string_view content, Durability durability) {
   AtomicPath out(path);
-  const int fd = ::open(out.temp().c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+  const int fd = ::open(out.temp().c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
   if (fd < 0) throw IoError(out.temp().string() + ": cannot create: " + errno_text());
   try {
     write_all(fd, out.temp(), content);
