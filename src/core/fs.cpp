@@ -27,12 +27,32 @@ fs::path make_temp_name(const fs::path& final_path) {
   return final_path.parent_path() / name.str();
 }
 
-void fsync_path(const fs::path& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY);
+/// fsync a file or directory by path; a checked close.
+void fsync_path(const fs::path& path, bool directory) {
+  const int fd = ::open(path.c_str(), (directory ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC);
   if (fd < 0) throw IoError(path.string() + ": cannot open for fsync: " + errno_text());
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) throw IoError(path.string() + ": fsync failed: " + errno_text());
+  if (::fsync(fd) != 0) {
+    const std::string why = errno_text();
+    ::close(fd);
+    throw IoError(path.string() + ": fsync failed: " + why);
+  }
+  if (::close(fd) != 0) throw IoError(path.string() + ": close failed: " + errno_text());
+}
+
+/// The directory holding `path` (".", when it has no parent part).
+fs::path parent_dir(const fs::path& path) { return path.has_parent_path() ? path.parent_path() : fs::path("."); }
+
+/// Write all of `content` to `fd`; on failure throws IoError naming `path`.
+void write_all(int fd, const fs::path& path, std::string_view content) {
+  std::size_t done = 0;
+  while (done < content.size()) {
+    const ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw IoError(path.string() + ": write failed: " + errno_text());
+    }
+    done += static_cast<std::size_t>(n);
+  }
 }
 
 class Sha256 {
@@ -63,14 +83,20 @@ class Sha256 {
 
 void write_file_atomic(const fs::path& path, std::string_view content, Durability durability) {
   AtomicPath out(path);
-  {
-    std::ofstream f(out.temp(), std::ios::binary | std::ios::trunc);
-    if (!f) throw IoError(out.temp().string() + ": cannot create: " + errno_text());
-    f.write(content.data(), static_cast<std::streamsize>(content.size()));
-    f.flush();
-    if (!f) throw IoError(out.temp().string() + ": write failed: " + errno_text());
+  const int fd = ::open(out.temp().c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (fd < 0) throw IoError(out.temp().string() + ": cannot create: " + errno_text());
+  try {
+    write_all(fd, out.temp(), content);
+    if (durability == Durability::kPowerLoss && ::fsync(fd) != 0)
+      throw IoError(out.temp().string() + ": fsync failed: " + errno_text());
+  } catch (...) {
+    ::close(fd);
+    throw;
   }
-  out.commit(durability);
+  // A close error (NFS, Lustre: a deferred write that failed) means the file
+  // may be truncated: it is never renamed into place.
+  if (::close(fd) != 0) throw IoError(out.temp().string() + ": close failed: " + errno_text());
+  out.commit(durability, /*synced=*/true);
 }
 
 AtomicPath::AtomicPath(fs::path final_path)
@@ -83,11 +109,12 @@ AtomicPath::~AtomicPath() {
   }
 }
 
-void AtomicPath::commit(Durability durability) {
-  if (durability == Durability::kPowerLoss) fsync_path(temp_);
+void AtomicPath::commit(Durability durability, bool synced) {
+  if (durability == Durability::kPowerLoss && !synced) fsync_path(temp_, false);
   if (std::rename(temp_.c_str(), final_.c_str()) != 0)
     throw IoError(final_.string() + ": cannot rename temp file into place: " + errno_text());
   committed_ = true;
+  if (durability == Durability::kPowerLoss) fsync_path(parent_dir(final_), true);  // the rename itself
 }
 
 std::string read_file(const fs::path& path) {

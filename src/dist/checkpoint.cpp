@@ -2,6 +2,10 @@
 
 #include <ATen/ATen.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 
@@ -60,8 +64,14 @@ void add(std::string& buf, const std::vector<T>& v) {
 /// SHA-256 of everything but the image state, which HDF5 protects itself
 /// (Fletcher-32 per image chunk, verified on every read): hashing the state
 /// too cost most of the checkpoint time.
-std::string checksum(int pass, const std::vector<std::string>& ids, const at::Tensor& labels, const Flat& f) {
+std::string checksum(int pass, const std::vector<std::string>& ids, const at::Tensor& labels, const Flat& f, int evaluated,
+                     const std::vector<std::int32_t>& pending, const std::string& history) {
   std::string buf = std::to_string(pass) + "\n";
+  if (!history.empty()) buf += history;
+  if (evaluated >= 0) {  // a between-phases commit (absent from whole-pass ones, whose checksums stay as they were)
+    buf += "evaluated " + std::to_string(evaluated) + "\n";
+    add(buf, pending);
+  }
   for (const auto& id : ids) buf += id + "\n";
   buf.append(static_cast<const char*>(labels.data_ptr()), static_cast<std::size_t>(labels.numel()) * 8);
   add(buf, f.status); add(buf, f.identified); add(buf, f.stop_pass); add(buf, f.escalation); add(buf, f.stalls);
@@ -70,13 +80,45 @@ std::string checksum(int pass, const std::vector<std::string>& ids, const at::Te
   return sha256_hex(buf);
 }
 
+/// The between-phases part of a checkpoint: the pass evaluated, the pending
+/// images and their attributions.
+void write_pending(H5::Group& root, const engine::Shard& shard, int evaluated, const std::vector<std::int32_t>& pending) {
+  h5::set_attr(root, "evaluated", std::int64_t{evaluated});
+  h5::write_vector(root, "pending", pending);
+  if (pending.empty()) return;
+  const at::Tensor a = shard.pending_attribution.contiguous().to(at::kFloat);
+  if (a.dim() != 4 || a.size(0) != static_cast<std::int64_t>(pending.size()))
+    throw IoError("shard " + std::to_string(shard.index) + ": pending attributions do not match the pending images");
+  std::vector<hsize_t> dims;
+  for (auto d : a.sizes()) dims.push_back(static_cast<hsize_t>(d));
+  h5::write_checked_array(root, "pending_attribution", a.data_ptr<float>(), dims);
+}
+
+/// Largest image side a checkpoint may claim when the caller does not say.
+constexpr hsize_t kMaxSide = 8192;
+
+/// A 4-D image array of `n` images, 3 channels, square side `side` (0: any up to kMaxSide).
+bool fits(const std::vector<hsize_t>& d, std::size_t n, int side) {
+  if (d.size() != 4 || d[0] != n || d[1] != 3 || d[2] != d[3] || d[2] == 0) return false;
+  return side > 0 ? d[2] == static_cast<hsize_t>(side) : d[2] <= kMaxSide;
+}
+
+at::Tensor read_images(const H5::Group& g, const std::string& name, const std::vector<hsize_t>& d) {
+  at::Tensor t = at::empty({static_cast<long>(d[0]), static_cast<long>(d[1]), static_cast<long>(d[2]), static_cast<long>(d[3])}, at::kFloat);
+  if (t.numel()) h5::read_array(g, name, t.data_ptr<float>(), static_cast<std::size_t>(t.numel()));
+  return t;
+}
+
 }  // namespace
 
-void write_shard_checkpoint(const fs::path& path, const engine::Shard& shard, int pass, const std::string& config_sha256) {
+void write_shard_checkpoint(const fs::path& path, const engine::Shard& shard, int pass, const std::string& config_sha256,
+                            int evaluated, const std::string& history) {
   h5::quiet();
   const at::Tensor state = shard.state.contiguous();
   const at::Tensor labels = shard.labels.contiguous();
   const Flat f = flatten(shard.records);
+  const std::vector<std::int32_t> pending = evaluated >= 0 ? std::vector<std::int32_t>(shard.pending.begin(), shard.pending.end())
+                                                          : std::vector<std::int32_t>{};
   AtomicPath out(path);
   try {
     H5::H5File file(out.temp().string(), H5F_ACC_TRUNC);
@@ -86,7 +128,8 @@ void write_shard_checkpoint(const fs::path& path, const engine::Shard& shard, in
     h5::set_attr(root, "pass", std::int64_t{pass});
     h5::set_attr(root, "shard", std::int64_t{shard.index});
     h5::set_attr(root, "config_sha256", config_sha256);
-    h5::set_attr(root, "checksum", checksum(pass, shard.ids, labels, f));
+    h5::set_attr(root, "checksum", checksum(pass, shard.ids, labels, f, evaluated, pending, history));
+    if (!history.empty()) h5::set_attr(root, "history", history);
     h5::write_strings(root, "ids", shard.ids);
     h5::write_vector(root, "labels", std::vector<std::int64_t>(labels.data_ptr<std::int64_t>(), labels.data_ptr<std::int64_t>() + labels.numel()));
     std::vector<hsize_t> dims;
@@ -106,26 +149,99 @@ void write_shard_checkpoint(const fs::path& path, const engine::Shard& shard, in
     h5::write_vector(t, "changed_share", f.t_changed);
     h5::write_vector(t, "psnr", f.t_psnr);
     h5::write_vector(t, "linf", f.t_linf);
+    if (evaluated >= 0) write_pending(root, shard, evaluated, pending);
     file.flush(H5F_SCOPE_GLOBAL);
     file.close();
   } catch (const H5::Exception& e) {
-    throw IoError(out.temp().string() + ": HDF5 write failed: " + e.getDetailMsg());
+    throw IoError(out.temp().string() + ": HDF5 write failed: " + e.getDetailMsg() + h5::take_error_bottom());
   }
-  // A process crash cannot leave a partial file under the final name; power
-  // loss is not in the failure model of a pass checkpoint.
-  out.commit(Durability::kProcessCrash);
+  // Neither a crash nor a power loss leaves a partial file under the final name.
+  out.commit(Durability::kPowerLoss);
 }
 
-std::optional<ShardCheckpoint> read_shard_checkpoint(const fs::path& path, std::string* problem) {
+namespace {
+
+/// The records and trajectories of an open checkpoint (sizes checked by the caller).
+Flat read_flat(const H5::H5File& file, const H5::Group& root) {
+  Flat f;
+  f.status = h5::read_bytes(root, "status");
+  f.identified = h5::read_bytes(root, "identified");
+  f.stop_pass = h5::read_ints(root, "stop_pass");
+  f.escalation = h5::read_ints(root, "escalation");
+  f.stalls = h5::read_ints(root, "stalls");
+  H5::Group t = file.openGroup("trajectory");
+  f.t_image = h5::read_ints(t, "image");
+  f.t_pass = h5::read_ints(t, "pass");
+  f.t_rank = h5::read_ints(t, "true_rank");
+  f.t_top1 = h5::read_ints(t, "top1");
+  f.t_prob = h5::read_floats(t, "true_prob");
+  f.t_changed = h5::read_floats(t, "changed_share");
+  f.t_psnr = h5::read_floats(t, "psnr");
+  f.t_linf = h5::read_floats(t, "linf");
+  return f;
+}
+
+/// Empty when the sizes agree, else what does not.
+std::string size_problem(const Flat& f, std::size_t n) {
+  const std::size_t m = f.t_image.size();
+  if (f.status.size() != n || f.identified.size() != n || f.stop_pass.size() != n || f.escalation.size() != n ||
+      f.stalls.size() != n || f.t_pass.size() != m || f.t_rank.size() != m || f.t_top1.size() != m || f.t_prob.size() != m ||
+      f.t_changed.size() != m || f.t_psnr.size() != m || f.t_linf.size() != m)
+    return "inconsistent record sizes";
+  for (std::uint8_t st : f.status)
+    if (st > static_cast<std::uint8_t>(engine::Status::kFixed)) return "unknown image status " + std::to_string(st);
+  for (std::int32_t i : f.t_image)
+    if (i < 0 || static_cast<std::size_t>(i) >= n) return "trajectory refers to image " + std::to_string(i);
+  return {};
+}
+
+/// Records with their trajectories from the flat arrays (checked by size_problem).
+std::vector<engine::ImageRecord> unflatten(const Flat& f, std::size_t n) {
+  std::vector<engine::ImageRecord> records(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    auto& r = records[i];
+    r.status = static_cast<engine::Status>(f.status[i]);
+    r.identified = f.identified[i] != 0;
+    r.stop_pass = f.stop_pass[i];
+    r.escalation = f.escalation[i];
+    r.stalls = f.stalls[i];
+  }
+  for (std::size_t k = 0; k < f.t_image.size(); ++k)
+    records[static_cast<std::size_t>(f.t_image[k])].trajectory.push_back(
+        {f.t_pass[k], f.t_prob[k], f.t_rank[k], f.t_top1[k], f.t_changed[k], f.t_psnr[k], f.t_linf[k]});
+  return records;
+}
+
+/// An open error that says nothing about the file's contents (the disk, the
+/// network file system, a lock): the checkpoint must be kept. Throws IoError.
+void check_openable(const fs::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) {
+    const int err = errno;
+    if (err == ENOENT) return;  // reported as missing by the caller
+    throw IoError(path.string() + ": cannot open the checkpoint: " + std::strerror(err) + " (kept; rerun when the file is readable)");
+  }
+  char byte = 0;
+  const ssize_t got = ::read(fd, &byte, 1);
+  const int err = errno;
+  ::close(fd);
+  if (got < 0) throw IoError(path.string() + ": cannot read the checkpoint: " + std::strerror(err) + " (kept; rerun when the file is readable)");
+}
+
+}  // namespace
+
+std::optional<ShardCheckpoint> read_shard_checkpoint(const fs::path& path, std::string* problem, int expected_side) {
   h5::quiet();
   auto fail = [&](const std::string& why) -> std::optional<ShardCheckpoint> {
     if (problem) *problem = path.string() + ": " + why;
     return std::nullopt;
   };
   if (!fs::exists(path)) return fail("missing");
+  check_openable(path);
   ShardCheckpoint c;
   Flat f;
   std::string stored;
+  std::vector<std::int32_t> pending;
   try {
     H5::H5File file(path.string(), H5F_ACC_RDONLY);
     H5::Group root = file.openGroup("/");
@@ -133,57 +249,59 @@ std::optional<ShardCheckpoint> read_shard_checkpoint(const fs::path& path, std::
     c.pass = static_cast<int>(h5::get_attr_int(root, "pass"));
     c.config_sha256 = h5::get_attr_string(root, "config_sha256");
     stored = h5::get_attr_string(root, "checksum");
+    if (root.attrExists("history")) c.history = h5::get_attr_string(root, "history");
     c.ids = h5::read_strings(root, "ids");
     const auto labels = h5::read_longs(root, "labels");
     c.labels = at::tensor(labels.empty() ? std::vector<std::int64_t>{} : labels, at::kLong);
     const auto d = h5::dims(root, "state");
-    if (d.size() != 4 || d[0] != c.ids.size() || labels.size() != c.ids.size()) return fail("inconsistent shapes");
-    c.state = at::empty({static_cast<long>(d[0]), static_cast<long>(d[1]), static_cast<long>(d[2]), static_cast<long>(d[3])}, at::kFloat);
-    h5::read_array(root, "state", c.state.data_ptr<float>(), static_cast<std::size_t>(c.state.numel()));
-    f.status = h5::read_bytes(root, "status");
-    f.identified = h5::read_bytes(root, "identified");
-    f.stop_pass = h5::read_ints(root, "stop_pass");
-    f.escalation = h5::read_ints(root, "escalation");
-    f.stalls = h5::read_ints(root, "stalls");
-    H5::Group t = file.openGroup("trajectory");
-    f.t_image = h5::read_ints(t, "image");
-    f.t_pass = h5::read_ints(t, "pass");
-    f.t_rank = h5::read_ints(t, "true_rank");
-    f.t_top1 = h5::read_ints(t, "top1");
-    f.t_prob = h5::read_floats(t, "true_prob");
-    f.t_changed = h5::read_floats(t, "changed_share");
-    f.t_psnr = h5::read_floats(t, "psnr");
-    f.t_linf = h5::read_floats(t, "linf");
+    if (labels.size() != c.ids.size() || !fits(d, c.ids.size(), expected_side)) return fail("inconsistent shapes");
+    c.state = read_images(root, "state", d);
+    f = read_flat(file, root);
+    if (root.attrExists("evaluated")) {
+      c.evaluated = static_cast<int>(h5::get_attr_int(root, "evaluated"));
+      pending = h5::read_ints(root, "pending");
+      if (c.evaluated != c.pass + 1) return fail("evaluated pass " + std::to_string(c.evaluated) + " does not follow pass " + std::to_string(c.pass));
+      for (std::int32_t i : pending)
+        if (i < 0 || static_cast<std::size_t>(i) >= c.ids.size()) return fail("pending image " + std::to_string(i) + " out of range");
+      if (!pending.empty()) {
+        const auto pd = h5::dims(root, "pending_attribution");
+        if (pd.size() != 4 || pd[0] != pending.size() || std::vector<hsize_t>(pd.begin() + 1, pd.end()) != std::vector<hsize_t>(d.begin() + 1, d.end()))
+          return fail("inconsistent pending shapes");
+        c.pending_attribution = read_images(root, "pending_attribution", pd);
+      }
+    }
   } catch (const H5::Exception& e) {
-    return fail("unreadable (" + e.getDetailMsg() + ")");
+    return fail("unreadable (" + e.getDetailMsg() + ")" + h5::take_error_bottom());
   }
-  const std::size_t n = c.ids.size(), m = f.t_image.size();
-  if (f.status.size() != n || f.identified.size() != n || f.stop_pass.size() != n || f.escalation.size() != n ||
-      f.stalls.size() != n || f.t_pass.size() != m || f.t_rank.size() != m || f.t_top1.size() != m || f.t_prob.size() != m ||
-      f.t_changed.size() != m || f.t_psnr.size() != m || f.t_linf.size() != m)
-    return fail("inconsistent record sizes");
-  if (checksum(c.pass, c.ids, c.labels, f) != stored) return fail("checksum mismatch");
-  c.records.resize(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    auto& r = c.records[i];
-    r.status = static_cast<engine::Status>(f.status[i]);
-    r.identified = f.identified[i] != 0;
-    r.stop_pass = f.stop_pass[i];
-    r.escalation = f.escalation[i];
-    r.stalls = f.stalls[i];
-  }
-  for (std::size_t k = 0; k < m; ++k) {
-    const auto i = static_cast<std::size_t>(f.t_image[k]);
-    if (i >= n) return fail("trajectory refers to image " + std::to_string(i));
-    c.records[i].trajectory.push_back({f.t_pass[k], f.t_prob[k], f.t_rank[k], f.t_top1[k], f.t_changed[k], f.t_psnr[k], f.t_linf[k]});
-  }
+  const std::size_t n = c.ids.size();
+  if (const std::string why = size_problem(f, n); !why.empty()) return fail(why);
+  if (checksum(c.pass, c.ids, c.labels, f, c.evaluated, pending, c.history) != stored) return fail("checksum mismatch");
+  c.records = unflatten(f, n);
+  c.pending.assign(pending.begin(), pending.end());
   return c;
+}
+
+std::string read_checkpoint_config(const fs::path& path) {
+  h5::quiet();
+  try {
+    H5::H5File file(path.string(), H5F_ACC_RDONLY);
+    H5::Group root = file.openGroup("/");
+    if (h5::get_attr_string(root, "format") != "edi-anon-shard-checkpoint") return {};
+    return h5::get_attr_string(root, "config_sha256");
+  } catch (const H5::Exception&) {
+    h5::take_error_bottom();
+    return {};
+  }
 }
 
 void restore_shard(engine::Shard& shard, const ShardCheckpoint& c) {
   if (c.ids != shard.ids) throw DataError("shard " + std::to_string(shard.index) + ": checkpoint holds other images than the manifest's shard");
+  if (c.state.sizes() != shard.original.sizes())
+    throw DataError("shard " + std::to_string(shard.index) + ": checkpoint images are not of the model's input size");
   shard.state = c.state.clone();
   shard.records = c.records;
+  shard.pending = c.pending;
+  shard.pending_attribution = c.pending_attribution.defined() ? c.pending_attribution.clone() : at::Tensor();
 }
 
 }  // namespace edi::dist

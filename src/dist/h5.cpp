@@ -152,6 +152,43 @@ std::int64_t get_attr_int(const H5::H5Object& o, const std::string& name) {
   return v;
 }
 
-void quiet() { H5::Exception::dontPrint(); }
+namespace {
+
+/// The innermost error of the last failed HDF5 call on this thread (where the
+/// library says why: "errno = 28, error message = 'No space left on device'").
+thread_local std::string g_bottom;
+
+herr_t keep_innermost(unsigned n, const H5E_error2_t* err, void* data) {
+  if (n != 0) return 0;
+  std::string s = std::string(err->func_name ? err->func_name : "?") + ": " + (err->desc ? err->desc : "");
+  for (char& ch : s)
+    if (ch == '\n' || ch == '\r') ch = ' ';  // one line
+  *static_cast<std::string*>(data) = s;
+  return 0;
+}
+
+/// HDF5's automatic error handler: called with the whole stack when an API
+/// call fails, before anything (an object's close while the C++ exception
+/// unwinds) clears it. Prints nothing.
+herr_t remember_error(hid_t stack, void*) {
+  std::string bottom;
+  H5Ewalk2(stack, H5E_WALK_UPWARD, keep_innermost, &bottom);
+  if (g_bottom.empty()) g_bottom = bottom;  // the first failure says why; closes while unwinding fail after it
+  return 0;
+}
+
+}  // namespace
+
+void quiet() {
+  g_bottom.clear();
+  H5::Exception::dontPrint();
+  H5Eset_auto2(H5E_DEFAULT, remember_error, nullptr);
+}
+
+std::string take_error_bottom() {
+  std::string s;
+  s.swap(g_bottom);
+  return s.empty() ? s : " (" + s + ")";
+}
 
 }  // namespace edi::dist::h5

@@ -3,6 +3,7 @@
 #include <mpi.h>
 
 #include <cstdlib>
+#include <exception>
 #include <stdexcept>
 
 #include "edi/core/error.hpp"
@@ -102,17 +103,24 @@ struct ClaimBoard::Impl {
   int n = 0;
   std::int64_t* base = nullptr;
   MPI_Win win = MPI_WIN_NULL;
+  int uncaught = 0;  ///< exceptions in flight when the board was made
 };
 
 ClaimBoard::ClaimBoard(const Mpi& mpi, int n) : impl_(std::make_unique<Impl>()) {
   impl_->mpi = &mpi;
   impl_->n = n;
+  impl_->uncaught = std::uncaught_exceptions();
   const MPI_Aint bytes = mpi.root() ? static_cast<MPI_Aint>(n) * static_cast<MPI_Aint>(sizeof(std::int64_t)) : 0;
   check(MPI_Win_allocate(bytes, sizeof(std::int64_t), MPI_INFO_NULL, MPI_COMM_WORLD, &impl_->base, &impl_->win), "MPI_Win_allocate");
   reset();
 }
 
 ClaimBoard::~ClaimBoard() {
+  // MPI_Win_free is collective: while an error unwinds on this rank the others
+  // wait elsewhere (in a reduction, a barrier), so freeing would hang the job
+  // before the caller can report the error and abort. The window is left to
+  // MPI_Abort (or to MPI_Finalize when every rank unwinds together).
+  if (std::uncaught_exceptions() > impl_->uncaught) return;
   if (impl_->win != MPI_WIN_NULL) MPI_Win_free(&impl_->win);
 }
 

@@ -1,6 +1,7 @@
 #include "edi/dist/runner.hpp"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <chrono>
@@ -14,9 +15,13 @@
 #include "edi/core/fs.hpp"
 #include "edi/dist/checkpoint.hpp"
 #include "edi/dist/results.hpp"
+#include "edi/dist/run_lock.hpp"
+#include "edi/dist/run_state.hpp"
+#include "edi/dist/shard_store.hpp"
 #include "edi/dist/signals.hpp"
 #include "edi/engine/bench.hpp"
 #include "edi/engine/steering.hpp"
+#include "edi/models/registry.hpp"
 #include "edi/version.hpp"
 
 namespace edi::dist {
@@ -61,46 +66,153 @@ void on_root(const Mpi& mpi, Fn&& fn) {
   }
 }
 
+/// The model's and its sidecar's sha256 ("" where there is no such file).
+std::pair<std::string, std::string> model_hashes(const std::string& model) {
+  if (model.rfind("faceapi:", 0) == 0 || model.rfind("human:", 0) == 0) return {std::string("builtin:") + model, std::string()};
+  std::error_code ec;
+  const std::string sha = fs::is_regular_file(model, ec) ? sha256_file(model) : std::string();
+  const fs::path sidecar = models::sidecar_path(model);
+  const std::string sidecar_sha = fs::is_regular_file(sidecar, ec) ? sha256_file(sidecar) : std::string();
+  return {sha, sidecar_sha};
+}
+
+/// The hashes of every steering model and the judge, in order, comma-separated
+/// (one model: exactly model_hashes()).
+std::pair<std::string, std::string> run_model_hashes(const engine::RunConfig& c) {
+  std::vector<std::string> refs = engine::split_model_list(c.model);
+  if (!c.judge.empty()) refs.push_back(c.judge);
+  std::string sha, sidecar;
+  for (std::size_t i = 0; i < refs.size(); ++i) {
+    const auto [a, b] = model_hashes(refs[i]);
+    sha += (i ? "," : "") + a;
+    sidecar += (i ? "," : "") + b;
+  }
+  return {sha, sidecar};
+}
+
 /// The run directory's provenance record; a resume must match it.
-json make_provenance(const engine::RunConfig& c, const data::Manifest& m, const std::string& model_sha) {
+json make_provenance(const engine::RunConfig& c, const data::Manifest& m) {
+  const auto [model_sha, sidecar_sha] = run_model_hashes(c);
   json p;
   p["format"] = "edi-anon-provenance";
   p["version"] = 1;
   p["config"] = json::parse(config_json(c));
   p["config_sha256"] = sha256_hex(config_json(c));
-  p["model"] = {{"reference", c.model}, {"sha256", model_sha}};
+  p["model"] = {{"reference", c.model}, {"sha256", model_sha}, {"sidecar_sha256", sidecar_sha}};
   p["manifest_sha256"] = m.hash();
   p["data_root"] = m.data_root;
   p["code_version"] = std::string(version()) + " (" + git_describe() + ")";
+  // Floating-point results depend on these (not part of the config hash).
+  p["device"] = c.device;
+  p["threads"] = at::get_num_threads();
   p["created"] = utc_now();
   p["host"] = host_name();
   return p;
 }
 
-void check_resume(const fs::path& path, const json& stored, const json& now) {
-  std::vector<std::string> diffs;
-  if (stored.value("config_sha256", "") != now["config_sha256"]) {
-    const json& a = stored["config"];
-    const json& b = now["config"];
-    std::set<std::string> keys;
-    for (auto it = a.begin(); it != a.end(); ++it) keys.insert(it.key());
-    for (auto it = b.begin(); it != b.end(); ++it) keys.insert(it.key());
-    for (const auto& k : keys) {
-      const std::string va = a.contains(k) ? a[k].get<std::string>() : "(unset)";
-      const std::string vb = b.contains(k) ? b[k].get<std::string>() : "(unset)";
-      if (va != vb) diffs.push_back("--" + k + " was " + va + ", now " + vb);
-    }
+/// "--k was 9, now 11" for every option that differs.
+void config_diffs(const json& a, const json& b, std::vector<std::string>& diffs) {
+  std::set<std::string> keys;
+  for (auto it = a.begin(); it != a.end(); ++it) keys.insert(it.key());
+  for (auto it = b.begin(); it != b.end(); ++it) keys.insert(it.key());
+  for (const auto& k : keys) {
+    const std::string va = a.contains(k) ? a[k].get<std::string>() : "(unset)";
+    const std::string vb = b.contains(k) ? b[k].get<std::string>() : "(unset)";
+    if (va != vb) diffs.push_back("--" + k + " was " + va + ", now " + vb);
   }
+}
+
+/// Warnings for what a resume may change without changing the setup.
+void warn_resume(const json& stored, const json& now) {
+  const std::string code = stored.value("code_version", "");
+  if (!code.empty() && code != now["code_version"].get<std::string>())
+    std::fprintf(stderr, "edi-anon run: warning: resuming a run made by edi-anon %s with %s\n", code.c_str(),
+                 now["code_version"].get<std::string>().c_str());
+  std::vector<std::string> changed;
+  if (stored.contains("device") && stored["device"] != now["device"])
+    changed.push_back("--device was " + stored["device"].get<std::string>() + ", now " + now["device"].get<std::string>());
+  if (stored.contains("threads") && stored["threads"] != now["threads"])
+    changed.push_back("threads per rank were " + std::to_string(stored["threads"].get<int>()) + ", now " +
+                      std::to_string(now["threads"].get<int>()));
+  for (const auto& w : changed)
+    std::fprintf(stderr, "edi-anon run: warning: %s: the outputs will not be byte-identical to an uninterrupted run\n", w.c_str());
+}
+
+void check_resume(const fs::path& path, const json& stored, const json& now, const fs::path& data_dir) {
+  std::vector<std::string> diffs;
+  if (stored.value("config_sha256", "") != now["config_sha256"]) config_diffs(stored["config"], now["config"], diffs);
   if (stored["model"].value("sha256", "") != now["model"]["sha256"])
     diffs.push_back("model " + now["model"]["reference"].get<std::string>() + " differs (sha256 " +
                     stored["model"].value("sha256", "").substr(0, 12) + " vs " + now["model"]["sha256"].get<std::string>().substr(0, 12) + ")");
+  else if (stored["model"].contains("sidecar_sha256") && stored["model"]["sidecar_sha256"] != now["model"]["sidecar_sha256"])
+    diffs.push_back("the sidecar " + models::sidecar_path(now["model"]["reference"].get<std::string>()).string() +
+                    " of the model differs (classes, normalisation or input size edited)");
   if (stored.value("manifest_sha256", "") != now["manifest_sha256"]) diffs.push_back("the data set differs from the stored manifest");
+  std::error_code ec;
+  const std::string root_now = fs::weakly_canonical(data_dir, ec).string();
+  const std::string root_was = stored.value("data_root", "");
+  if (!data_dir.empty() && !root_was.empty() && root_now != root_was)
+    diffs.push_back("data root moved: was " + root_was + ", now " + root_now);
   if (!diffs.empty()) {
     std::string text;
     for (const auto& d : diffs) text += (text.empty() ? "" : "; ") + d;
     throw ConfigError(path.string() + ": refusing to resume a run with a different setup: " + text +
                       " (use a new --out, or the original options)");
   }
+  warn_resume(stored, now);
+}
+
+json read_provenance(const fs::path& path) {
+  try {
+    json j = json::parse(read_file(path));
+    if (j.is_object() && j.contains("config") && j.contains("model")) return j;
+  } catch (const json::exception&) {
+  }
+  throw DataError(path.string() + ": unreadable provenance record (not the JSON object this tool writes); "
+                  "restore it, or use a new --out");
+}
+
+/// Without provenance.json (deleted, or lost with a crash before it was
+/// written) the checkpoints still say which configuration made them.
+void check_checkpoint_configs(const fs::path& out, const std::string& config_sha) {
+  std::error_code ec;
+  for (auto it = fs::directory_iterator(out / "checkpoints", ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.rfind("shard-", 0) != 0 || it->path().extension() != ".h5") continue;
+    const std::string stored = read_checkpoint_config(it->path());
+    if (!stored.empty() && stored != config_sha)
+      throw ConfigError(it->path().string() + ": refusing to resume: this checkpoint was made with another configuration "
+                        "(config sha256 " + stored.substr(0, 12) + ", now " + config_sha.substr(0, 12) +
+                        ") and provenance.json, which would name the options, is missing (use a new --out, or the original options)");
+  }
+}
+
+/// A run directory is new, empty, or has a run's files; it is never inside
+/// the data it reads.
+void check_out_dir(const engine::RunConfig& c) {
+  std::error_code ec;
+  const fs::path out = fs::weakly_canonical(c.out, ec);
+  const fs::path data = fs::weakly_canonical(c.data_dir, ec);
+  if (!c.data_dir.empty()) {
+    auto d = data.begin(), o = out.begin();
+    for (; d != data.end() && o != out.end() && *d == *o; ++d, ++o) {}
+    if (d == data.end() || (std::next(d) == data.end() && d->empty()))
+      throw ConfigError("--out " + c.out.string() + ": is inside --data " + c.data_dir.string() +
+                        " (the outputs would become input); choose a directory outside it");
+  }
+  if (!fs::is_directory(c.out, ec)) return;
+  static const std::set<std::string> kRunFiles = {"provenance.json", "manifest.csv", "checkpoints", "complete.json"};
+  static const std::set<std::string> kHarmless = {"error.txt", ".lock"};  // a sweep's failed try; a killed run's lock
+  bool run_files = false, other = false;
+  std::string first_other;
+  for (auto it = fs::directory_iterator(c.out, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (kRunFiles.count(name)) run_files = true;
+    else if (!kHarmless.count(name) && !other) other = true, first_other = name;
+  }
+  if (other && !run_files)
+    throw ConfigError("--out " + c.out.string() + ": a non-empty directory that is not a run directory (it holds " + first_other +
+                      " but no provenance.json or manifest.csv); choose a new or empty directory");
 }
 
 /// Temp files of writers killed before their rename (".<name>.tmp.<pid>.<n>",
@@ -114,13 +226,492 @@ void remove_stale_temp_files(const fs::path& dir) {
   }
 }
 
-/// A shard as held by one rank.
-struct Held {
-  engine::Shard shard;
-  int committed = -1;  ///< the state is through this pass (on disk unless dirty)
-  bool dirty = false;  ///< in memory ahead of its checkpoint
-  Clock::time_point saved = Clock::now();  ///< last commit (or load)
+/// Rank 0: the run directory checked and locked (one writer), its completion
+/// marker removed, the manifest, the provenance record (written, or compared
+/// with the stored one on a resume), stale temp files removed. Every rank then
+/// reads the manifest.
+engine::RunData prepare_run(const Mpi& mpi, const engine::RunConfig& c, std::unique_ptr<RunLock>& lock) {
+  on_root(mpi, [&] {
+    check_out_dir(c);
+    create_private_dir(c.out);
+    lock = std::make_unique<RunLock>(c.out);
+    const bool existing = fs::exists(c.out / "provenance.json");
+    if (!existing) check_checkpoint_configs(c.out, sha256_hex(config_json(c)));
+    engine::RunData d = engine::prepare_data(c);
+    create_private_dir(c.out / "checkpoints");
+    const json now = make_provenance(c, d.manifest);
+    if (existing) check_resume(c.out / "provenance.json", read_provenance(c.out / "provenance.json"), now, c.data_dir);
+    else write_file_atomic(c.out / "provenance.json", now.dump(2) + "\n");
+    // From here on the directory is being worked on: not finished.
+    std::error_code ec;
+    fs::remove(c.out / "complete.json", ec);
+    if (ec) throw IoError((c.out / "complete.json").string() + ": cannot remove the completion marker: " + ec.message());
+    remove_stale_temp_files(c.out);
+  });
+  mpi.barrier();
+  return engine::prepare_data(c);  // the manifest exists now: every rank reads it
+}
+
+/// The longest pass history stored in the shard checkpoints (each commit
+/// carries the history as it stood), for a run.json that is lost or
+/// unparsable; empty when none has one.
+RunHistory history_from_checkpoints(const fs::path& out, int n_shards, int side) {
+  RunHistory best;
+  for (int s = 0; s < n_shards; ++s) {
+    auto ck = read_shard_checkpoint(shard_checkpoint_path(out, s), nullptr, side);
+    if (!ck || ck->history.empty()) continue;
+    try {
+      RunHistory h = RunHistory::from_json(ck->history, "");
+      if (best.batch < 1 || h.contiguous().size() > best.contiguous().size()) best = h;
+    } catch (const Error&) {
+    }
+  }
+  best.passes = best.contiguous();
+  return best;
+}
+
+/// The run's history (rank 0 reads it, or chooses the batch size for a new
+/// run), broadcast to every rank. An unparsable run.json (a power loss) is
+/// treated as missing: the history is taken from the checkpoints, and the
+/// passes after it are recounted from the shards.
+RunHistory load_history(const Mpi& mpi, const engine::RunConfig& c, const fs::path& path, const engine::RunData& d,
+                        const std::vector<std::vector<std::size_t>>& plan, models::Classifier& model) {
+  std::string text;
+  on_root(mpi, [&] {
+    RunHistory h;
+    if (fs::exists(path)) {
+      try {
+        h = RunHistory::from_json(read_file(path), path.string());
+      } catch (const DataError& e) {
+        h = history_from_checkpoints(c.out, static_cast<int>(plan.size()), model.info().input_size);
+        std::fprintf(stderr, "edi-anon run: warning: %s; treated as missing: %zu pass(es) recovered from the checkpoints, "
+                     "the rest is recounted from the shards\n", e.what(), h.passes.size());
+      }
+    }
+    if (h.batch < 1) {
+      h = RunHistory{};
+      h.batch = c.engine.batch;
+      if (h.batch <= 0) {
+        engine::DecodedShard probe = engine::decode_shard(d.manifest, plan.front(), model.info().input_size, c.resize);
+        h.batch = engine::choose_batch(model, probe.images, probe.labels);
+      }
+    }
+    text = h.to_json();
+  });
+  return RunHistory::from_json(mpi.broadcast(text), path.string());
+}
+
+/// Where each shard stands: the pass its checkpoint is committed through (-1:
+/// none). Rank 0 reads the headers (an unusable checkpoint is removed: the
+/// shard is recomputed), every rank gets the result.
+std::vector<std::int64_t> read_standing(const Mpi& mpi, const fs::path& out, int n_shards, int side) {
+  std::vector<std::int64_t> committed(static_cast<std::size_t>(n_shards), -1);
+  on_root(mpi, [&] {
+    for (int s = 0; s < n_shards; ++s) {
+      std::string problem;
+      const fs::path p = shard_checkpoint_path(out, s);
+      if (!fs::exists(p)) continue;
+      auto ck = read_shard_checkpoint(p, &problem, side);
+      if (!ck) {
+        std::fprintf(stderr, "edi-anon run: warning: %s; shard %d is recomputed\n", problem.c_str(), s);
+        fs::remove(p);
+        continue;
+      }
+      committed[static_cast<std::size_t>(s)] = ck->pass;
+    }
+  });
+  if (!mpi.root()) std::fill(committed.begin(), committed.end(), 0);
+  mpi.sum(committed);  // only rank 0 filled it: summing broadcasts it
+  return committed;
+}
+
+/// The pass a (resumed) run starts at.
+///
+/// The pass history (run.json) is written by rank 0 after every shard of a
+/// pass is committed, and before any rank starts the next pass (the claim
+/// board's barrier). A crash between the two leaves every shard committed
+/// through pass P (or final) and the history ending at P-1: pass P is then
+/// recounted from the shards' records, which is exact because nothing is
+/// committed beyond P but final shards, whose records no longer change.
+int resume_point(const Mpi& mpi, const RunHistory& history, const std::vector<std::int64_t>& committed, int limit,
+                 const fs::path& history_path) {
+  const std::int64_t min_committed = committed.empty() ? -1 : *std::min_element(committed.begin(), committed.end());
+  const int history_next = static_cast<int>(history.contiguous().size());
+  int start_pass = static_cast<int>(min_committed + 1);
+  if (!history.loop_ended() && history_next < start_pass) {
+    if (min_committed != limit && history_next < min_committed && mpi.root())
+      std::fprintf(stderr,
+                   "edi-anon run: warning: %s has the pass history up to pass %d but every shard is committed through "
+                   "pass %lld; the passes in between are recounted from the final shard state and are not exact\n",
+                   history_path.c_str(), history_next - 1, static_cast<long long>(min_committed));
+    start_pass = history_next;
+  }
+  return start_pass;
+}
+
+/// Counts of a shard as its records stand.
+engine::PassCounts count_records(const engine::Shard& shard) {
+  engine::PassCounts c;
+  for (const auto& r : shard.records) {
+    c.identified += r.identified;
+    c.active += r.status == engine::Status::kActive;
+  }
+  c.total = static_cast<std::int64_t>(shard.size());
+  return c;
+}
+
+/// A snapshot target as it names a directory: "%g" (27.3 -> 27.3, 10 -> 10).
+std::string snapshot_name(double target) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", target);
+  return buf;
+}
+
+fs::path snapshot_dir(const fs::path& out, double target) { return out / "snapshots" / snapshot_name(target); }
+
+/// A shard's outcome rows while a snapshot is assembled.
+fs::path part_path(const fs::path& dir, int shard) {
+  char name[40];
+  std::snprintf(name, sizeof name, "outcomes-%05d.csv", shard);
+  return dir / ".parts" / name;
+}
+
+/// The pass loop of one rank.
+struct PassLoop {
+  const Mpi& mpi;
+  const engine::RunConfig& c;
+  engine::Engine& engine;
+  ShardStore& store;
+  ClaimBoard& board;
+  const PassPrinter& print;
+  DistRunOutcome& outcome;
+  int n_shards = 0;
+  int limit = 0;
+  bool dataset_rule = false;
+  const data::Manifest* manifest = nullptr;
+  fs::path history_path;
+  RunHistory saved;  ///< as stored (the batch size)
+  /// Recorded passes are authoritative: a pass rerun because a shard is
+  /// recomputed (its checkpoint was corrupt) keeps its recorded counts, since
+  /// shards committed further can only be counted as they stand now; the
+  /// dataset rule's halt decision uses the recorded risk for the same reason.
+  std::vector<engine::PassReport> recorded;
+  std::vector<engine::PassReport> history;  ///< this run's, from pass 0
+  double pass_time_sum = 0;
+  int passes_timed = 0;
+  /// Dataset rule: the snapshot targets, descending (spec.targets, or the one
+  /// --target-risk).
+  std::vector<double> targets;
+
+  PassLoop(const Mpi& m, const engine::RunConfig& config, engine::Engine& e, ShardStore& st, ClaimBoard& b, const PassPrinter& p,
+           DistRunOutcome& o)
+      : mpi(m), c(config), engine(e), store(st), board(b), print(p), outcome(o) {}
+
+  enum class End { kNext, kDone, kInterrupted };
+
+  /// This rank's order: shards it holds first, then the rest by index.
+  std::vector<int> claim_order() {
+    std::vector<int> order;
+    for (const auto& [s, h] : store.held()) order.push_back(s);
+    for (int s = 0; s < n_shards; ++s)
+      if (!store.holds(s)) order.push_back(s);
+    return order;
+  }
+
+  /// Phase 1 on the shards this rank claims (and, but under the dataset rule,
+  /// phase 2 and the commit). Stops claiming on a signal.
+  PassReduction process_shards(int pass, std::set<int>& touched) {
+    PassReduction red;
+    const std::int64_t ip0 = engine.timing().image_passes;
+    board.reset();
+    std::vector<int> order = claim_order();
+    // A shard ahead of its checkpoint stays with its holder: it is claimed
+    // before any rank claims others (another rank would recompute it from the
+    // older checkpoint).
+    std::set<int> mine;
+    if (store.interval()) {
+      for (const auto& [s, h] : store.held())
+        if (h.dirty && board.claim(s)) mine.insert(s);
+      touched = mine;
+      mpi.barrier();
+    }
+    for (int s : order) {
+      if (stop_requested()) {
+        red.stopped_claiming = 1;
+        break;
+      }
+      if (!mine.count(s) && !board.claim(s)) continue;
+      ShardStore::Held& h = store.load(s, pass - 1);
+      touched.insert(s);
+      if (h.committed >= pass || h.evaluated == pass) {  // done (or evaluated) before an interruption: only count it
+        red.add(count_records(h.shard));
+        ++red.shards_done;
+        continue;
+      }
+      engine::PassCounts ev = engine.evaluate(h.shard, pass);
+      if (dataset_rule) {
+        h.evaluated = pass;
+      } else {
+        ev = engine.perturb(h.shard, pass, false);
+        store.finish(s, h, pass, ev.active);
+      }
+      ++red.shards_done;
+      red.add(ev);
+    }
+    red.image_passes = engine.timing().image_passes - ip0;
+    return red;
+  }
+
+  /// Phase 2 of a dataset-rule pass on the shards this rank evaluated; the
+  /// active images summed over ranks.
+  std::int64_t perturb_held(int pass, bool halt) {
+    std::vector<std::int64_t> active{0};
+    for (auto& [s, h] : store.held()) {
+      if (h.committed >= pass) {
+        active[0] += count_records(h.shard).active;
+        continue;
+      }
+      const engine::PassCounts pc = engine.perturb(h.shard, pass, halt);
+      store.finish(s, h, pass, pc.active);
+      active[0] += pc.active;
+    }
+    mpi.sum(active);
+    return active[0];
+  }
+
+  /// The history into every later commit; rank 0: into run.json, and the progress line.
+  void record(const engine::PassReport& rep, int pass, std::int64_t active, const std::vector<std::string>& per_rank) {
+    RunHistory h = saved;
+    h.passes = history;
+    const std::string text = h.to_json();
+    store.set_history(text);
+    if (!mpi.root()) return;
+    write_file_atomic(history_path, text);
+    // ETA: remaining passes at the mean pass time (an upper bound: images keep stopping).
+    const double eta = active == 0 ? 0.0 : (limit - pass) * pass_time_sum / std::max(passes_timed, 1);
+    if (print) print(rep, eta, per_rank);
+  }
+
+  /// Rank 0: the targets at or above `risk` that have no snapshot yet, to every rank.
+  std::vector<double> due_targets(double risk) {
+    std::string text;
+    if (mpi.root())
+      for (std::size_t i = 0; i < targets.size(); ++i)
+        if (risk <= targets[i] && !fs::exists(snapshot_dir(c.out, targets[i]) / "snapshot.json")) text += std::to_string(i) + "\n";
+    std::vector<double> due;  // indices into `targets`, one a line
+    std::istringstream in(mpi.broadcast(text));
+    for (std::string line; std::getline(in, line);) due.push_back(targets.at(std::stoul(line)));
+    return due;
+  }
+
+  /// Dataset rule, between the reduction and the perturbation of `pass`: the
+  /// first pass at or below a target writes its state as that target's
+  /// snapshot (interfaces §3): every rank its shards' PNGs and outcome rows,
+  /// rank 0 outcomes.csv and, last, snapshot.json. A snapshot is written
+  /// once; a resume never rewrites it.
+  void write_snapshots(int pass, double risk, const PassReduction& red) {
+    for (double t : due_targets(risk)) {
+      const fs::path dir = snapshot_dir(c.out, t);
+      if (mpi.root()) create_private_dir(dir / ".parts");
+      mpi.barrier();
+      for (auto& [s, h] : store.held()) {
+        if (c.write_images) engine::write_images(dir / "images", h.shard, c.png_bits);
+        engine::write_outcomes(part_path(dir, s), *manifest, {&h.shard});
+      }
+      mpi.barrier();
+      if (mpi.root()) {
+        std::string csv;
+        for (int s = 0; s < n_shards; ++s) {
+          const std::string part = read_file(part_path(dir, s));
+          csv += s == 0 ? part : part.substr(std::min(part.size(), part.find('\n') + 1));  // one header
+        }
+        write_file_atomic(dir / "outcomes.csv", csv);
+        json j = json::object();
+        j["format"] = "edi-anon-snapshot";
+        j["version"] = 1;
+        j["target_percent"] = t;
+        j["pass"] = pass;
+        j["risk_percent"] = risk;
+        j["identified"] = red.identified;
+        j["total"] = red.total;
+        write_file_atomic(dir / "snapshot.json", j.dump(2) + "\n");
+        std::error_code ec;
+        fs::remove_all(dir / ".parts", ec);
+        std::printf("snapshot at pass %d (risk %.2f%% <= %s%%) -> %s\n", pass, risk, snapshot_name(t).c_str(), dir.c_str());
+        std::fflush(stdout);
+      }
+    }
+  }
+
+  End run_pass(int pass) {
+    const auto t0 = std::chrono::steady_clock::now();
+    std::set<int> touched;
+    PassReduction red = process_shards(pass, touched);
+    const std::int64_t my_image_passes = red.image_passes;
+    store.keep_only(touched);  // the newest state of the others is another rank's
+    red.reduce(mpi);
+    // A rank may stop claiming after the others took every remaining shard: the
+    // pass is then complete and is recorded and printed like any other before
+    // the run stops, so that a resume neither replays nor loses it. Otherwise
+    // everything processed so far is committed exactly as it stands (under the
+    // dataset rule: the evaluated shards between the two phases).
+    const bool signalled = red.stopped_claiming > 0;
+    if (signalled) outcome.signal = static_cast<int>(mpi.max(static_cast<std::int64_t>(stop_signal())));
+    if (signalled && red.shards_done < n_shards) {
+      store.commit_dirty();
+      return End::kInterrupted;
+    }
+    const bool is_recorded = pass < static_cast<int>(recorded.size());
+    const double risk = is_recorded ? recorded[static_cast<std::size_t>(pass)].risk_percent : red.risk_percent();
+    if (dataset_rule) write_snapshots(pass, risk, red);
+    std::int64_t active = dataset_rule ? perturb_held(pass, risk <= engine.spec().target_risk) : red.active;
+    if (signalled) store.commit_dirty();
+    engine::PassReport rep;
+    rep.pass = pass;
+    rep.active = active;
+    rep.identified = red.identified;
+    rep.total = red.total;
+    rep.risk_percent = risk;
+    rep.seconds = mpi.max(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    rep.image_passes_per_s = static_cast<double>(red.image_passes) / std::max(rep.seconds, 1e-9);
+    pass_time_sum += rep.seconds;
+    ++passes_timed;
+    if (is_recorded) {
+      rep = recorded[static_cast<std::size_t>(pass)];
+      active = rep.active;
+    }
+    history.push_back(rep);
+    std::vector<std::string> per_rank;
+    if (c.verbose) {
+      std::ostringstream line;
+      line << "rank " << mpi.rank() << ": " << touched.size() << " shard(s), " << my_image_passes << " image-passes";
+      per_rank = mpi.gather(line.str());
+    }
+    record(rep, pass, active, per_rank);
+    outcome.last_complete_pass = pass;
+    if (signalled) return End::kInterrupted;
+    return active == 0 ? End::kDone : End::kNext;
+  }
 };
+
+/// Quarantine lists of every rank (rank 0 gets them merged, by path).
+std::vector<data::QuarantineItem> gather_quarantine(const Mpi& mpi, const std::vector<data::QuarantineItem>& mine) {
+  std::string q_text;
+  for (const auto& q : mine) q_text += q.path + "\t" + q.reason + "\n";
+  const std::vector<std::string> q_all = mpi.gather(q_text);
+  std::vector<data::QuarantineItem> quarantined;
+  std::set<std::string> seen;
+  for (const auto& text : q_all) {
+    std::istringstream in(text);
+    std::string line;
+    while (std::getline(in, line)) {
+      const auto tab = line.find('\t');
+      if (tab != std::string::npos && seen.insert(line.substr(0, tab)).second)
+        quarantined.push_back({line.substr(0, tab), line.substr(tab + 1)});
+    }
+  }
+  std::sort(quarantined.begin(), quarantined.end(), [](const auto& a, const auto& b) { return a.path < b.path; });
+  return quarantined;
+}
+
+/// Every shard's final state on rank 0: held ones as they are, the others
+/// from their checkpoints.
+std::vector<engine::Shard> collect_shards(ShardStore& store, const fs::path& out, int n_shards, int side) {
+  std::vector<engine::Shard> shards;
+  for (int s = 0; s < n_shards; ++s) {
+    if (store.holds(s)) {
+      shards.push_back(store.held().at(s).shard);
+      continue;
+    }
+    std::string problem;
+    auto ck = read_shard_checkpoint(shard_checkpoint_path(out, s), &problem, side);
+    if (!ck) throw IoError(problem);
+    engine::Shard sh;
+    sh.index = s;
+    sh.ids = ck->ids;
+    sh.labels = ck->labels;
+    sh.state = ck->state;
+    sh.records = ck->records;
+    shards.push_back(std::move(sh));
+  }
+  return shards;
+}
+
+/// Counts of the final records into the summary.
+void count_outcomes(const std::vector<engine::Shard>& shards, engine::RunSummary& sum) {
+  for (const auto& s : shards)
+    for (const auto& r : s.records) {
+      ++sum.images;
+      sum.stopped += r.status == engine::Status::kStopped;
+      sum.capped += r.status == engine::Status::kCapped;
+      sum.stalled += r.status == engine::Status::kStalled;
+      sum.fixed += r.status == engine::Status::kFixed;
+    }
+}
+
+/// RUNDIR/complete.json, last of all: the run directory is finished.
+void write_completion_marker(const fs::path& out, const engine::RunSummary& sum) {
+  json j = json::object();
+  j["format"] = "edi-anon-complete";
+  j["version"] = 1;
+  j["finished"] = utc_now();
+  j["passes_run"] = sum.passes_run;
+  j["images"] = sum.images;
+  write_file_atomic(out / "complete.json", j.dump() + "\n");
+}
+
+/// What the final-output step needs besides the store.
+struct FinalInputs {
+  const engine::RunConfig* config = nullptr;
+  const engine::RunData* data = nullptr;
+  const engine::EngineSpec* spec = nullptr;
+  models::Classifier* model = nullptr;
+  const engine::SteeringModels* steering = nullptr;  ///< all steering models and the judge
+  const engine::Engine* engine = nullptr;
+  int n_shards = 0;
+  Clock::time_point started;
+};
+
+/// The final outputs: images by every rank (shards handed out once more),
+/// quarantine.csv, outcomes.csv, trajectories.csv, results.h5 and
+/// summary.json by rank 0.
+void write_final_outputs(const Mpi& mpi, ShardStore& store, ClaimBoard& board, const FinalInputs& in, DistRunOutcome& outcome) {
+  const engine::RunConfig& c = *in.config;
+  const int side = in.model->info().input_size;
+  board.reset();
+  for (int s = 0; s < in.n_shards; ++s) {
+    if (!board.claim(s)) continue;
+    ShardStore::Held& h = store.load(s, -1);
+    if (c.write_images) engine::write_images(c.out / "images", h.shard, c.png_bits);
+  }
+  const std::vector<data::QuarantineItem> quarantined = gather_quarantine(mpi, store.quarantined());
+  mpi.barrier();
+  if (mpi.root()) {
+    const std::vector<engine::Shard> shards = collect_shards(store, c.out, in.n_shards, side);
+    data::write_quarantine(quarantined, c.out / "quarantine.csv");
+    std::vector<const engine::Shard*> views;
+    for (const auto& s : shards) views.push_back(&s);
+    engine::RunSummary& sum = outcome.summary;
+    count_outcomes(shards, sum);
+    sum.quarantined = static_cast<std::int64_t>(quarantined.size());
+    sum.passes_run = sum.passes.empty() ? 0 : sum.passes.back().pass;
+    sum.final_risk_percent = sum.passes.empty() ? 0.0 : sum.passes.back().risk_percent;
+    sum.timing = in.engine->timing();
+    sum.seconds = std::chrono::duration<double>(Clock::now() - in.started).count();
+    engine::write_outcomes(c.out / "outcomes.csv", in.data->manifest, views);
+    engine::write_trajectories(c.out / "trajectories.csv", views);
+    ResultsInfo info;
+    info.config = c;
+    info.spec = *in.spec;
+    info.provenance_json = read_file(c.out / "provenance.json");
+    info.ranks = mpi.size();
+    info.steering = in.steering;
+    write_results(c.out / "results.h5", info, in.data->manifest, views, sum, *in.model);
+    write_summary_json(c.out / "summary.json", info, in.data->manifest, sum);
+    write_completion_marker(c.out, sum);
+  }
+  mpi.barrier();
+}
 
 }  // namespace
 
@@ -144,406 +735,89 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
     check.batch = std::max(check.batch, 1);
     engine::validate(check);
   }
-  DistRunOutcome outcome;
-  const fs::path ckdir = c.out / "checkpoints";
-
-  // --- preparation on rank 0: manifest, provenance, resume check ---------
-  on_root(mpi, [&] {
-    const bool existing = fs::exists(c.out / "provenance.json");
-    engine::RunData d = engine::prepare_data(c);
-    create_private_dir(c.out);
-    create_private_dir(ckdir);
-    // One hash per steering model (and the judge), in order.
-    std::string model_sha;
-    auto refs = engine::split_model_list(c.model);
-    if (!c.judge.empty()) refs.push_back(c.judge);
-    for (const auto& ref : refs) {
-      std::error_code ec;
-      const std::string h = ref.rfind("faceapi:", 0) == 0 || ref.rfind("human:", 0) == 0 ? "builtin:" + ref : fs::is_regular_file(ref, ec) ? sha256_file(ref) : std::string();
-      model_sha += (model_sha.empty() ? "" : ",") + h;
-    }
-    const json now = make_provenance(c, d.manifest, model_sha);
-    if (existing) check_resume(c.out / "provenance.json", json::parse(read_file(c.out / "provenance.json")), now);
-    else write_file_atomic(c.out / "provenance.json", now.dump(2) + "\n");
-    remove_stale_temp_files(c.out);
-  });
-  mpi.barrier();
-  const engine::RunData d = [&] {
-    engine::RunConfig rc = c;  // the manifest exists now: every rank reads it
-    return engine::prepare_data(rc);
-  }();
-  engine::SteeringModels models = engine::load_steering_models(c.model, c.judge, c.device, d.manifest, c.resize);
+  std::unique_ptr<RunLock> lock;  // rank 0, for the whole run
+  const engine::RunData d = prepare_run(mpi, c, lock);
+  const engine::SteeringModels models = engine::load_steering_models(c.model, c.judge, c.device, d.manifest, c.resize);
   models::Classifier* model = &models.primary();
-  const int size = model->info().input_size;
+  const int side = model->info().input_size;
   const auto plan = engine::make_shards(d.selected, c.shard_size);
   const int n_shards = static_cast<int>(plan.size());
-
-  // --- run state: batch size and the per-pass history (rank 0) -----------
-  const fs::path run_state_path = ckdir / "run.json";
-  json run_state = json::object();
-  std::string state_text;
-  on_root(mpi, [&] {
-    if (fs::exists(run_state_path)) run_state = json::parse(read_file(run_state_path));
-    if (!run_state.contains("batch")) {
-      int batch = c.engine.batch;
-      if (batch <= 0) {
-        engine::DecodedShard probe = engine::decode_shard(d.manifest, plan.front(), size, c.resize);
-        batch = engine::choose_batch(*model, probe.images, probe.labels);
-      }
-      run_state["batch"] = batch;
-      run_state["passes"] = json::array();
-    }
-    state_text = run_state.dump();
-  });
-  run_state = json::parse(mpi.broadcast(state_text));
+  const fs::path history_path = c.out / "checkpoints" / "run.json";
+  const RunHistory saved = load_history(mpi, c, history_path, d, plan, *model);
   engine::EngineSpec spec = c.engine;
-  spec.batch = run_state["batch"].get<int>();
+  spec.batch = saved.batch;
   engine::Engine engine(spec, models);
   const bool conventional = spec.method == engine::Method::kConventional;
   const int limit = spec.pass_limit();  // 0 for a conventional baseline and the control (method none)
 
-  // --- where each shard stands (rank 0 reads the checkpoint headers) ------
-  std::vector<std::int64_t> committed(static_cast<std::size_t>(n_shards), -1);
-  on_root(mpi, [&] {
-    for (int s = 0; s < n_shards; ++s) {
-      std::string problem;
-      const fs::path p = shard_checkpoint_path(c.out, s);
-      if (!fs::exists(p)) continue;
-      auto ck = read_shard_checkpoint(p, &problem);
-      if (!ck) {
-        std::fprintf(stderr, "edi-anon run: warning: %s; shard %d is recomputed\n", problem.c_str(), s);
-        fs::remove(p);
-        continue;
-      }
-      committed[static_cast<std::size_t>(s)] = ck->pass;
-    }
-  });
-  {
-    std::vector<std::int64_t> tmp = committed;  // only rank 0 filled it: summing broadcasts it
-    if (!mpi.root()) std::fill(tmp.begin(), tmp.end(), 0);
-    mpi.sum(tmp);
-    committed = tmp;
-  }
-  const std::int64_t min_committed = committed.empty() ? -1 : *std::min_element(committed.begin(), committed.end());
-  // The pass history (run.json) is written by rank 0 after every shard of a
-  // pass is committed, and before any rank starts the next pass (the claim
-  // board's barrier). A crash between the two leaves every shard committed
-  // through pass P (or final) and the history ending at P-1: pass P is then
-  // recounted from the shards' records, which is exact because nothing is
-  // committed beyond P but final shards, whose records no longer change.
-  int history_next = 0;  // passes 0 .. history_next-1 are in the history
-  for (const auto& p : run_state["passes"])
-    if (p["pass"].get<int>() == history_next) ++history_next;
-  const bool loop_ended = !run_state["passes"].empty() && run_state["passes"].back()["active"].get<std::int64_t>() == 0;
-  int start_pass = static_cast<int>(min_committed + 1);
-  if (!loop_ended && history_next < start_pass) {
-    if (min_committed != limit && history_next < min_committed && mpi.root())
-      std::fprintf(stderr,
-                   "edi-anon run: warning: %s has the pass history up to pass %d but every shard is committed through "
-                   "pass %lld; the passes in between are recounted from the final shard state and are not exact\n",
-                   run_state_path.c_str(), history_next - 1, static_cast<long long>(min_committed));
-    start_pass = history_next;
-  }
-  outcome.start_pass = start_pass;
+  const std::vector<std::int64_t> committed = read_standing(mpi, c.out, n_shards, side);
+  DistRunOutcome outcome;
+  const int start_pass = resume_point(mpi, saved, committed, limit, history_path);
+  // After a loop that ended (a signal during its last pass) no pass is left:
+  // the resume is "at" the pass after the last recorded one.
+  outcome.start_pass = saved.loop_ended() ? std::min(start_pass, static_cast<int>(saved.contiguous().size())) : start_pass;
   outcome.resumed = std::any_of(committed.begin(), committed.end(), [](std::int64_t v) { return v >= 0; });
   outcome.last_complete_pass = start_pass - 1;
 
-  std::map<int, Held> held;  // shards this rank holds in memory
-  std::vector<data::QuarantineItem> quarantined_here;
-  const std::string config_sha = sha256_hex(config_json(c));
-
-  // Load a shard this rank does not hold: decode originals, restore, catch up to `upto`.
-  auto load = [&](int s, int upto) -> Held& {
-    auto it = held.find(s);
-    if (it != held.end()) return it->second;
-    engine::DecodedShard ds = engine::decode_shard(d.manifest, plan[static_cast<std::size_t>(s)], size, c.resize);
-    quarantined_here.insert(quarantined_here.end(), ds.quarantined.begin(), ds.quarantined.end());
-    Held h{engine.make_shard(s, std::move(ds.ids), ds.images, ds.labels), -1};
-    std::string problem;
-    const fs::path p = shard_checkpoint_path(c.out, s);
-    if (fs::exists(p)) {
-      if (auto ck = read_shard_checkpoint(p, &problem)) {
-        restore_shard(h.shard, *ck);
-        h.committed = ck->pass;
-      } else {
-        std::fprintf(stderr, "edi-anon run: warning: %s; shard %d is recomputed\n", problem.c_str(), s);
-      }
-    }
-    if (h.committed < 0 && conventional) engine.apply_conventional(h.shard);
-    // A recomputed shard catches up alone (no halt happened before `upto`).
-    for (int p2 = h.committed + 1; p2 <= upto; ++p2) {
-      engine.evaluate(h.shard, p2);
-      engine.perturb(h.shard, p2);
-      h.committed = p2;
-      h.dirty = true;
-    }
-    return held.emplace(s, std::move(h)).first->second;
-  };
-
-  // A shard with no active image is final: it is committed as of the last
-  // pass, so that a resume never replays it.
-  double checkpoint_seconds = 0;
-  auto save = [&](int s, Held& h, int as_of) {
-    const auto t0 = Clock::now();
-    write_shard_checkpoint(shard_checkpoint_path(c.out, s), h.shard, as_of, config_sha);
-    h.committed = as_of;
-    h.dirty = false;
-    h.saved = Clock::now();
-    checkpoint_seconds += std::chrono::duration<double>(h.saved - t0).count();
-  };
-  // After a shard's pass: commit it, or with --checkpoint-every only when its
-  // last commit is that old (a final shard and a signal always commit).
-  const bool interval = c.checkpoint_every > 0;
-  auto finish = [&](int s, Held& h, int pass, std::int64_t active) {
-    if (!interval || active == 0 || stop_requested() ||
-        std::chrono::duration<double>(Clock::now() - h.saved).count() >= c.checkpoint_every) {
-      save(s, h, active == 0 ? limit : pass);
-    } else {
-      h.committed = pass;
-      h.dirty = true;
-    }
-  };
-  auto commit_dirty = [&] {
-    for (auto& [s, h] : held)
-      if (h.dirty) save(s, h, h.committed);
-  };
-
+  StoreSetup setup;
+  setup.out = c.out;
+  setup.manifest = &d.manifest;
+  setup.plan = &plan;
+  setup.input_size = side;
+  setup.resize = c.resize;
+  setup.config_sha256 = sha256_hex(config_json(c));
+  setup.checkpoint_every = c.checkpoint_every;
+  setup.limit = limit;
+  setup.conventional = conventional;
+  setup.rank = mpi.rank();
+  ShardStore store(setup, engine);
   ClaimBoard board(mpi, std::max(n_shards, 1));
-  // Recorded passes are authoritative: a pass rerun because a shard is
-  // recomputed (its checkpoint was corrupt) keeps its recorded counts, since
-  // shards committed further can only be counted as they stand now; the
-  // dataset rule's halt decision uses the recorded risk for the same reason.
-  std::vector<engine::PassReport> recorded;  // passes 0 .. history_next-1
-  for (const auto& p : run_state["passes"]) {
-    engine::PassReport r;
-    r.pass = p["pass"];
-    r.risk_percent = p["risk_percent"];
-    r.active = p["active"];
-    r.identified = p["identified"];
-    r.total = p["total"];
-    r.seconds = p["seconds"];
-    r.image_passes_per_s = p["rate"];
-    if (r.pass < history_next && r.pass == static_cast<int>(recorded.size())) recorded.push_back(r);
+  PassLoop loop(mpi, c, engine, store, board, print, outcome);
+  loop.n_shards = n_shards;
+  loop.limit = limit;
+  loop.dataset_rule = spec.stop == engine::StopRule::kDataset && spec.method == engine::Method::kEdi;
+  loop.history_path = history_path;
+  loop.manifest = &d.manifest;
+  loop.targets = spec.targets.empty() ? std::vector<double>{spec.target_risk} : spec.targets;
+  loop.saved = saved;
+  loop.recorded = saved.contiguous();
+  loop.history.assign(loop.recorded.begin(),
+                      loop.recorded.begin() + std::min<std::ptrdiff_t>(start_pass, static_cast<std::ptrdiff_t>(loop.recorded.size())));
+  {
+    RunHistory h = saved;
+    h.passes = loop.history;
+    store.set_history(h.to_json());
   }
-  std::vector<engine::PassReport> history(recorded.begin(),
-                                          recorded.begin() + std::min<std::ptrdiff_t>(start_pass, static_cast<std::ptrdiff_t>(recorded.size())));
 
-  bool interrupted = false;
   const auto t_loop = Clock::now();
-  double pass_time_sum = 0;
-  int passes_timed = 0;
+  bool interrupted = false;
   for (int pass = start_pass; pass <= limit; ++pass) {
-    const auto t0 = Clock::now();
-    const std::int64_t ip0 = engine.timing().image_passes;
-    board.reset();
-    // This rank's order: shards it holds first, then the rest by index.
-    std::vector<int> order;
-    for (const auto& [s, h] : held) order.push_back(s);
-    for (int s = 0; s < n_shards; ++s)
-      if (!held.count(s)) order.push_back(s);
-    std::set<int> touched;
-    // A shard ahead of its checkpoint stays with its holder: it is claimed
-    // before any rank claims others (another rank would recompute it from the
-    // older checkpoint).
-    std::set<int> mine;
-    if (interval) {
-      for (const auto& [s, h] : held)
-        if (h.dirty && board.claim(s)) mine.insert(s);
-      touched = mine;
-      mpi.barrier();
-    }
-    engine::PassCounts counts;
-    bool stopped_claiming = false;
-    std::int64_t shards_done = 0;  // shards committed through `pass` (per-image and fixed rules)
-    const bool dataset_rule = spec.stop == engine::StopRule::kDataset && spec.method == engine::Method::kEdi;
-    for (int s : order) {
-      if (stop_requested()) {
-        stopped_claiming = true;
-        break;
-      }
-      if (!mine.count(s) && !board.claim(s)) continue;
-      Held& h = load(s, pass - 1);
-      touched.insert(s);
-      if (h.committed >= pass) {  // done before an interruption: only count it
-        for (const auto& r : h.shard.records) {
-          counts.identified += r.identified;
-          counts.active += r.status == engine::Status::kActive;
-        }
-        counts.total += static_cast<std::int64_t>(h.shard.size());
-        ++shards_done;
-        continue;
-      }
-      engine::PassCounts ev = engine.evaluate(h.shard, pass);
-      if (!dataset_rule) {
-        ev = engine.perturb(h.shard, pass, false);
-        finish(s, h, pass, ev.active);
-        ++shards_done;
-      }
-      counts.identified += ev.identified;
-      counts.active += ev.active;
-      counts.total += ev.total;
-    }
-    // Drop shards this rank did not process: their newest state is another rank's.
-    for (auto it = held.begin(); it != held.end();) it = touched.count(it->first) ? std::next(it) : held.erase(it);
-
-    std::vector<std::int64_t> red{counts.identified, counts.active, counts.total, engine.timing().image_passes - ip0,
-                                  stopped_claiming ? 1 : 0, shards_done};
-    mpi.sum(red);
-    // A rank may stop claiming after the others took every remaining shard: the
-    // pass is then complete and is recorded and printed like any other before
-    // the run stops, so that a resume neither replays nor loses it.
-    const bool signalled = red[4] > 0;
-    if (signalled) {
-      outcome.signal = static_cast<int>(mpi.max(static_cast<std::int64_t>(stop_signal())));
-      commit_dirty();
-    }
-    if (signalled && red[5] < n_shards) {  // everything processed so far is committed
-      interrupted = true;
-      break;
-    }
-    const bool is_recorded = pass < static_cast<int>(recorded.size());
-    const double risk = is_recorded ? recorded[static_cast<std::size_t>(pass)].risk_percent : red[2] ? 100.0 * red[0] / red[2] : 0.0;
-    std::int64_t active = red[1];
-    if (dataset_rule) {
-      const bool halt = risk <= spec.target_risk;
-      active = 0;
-      for (auto& [s, h] : held) {
-        if (h.committed >= pass) {
-          for (const auto& r : h.shard.records) active += r.status == engine::Status::kActive;
-          continue;
-        }
-        const engine::PassCounts pc = engine.perturb(h.shard, pass, halt);
-        finish(s, h, pass, pc.active);
-        active += pc.active;
-      }
-      std::vector<std::int64_t> a{active};
-      mpi.sum(a);
-      active = a[0];
-    }
-    engine::PassReport rep;
-    rep.pass = pass;
-    rep.active = active;
-    rep.identified = red[0];
-    rep.total = red[2];
-    rep.risk_percent = risk;
-    rep.seconds = mpi.max(std::chrono::duration<double>(Clock::now() - t0).count());
-    rep.image_passes_per_s = static_cast<double>(red[3]) / std::max(rep.seconds, 1e-9);
-    pass_time_sum += rep.seconds;
-    ++passes_timed;
-    if (is_recorded) {
-      rep = recorded[static_cast<std::size_t>(pass)];
-      active = rep.active;
-    }
-    history.push_back(rep);
-    std::vector<std::string> per_rank;
-    if (c.verbose) {
-      std::ostringstream line;
-      line << "rank " << mpi.rank() << ": " << touched.size() << " shard(s), " << (engine.timing().image_passes - ip0)
-           << " image-passes";
-      per_rank = mpi.gather(line.str());
-    }
-    if (mpi.root()) {
-      json passes = json::array();
-      for (const auto& r : history)
-        passes.push_back({{"pass", r.pass}, {"risk_percent", r.risk_percent}, {"active", r.active}, {"identified", r.identified},
-                          {"total", r.total}, {"seconds", r.seconds}, {"rate", r.image_passes_per_s}});
-      run_state["passes"] = passes;
-      write_file_atomic(run_state_path, run_state.dump(2) + "\n", Durability::kProcessCrash);
-      // ETA: remaining passes at the mean pass time (an upper bound: images keep stopping).
-      const double eta = active == 0 ? 0.0 : (limit - pass) * pass_time_sum / std::max(passes_timed, 1);
-      if (print) print(rep, eta, per_rank);
-    }
-    outcome.last_complete_pass = pass;
-    if (signalled) {
-      interrupted = true;
-      break;
-    }
-    if (active == 0) break;
+    const PassLoop::End end = loop.run_pass(pass);
+    if (end == PassLoop::End::kNext) continue;
+    interrupted = end == PassLoop::End::kInterrupted;
+    break;
   }
-  commit_dirty();  // none after a normal end (final shards commit), kept as a guard
-  std::vector<double> io{checkpoint_seconds, std::chrono::duration<double>(Clock::now() - t_loop).count()};
+  store.commit_dirty();  // none after a normal end (final shards commit), kept as a guard
+  std::vector<double> io{store.checkpoint_seconds(), std::chrono::duration<double>(Clock::now() - t_loop).count()};
   mpi.sum(io);
   outcome.summary.checkpoint_seconds = io[0];
   outcome.summary.loop_seconds = io[1];
   outcome.interrupted = interrupted;
-  if (outcome.interrupted) {
+  if (interrupted) {
     mpi.barrier();
     return outcome;
   }
-
-  // --- final outputs: images by every rank, tables and results.h5 by rank 0 ---
-  board.reset();
-  for (int s = 0; s < n_shards; ++s) {
-    if (!board.claim(s)) continue;
-    Held& h = load(s, -1);
-    if (c.write_images) engine::write_images(c.out / "images", h.shard, c.png_bits);
-  }
-  std::string q_text;
-  for (const auto& q : quarantined_here) q_text += q.path + "\t" + q.reason + "\n";
-  const std::vector<std::string> q_all = mpi.gather(q_text);
-  mpi.barrier();
-  if (mpi.root()) {
-    std::vector<engine::Shard> shards;
-    for (int s = 0; s < n_shards; ++s) {
-      auto it = held.find(s);
-      if (it != held.end()) {
-        shards.push_back(it->second.shard);
-        continue;
-      }
-      std::string problem;
-      auto ck = read_shard_checkpoint(shard_checkpoint_path(c.out, s), &problem);
-      if (!ck) throw IoError(problem);
-      engine::Shard sh;
-      sh.index = s;
-      sh.ids = ck->ids;
-      sh.labels = ck->labels;
-      sh.state = ck->state;
-      sh.records = ck->records;
-      shards.push_back(std::move(sh));
-    }
-    std::vector<data::QuarantineItem> quarantined;
-    std::set<std::string> seen;
-    for (const auto& text : q_all) {
-      std::istringstream in(text);
-      std::string line;
-      while (std::getline(in, line)) {
-        const auto tab = line.find('\t');
-        if (tab != std::string::npos && seen.insert(line.substr(0, tab)).second)
-          quarantined.push_back({line.substr(0, tab), line.substr(tab + 1)});
-      }
-    }
-    std::sort(quarantined.begin(), quarantined.end(), [](const auto& a, const auto& b) { return a.path < b.path; });
-    data::write_quarantine(quarantined, c.out / "quarantine.csv");
-    std::vector<const engine::Shard*> views;
-    engine::RunSummary& sum = outcome.summary;
-    for (const auto& s : shards) {
-      views.push_back(&s);
-      for (const auto& r : s.records) {
-        ++sum.images;
-        sum.stopped += r.status == engine::Status::kStopped;
-        sum.capped += r.status == engine::Status::kCapped;
-        sum.stalled += r.status == engine::Status::kStalled;
-        sum.fixed += r.status == engine::Status::kFixed;
-      }
-    }
-    sum.quarantined = static_cast<std::int64_t>(quarantined.size());
-    sum.passes = history;
-    sum.passes_run = history.empty() ? 0 : history.back().pass;
-    sum.final_risk_percent = history.empty() ? 0.0 : history.back().risk_percent;
-    sum.timing = engine.timing();
-    sum.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
-    engine::write_outcomes(c.out / "outcomes.csv", d.manifest, views);
-    engine::write_trajectories(c.out / "trajectories.csv", views);
-    ResultsInfo info;
-    info.config = c;
-    info.spec = spec;
-    info.provenance_json = read_file(c.out / "provenance.json");
-    info.ranks = mpi.size();
-    info.steering = &models;
-    write_results(c.out / "results.h5", info, d.manifest, views, sum, *model);
-    write_summary_json(c.out / "summary.json", info, d.manifest, sum);
-  }
-  mpi.barrier();
+  outcome.summary.passes = loop.history;
+  FinalInputs in;
+  in.config = &c;
+  in.data = &d;
+  in.spec = &spec;
+  in.model = model;
+  in.steering = &models;
+  in.engine = &engine;
+  in.n_shards = n_shards;
+  in.started = t_start;
+  write_final_outputs(mpi, store, board, in, outcome);
   return outcome;
 }
 

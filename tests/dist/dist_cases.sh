@@ -13,33 +13,48 @@
 #            with flipped bytes: the rerun says "is recomputed" on stderr and
 #            still gives identical outputs. Then a finished run whose pass
 #            history lost its last entry (a crash just before rank 0 wrote it):
-#            the rerun recounts that pass and gives identical outputs.
+#            the rerun recounts that pass and gives identical outputs. A
+#            checkpoint claiming a huge image shape is recomputed; a run.json
+#            truncated to 0 bytes is recovered from the checkpoints.
 #   interval with --checkpoint-every: SIGTERM to every rank and to one rank
 #            commits the shards that are ahead of their checkpoints (resume at
 #            the next pass, identical outputs); 3 ranks with a 0.05 s interval
 #            give identical outputs.
+#            With RULE=image or RULE=dataset in the environment: the same
+#            with that stop rule and --checkpoint-every 0.3 (dataset: the
+#            reference's snapshot is checked, and each resumed run's
+#            snapshots must equal it byte for byte).
+#   rank_error  an I/O error injected on rank 1 mid-run (EDI_FAULT_IO): the
+#            error is printed and every rank ends within 30 s, exit code 4.
 #   refusal  rerunning a run directory with a different --k exits 2 and names --k
-#            (under mpirun and as one process), leaving the directory untouched.
+#            (under mpirun and as one process), leaving the directory untouched;
+#            also with provenance.json deleted (the checkpoints' config hash),
+#            with an edited model sidecar, and with the data moved elsewhere.
+#   lock     a second run on the same --out is refused naming the holder's host
+#            and PID; --out inside --data or a non-empty non-run directory: exit 2.
+#   diskfull --out on a 2 MB tmpfs filling up mid-run: exit 4 naming "No space",
+#            committed checkpoints intact, identical outputs after freeing space
+#            (exit 77, skipped, where a tmpfs cannot be mounted).
 # WORKDIR (default: a fresh mktemp dir, removed on success) holds the data,
 # model and run directories. EDI_EXE overrides the binary.
 set -euo pipefail
-CASE=${1:?usage: dist_cases.sh ranks|sigterm|interval|corrupt|refusal [WORKDIR]}
+CASE=${1:?usage: dist_cases.sh ranks|sigterm|interval|corrupt|refusal|rank_error|lock|diskfull [WORKDIR]}
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 if [ -n "${2:-}" ]; then WORK=$2; mkdir -p "$WORK"; KEEP=1; else WORK=$(mktemp -d /tmp/edi-dist-XXXXXX); KEEP=0; fi
 WORK=$(cd "$WORK" && pwd)
 FIXTURE=$WORK/fixture
-trap 'rc=$?; if [ $rc = 0 ] && [ $KEEP = 0 ]; then rm -rf "$WORK"; else echo "work dir kept: $WORK"; fi' EXIT
+trap 'rc=$?; mountpoint -q "$WORK/small" 2>/dev/null && umount "$WORK/small"; if [ $rc = 0 ] && [ $KEEP = 0 ]; then rm -rf "$WORK"; else echo "work dir kept: $WORK"; fi' EXIT
 
 make_fixture "$FIXTURE"
-reference_run
+[ "$CASE" = rank_error ] || reference_run
 
 # wait_for_pass LOG PASS PID: until LOG shows pass PASS done (or PID exits).
 wait_for_pass() {
   local logf=$1 pass=$2 pid=$3
-  for _ in $(seq 1 600); do
+  for _ in $(seq 1 3000); do
     grep -Eq "^pass +$pass " "$logf" 2>/dev/null && return 0
     kill -0 "$pid" 2>/dev/null || return 1
-    sleep 0.1
+    sleep 0.02
   done
   return 1
 }
@@ -72,6 +87,41 @@ interrupt() {
   echo "$stopped" >"$out.stopped-at"
   [ "$rc" = 75 ] || { cat "$logf"; die "$how: expected exit code 75, got $rc"; }
   [ ! -f "$out/outcomes.csv" ] || die "$how: the interrupted run wrote outcomes.csv"
+  [ ! -f "$out/complete.json" ] || die "$how: the interrupted run has a completion marker"
+}
+
+# check_snapshots RUN: the dataset rule's snapshot at its target (46 %): written
+# at the first pass at or below it, after a pass above it, with the run's
+# outcome columns; at the lowest target it is the final state (the halt caps
+# the remaining images without perturbing them).
+check_snapshots() {
+  local run=$1
+  /usr/bin/python3 - "$run" "$DATASET_TARGET" <<'PY' || die "the snapshot of $run is wrong"
+import json, os, sys
+run, target = sys.argv[1], int(sys.argv[2])
+snap = json.load(open(os.path.join(run, "snapshots/%d/snapshot.json" % target)))
+passes = json.load(open(os.path.join(run, "summary.json")))["passes"]
+assert snap["format"] == "edi-anon-snapshot" and snap["version"] == 1 and snap["target_percent"] == target, snap
+p = snap["pass"]
+assert snap["risk_percent"] <= target and passes[p]["risk_percent"] == snap["risk_percent"], (snap, passes[p])
+assert p > 0 and passes[p - 1]["risk_percent"] > target, passes[p - 1]
+assert snap["total"] == 48 and snap["identified"] == round(snap["risk_percent"] * 48 / 100), snap
+head = open(os.path.join(run, "outcomes.csv")).readline()
+lines = open(os.path.join(run, "snapshots/%d/outcomes.csv" % target)).read().splitlines()
+assert lines[0] + "\n" == head and len(lines) == 49, (lines[0], len(lines))
+print("  snapshot %d: pass %d, risk %.2f %% (pass %d: %.2f %%)" % (target, p, snap["risk_percent"], p - 1, passes[p - 1]["risk_percent"]))
+PY
+  diff -r "$run/images" "$run/snapshots/$DATASET_TARGET/images" >/dev/null || die "the snapshot at the lowest target is not the final state"
+}
+
+# check_complete OUT: the completion marker is there, written as interfaces §1 says.
+check_complete() {
+  /usr/bin/python3 - "$1/complete.json" <<'PY' || die "$1/complete.json missing or malformed"
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["format"] == "edi-anon-complete" and j["version"] == 1, j
+assert isinstance(j["passes_run"], int) and j["images"] == 48 and j["finished"].endswith("Z"), j
+PY
 }
 
 # finish OUT NP: rerun until it completes, compare with the reference.
@@ -84,8 +134,9 @@ finish() {
   want=$(($(cat "$out.stopped-at") + 1))
   got=$(sed -nE 's/^resumed at pass ([0-9]+)$/\1/p' "$out.rerun.log")
   [ "$got" = "$want" ] || { cat "$out.rerun.log"; die "rerun of $out resumed at pass '$got', expected $want"; }
-  same_outputs "$WORK/ref" "$out" || die "$out differs from the reference"
+  same_outputs "$(ref_dir)" "$out" || die "$out differs from the reference"
   h5_all_open "$out" || die "$out has unreadable HDF5 files"
+  check_complete "$out"
 }
 
 case $CASE in
@@ -95,21 +146,65 @@ case $CASE in
       t0=$SECONDS
       edi_mpirun "$np" "$WORK/np$np" >"$WORK/np$np.log" 2>&1 || { cat "$WORK/np$np.log"; die "run with $np rank(s) failed"; }
       log "$np rank(s): $((SECONDS - t0)) s"
-      same_outputs "$WORK/ref" "$WORK/np$np" || die "$np rank(s) differ from 2 ranks"
+      same_outputs "$(ref_dir)" "$WORK/np$np" || die "$np rank(s) differ from 2 ranks"
     done
     # and one process without mpirun
     rm -rf "$WORK/plain"
-    "$EDI_EXE" run --data "$FIXTURE/data" --model "$FIXTURE/model.pt" --out "$WORK/plain" "${RUN_ARGS[@]}" --k "$K" >"$WORK/plain.log" 2>&1 ||
+    edi_plain "$WORK/plain" >"$WORK/plain.log" 2>&1 ||
       { cat "$WORK/plain.log"; die "run without mpirun failed"; }
-    same_outputs "$WORK/ref" "$WORK/plain" || die "the run without mpirun differs from 2 ranks"
+    same_outputs "$(ref_dir)" "$WORK/plain" || die "the run without mpirun differs from 2 ranks"
     ;;
   sigterm)
-    interrupt "$WORK/term" term-ranks
-    finish "$WORK/term" 2
-    interrupt "$WORK/usr1" usr1-mpirun
-    finish "$WORK/usr1" 3
-    interrupt "$WORK/one" term-one-rank
-    finish "$WORK/one" 2
+    if [ "$RULE" = fixed ]; then
+      interrupt "$WORK/term" term-ranks
+      finish "$WORK/term" 2
+      interrupt "$WORK/usr1" usr1-mpirun
+      finish "$WORK/usr1" 3
+      interrupt "$WORK/one" term-one-rank
+      finish "$WORK/one" 2
+    else
+      [ "$RULE" = dataset ] && check_snapshots "$(ref_dir)"
+      # The per-image and dataset rules with shards ahead of their checkpoints:
+      # under the dataset rule a signal between the two phases of a pass
+      # commits the evaluated shards as such (the resume neither repeats nor
+      # loses the evaluation).
+      interrupt "$WORK/term" term-ranks --checkpoint-every 0.3
+      finish "$WORK/term" 2
+      interrupt "$WORK/usr1" usr1-mpirun --checkpoint-every 0.3
+      finish "$WORK/usr1" 1
+      interrupt "$WORK/one" term-one-rank --checkpoint-every 0.3
+      finish "$WORK/one" 2
+    fi
+    ;;
+  rank_error)
+    # An I/O error on rank 1 in the middle of the run (its first checkpoint
+    # commit as of pass >= 2 fails like a full disk): the job must print the
+    # error (rank, file, what) and end on every rank within 30 s of it, with
+    # the I/O error's exit code 4, instead of hanging in a collective.
+    rm -rf "$WORK/err"
+    EDI_FAULT_IO=1:2 edi_mpirun 2 "$WORK/err" >"$WORK/err.log" 2>&1 &
+    mp=$!
+    for _ in $(seq 1 3000); do
+      grep -q "error on rank 1" "$WORK/err.log" 2>/dev/null && break
+      kill -0 "$mp" 2>/dev/null || break
+      sleep 0.1
+    done
+    grep -q "error on rank 1" "$WORK/err.log" || { wait "$mp" || true; cat "$WORK/err.log"; die "rank 1 reported no error"; }
+    t_err=$SECONDS
+    for _ in $(seq 1 300); do kill -0 "$mp" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$mp" 2>/dev/null; then
+      for p in $(rank_pids "$mp"); do kill -9 "$p" 2>/dev/null || true; done
+      wait "$mp" || true
+      cat "$WORK/err.log"
+      die "the job still ran 30 s after the error on rank 1 (a hang)"
+    fi
+    rc=0
+    wait "$mp" || rc=$?
+    log "rank_error: job ended $((SECONDS - t_err)) s after the error, mpirun exit code $rc"
+    grep "error on rank 1" "$WORK/err.log" | head -1 | sed 's/^/  /'
+    grep -Eq "error on rank 1: .*checkpoints/shard-[0-9]+\.h5.*: write failed: No space left on device" "$WORK/err.log" ||
+      { cat "$WORK/err.log"; die "the message does not name the file and the error"; }
+    [ "$rc" = 4 ] || { cat "$WORK/err.log"; die "expected exit code 4 (I/O error), got $rc"; }
     ;;
   interval)
     # --checkpoint-every 60: no shard commits before the signal but final ones;
@@ -124,7 +219,7 @@ case $CASE in
     # trade the others; the outputs still equal the reference.
     rm -rf "$WORK/iv-short"
     edi_mpirun 3 "$WORK/iv-short" --checkpoint-every 0.05 >"$WORK/iv-short.log" 2>&1 || { cat "$WORK/iv-short.log"; die "run with --checkpoint-every 0.05 failed"; }
-    same_outputs "$WORK/ref" "$WORK/iv-short" || die "--checkpoint-every 0.05 changed the outputs"
+    same_outputs "$(ref_dir)" "$WORK/iv-short" || die "--checkpoint-every 0.05 changed the outputs"
     ;;
   corrupt)
     interrupt "$WORK/bad" term-ranks
@@ -161,13 +256,13 @@ PY
         { cat "$WORK/bad.rerun.err"; die "stderr does not report shard $n as recomputed"; }
     done
     grep "is recomputed" "$WORK/bad.rerun.err" | sort -u | sed 's/^/  stderr: /'
-    same_outputs "$WORK/ref" "$WORK/bad" || die "outputs after recomputing corrupt shards differ"
+    same_outputs "$(ref_dir)" "$WORK/bad" || die "outputs after recomputing corrupt shards differ"
     h5_all_open "$WORK/bad" || die "unreadable HDF5 after the rerun"
     # A crash between the last shard commit of a pass and rank 0's write of the
     # pass history: every shard committed through pass P, the history ending at
     # P-1 and no final output. The rerun recounts pass P from the shards.
     rm -rf "$WORK/gap"
-    cp -a "$WORK/ref" "$WORK/gap"
+    cp -a "$(ref_dir)" "$WORK/gap"
     rm -rf "$WORK/gap/images" "$WORK/gap/outcomes.csv" "$WORK/gap/trajectories.csv" "$WORK/gap/summary.json" "$WORK/gap/results.h5"
     dropped=$(/usr/bin/python3 - "$WORK/gap/checkpoints/run.json" <<'PY'
 import json, sys
@@ -180,27 +275,152 @@ PY
     edi_mpirun 2 "$WORK/gap" >"$WORK/gap.rerun.log" 2>&1 || { cat "$WORK/gap.rerun.log"; die "rerun after a lost history entry failed"; }
     grep -q "^resumed at pass $dropped\$" "$WORK/gap.rerun.log" || { cat "$WORK/gap.rerun.log"; die "the rerun did not resume at the unrecorded pass $dropped"; }
     log "history without pass $dropped: the rerun recounted it"
-    same_outputs "$WORK/ref" "$WORK/gap" || die "outputs after a lost history entry differ"
+    same_outputs "$(ref_dir)" "$WORK/gap" || die "outputs after a lost history entry differ"
+    # A checkpoint whose image state claims an impossible shape (a huge,
+    # sparse dataset: the file stays small): corrupt -> recomputed, never an
+    # allocation or a LibTorch error.
+    interrupt "$WORK/huge" term-ranks
+    victim=$(find "$WORK/huge/checkpoints" -name 'shard-*.h5' | sort | head -1)
+    /usr/bin/python3 - "$victim" <<'PY'
+import sys, h5py
+with h5py.File(sys.argv[1], "r+") as f:
+    del f["state"]
+    f.create_dataset("state", shape=(8, 3, 100000, 100000), chunks=(1, 3, 32, 32), dtype="f4")
+PY
+    rc=0
+    edi_mpirun 2 "$WORK/huge" >"$WORK/huge.rerun.log" 2>&1 || rc=$?
+    [ "$rc" = 0 ] || { cat "$WORK/huge.rerun.log"; die "rerun after a huge checkpoint shape exited $rc"; }
+    n=$(basename "$victim" .h5); n=$((10#${n#shard-}))
+    grep -q "inconsistent shapes; shard $n is recomputed" "$WORK/huge.rerun.log" ||
+      { cat "$WORK/huge.rerun.log"; die "the huge shape was not reported as corrupt"; }
+    log "huge state shape in $(basename "$victim"): recomputed"
+    same_outputs "$(ref_dir)" "$WORK/huge" || die "outputs after a huge checkpoint shape differ"
+    # run.json truncated to 0 bytes (a power loss): treated as missing, the
+    # history recovered from the checkpoints, the rest recounted.
+    interrupt "$WORK/trunc" term-ranks
+    : >"$WORK/trunc/checkpoints/run.json"
+    rc=0
+    edi_mpirun 2 "$WORK/trunc" >"$WORK/trunc.rerun.log" 2>&1 || rc=$?
+    [ "$rc" = 0 ] || { cat "$WORK/trunc.rerun.log"; die "rerun after run.json was truncated exited $rc"; }
+    grep -q "treated as missing" "$WORK/trunc.rerun.log" || { cat "$WORK/trunc.rerun.log"; die "no warning about the truncated run.json"; }
+    log "run.json truncated: $(grep -o 'treated as missing.*' "$WORK/trunc.rerun.log")"
+    same_outputs "$(ref_dir)" "$WORK/trunc" || die "outputs after a truncated run.json differ"
+    check_complete "$WORK/trunc"
     ;;
   refusal)
     rm -rf "$WORK/refuse"
-    cp -a "$WORK/ref" "$WORK/refuse"
-    before=$(cd "$WORK/refuse" && find . -type f -exec sha256sum {} + | sort)
+    cp -a "$(ref_dir)" "$WORK/refuse"
+    # (.lock is the run lock's own file: a refused run takes the lock first)
+    before=$(cd "$WORK/refuse" && find . -type f ! -name .lock -exec sha256sum {} + | sort)
     for launcher in mpirun single; do
       rc=0
       if [ $launcher = mpirun ]; then
         K=11 edi_mpirun 2 "$WORK/refuse" >"$WORK/refuse.$launcher.log" 2>&1 || rc=$?
       else
-        "$EDI_EXE" run --data "$FIXTURE/data" --model "$FIXTURE/model.pt" --out "$WORK/refuse" "${RUN_ARGS[@]}" --k 11 \
-          >"$WORK/refuse.$launcher.log" 2>&1 || rc=$?
+        K=11 edi_plain "$WORK/refuse" >"$WORK/refuse.$launcher.log" 2>&1 || rc=$?
       fi
       [ "$rc" = 2 ] || { cat "$WORK/refuse.$launcher.log"; die "$launcher: expected exit code 2, got $rc"; }
       grep -q -- "--k was 9, now 11" "$WORK/refuse.$launcher.log" ||
         { cat "$WORK/refuse.$launcher.log"; die "$launcher: the refusal does not name --k"; }
       log "$launcher: exit 2: $(grep -o 'refusing.*' "$WORK/refuse.$launcher.log" | head -1)"
     done
-    after=$(cd "$WORK/refuse" && find . -type f -exec sha256sum {} + | sort)
+    after=$(cd "$WORK/refuse" && find . -type f ! -name .lock -exec sha256sum {} + | sort)
     [ "$before" = "$after" ] || die "the refused resume changed the run directory"
+    # Without provenance.json the checkpoints still name their configuration.
+    interrupt "$WORK/noprov" term-ranks
+    rm "$WORK/noprov/provenance.json"
+    rc=0
+    K=11 edi_mpirun 2 "$WORK/noprov" >"$WORK/noprov.log" 2>&1 || rc=$?
+    [ "$rc" = 2 ] && grep -q "made with another configuration" "$WORK/noprov.log" ||
+      { cat "$WORK/noprov.log"; die "provenance.json deleted, --k changed: expected exit 2 naming the checkpoint's configuration, got $rc"; }
+    log "no provenance.json, --k 11: exit 2: $(grep -o 'refusing.*' "$WORK/noprov.log" | head -1 | cut -c1-120)"
+    [ ! -f "$WORK/noprov/provenance.json" ] || die "the refused resume wrote a provenance.json"
+    finish "$WORK/noprov" 2  # with the original options it resumes
+    # An edited model sidecar (classes, normalisation, input size) is another model.
+    rm -rf "$WORK/sidecar"
+    cp -a "$(ref_dir)" "$WORK/sidecar"
+    cp -a "$FIXTURE" "$WORK/fixture2"
+    FIXTURE=$WORK/fixture2
+    /usr/bin/python3 - "$FIXTURE/model.pt.json" <<'PY'
+import json, sys
+p = sys.argv[1]
+j = json.load(open(p))
+j["edited"] = True  # any edit changes its hash
+json.dump(j, open(p, "w"), indent=2)
+PY
+    rc=0
+    edi_mpirun 2 "$WORK/sidecar" >"$WORK/sidecar.log" 2>&1 || rc=$?
+    [ "$rc" = 2 ] && grep -q "sidecar .* of the model differs" "$WORK/sidecar.log" ||
+      { cat "$WORK/sidecar.log"; die "edited sidecar: expected exit 2 naming the sidecar, got $rc"; }
+    log "edited sidecar: exit 2"
+    FIXTURE=$WORK/fixture
+    # Moved data: the same files elsewhere.
+    cp -a "$FIXTURE/data" "$WORK/data-moved"
+    rc=0
+    "$EDI_EXE" run --data "$WORK/data-moved" --model "$FIXTURE/model.pt" --out "$WORK/sidecar" "${RUN_ARGS[@]}" --stop fixed --passes 8 --k "$K" \
+      >"$WORK/moved.log" 2>&1 || rc=$?
+    [ "$rc" = 2 ] && grep -q "data root moved: was .*/fixture/data, now .*/data-moved" "$WORK/moved.log" ||
+      { cat "$WORK/moved.log"; die "moved data: expected exit 2 with 'data root moved', got $rc"; }
+    log "moved data: exit 2: $(grep -o 'data root moved[^;]*' "$WORK/moved.log" | head -1)"
+    ;;
+  lock)
+    # One writer per run directory: a second run on the same --out is refused
+    # naming the holder; the first one finishes unharmed.
+    rm -rf "$WORK/locked"
+    edi_mpirun 2 "$WORK/locked" >"$WORK/locked.log" 2>&1 &
+    mp=$!
+    wait_for_pass "$WORK/locked.log" 1 "$mp" || { wait "$mp" || true; cat "$WORK/locked.log"; die "first run ended before pass 1"; }
+    # Hold the first run where it is (however fast the machine) while the second one starts.
+    mapfile -t held < <(rank_pids "$mp")
+    kill -STOP "${held[@]}"
+    rc=0
+    edi_plain "$WORK/locked" >"$WORK/locked2.log" 2>&1 || rc=$?
+    kill -CONT "${held[@]}"
+    [ "$rc" = 2 ] && grep -Eq "another run is writing this run directory \(host .*, PID [0-9]+ holds" "$WORK/locked2.log" ||
+      { cat "$WORK/locked2.log"; die "second run on one --out: expected exit 2 naming the holder, got $rc"; }
+    log "second run: exit 2: $(grep -o 'another run.*' "$WORK/locked2.log" | cut -c1-110)"
+    rc=0
+    wait "$mp" || rc=$?
+    [ "$rc" = 0 ] || { cat "$WORK/locked.log"; die "the first run exited $rc"; }
+    same_outputs "$(ref_dir)" "$WORK/locked" || die "the locked run's outputs differ"
+    check_complete "$WORK/locked"
+    # --out inside --data, and a non-empty directory that is not a run directory: refused, untouched.
+    for bad in "$FIXTURE/data/runs/x" "$WORK/notes"; do
+      mkdir -p "$WORK/notes" && echo keep >"$WORK/notes/todo.txt" && chmod 755 "$WORK/notes"
+      before=$(find "$WORK/notes" "$FIXTURE/data" -printf '%p %m %s\n' | sort | sha256sum)
+      rc=0
+      edi_plain "$bad" >"$WORK/bad-out.log" 2>&1 || rc=$?
+      [ "$rc" = 2 ] && grep -Eq "is inside --data|not a run directory" "$WORK/bad-out.log" ||
+        { cat "$WORK/bad-out.log"; die "--out $bad: expected exit 2, got $rc"; }
+      after=$(find "$WORK/notes" "$FIXTURE/data" -printf '%p %m %s\n' | sort | sha256sum)
+      [ "$before" = "$after" ] || die "--out $bad: the refused run changed files"
+      log "--out $bad: exit 2: $(grep -o 'edi-anon.*' "$WORK/bad-out.log" | head -1 | cut -c1-110)"
+    done
+    ;;
+  diskfull)
+    # --out on a small tmpfs that fills up mid-run: exit 4 naming "No space",
+    # every committed checkpoint still opens, and after space is freed the
+    # rerun resumes to outputs identical to the reference. Needs root (mount).
+    mkdir -p "$WORK/small"
+    mount -t tmpfs -o size=2m tmpfs "$WORK/small" 2>/dev/null || { echo "cannot mount a tmpfs here: SKIP"; exit 77; }
+    # The run needs about 4 MB (checkpoints, results.h5, PNGs): it fills the 2 MB.
+    log "tmpfs: $(df -k --output=avail "$WORK/small" | tail -1) KiB free, the run needs $(du -sk "$(ref_dir)" | cut -f1) KiB"
+    rc=0
+    edi_mpirun 2 "$WORK/small/run" >"$WORK/full.log" 2>&1 || rc=$?
+    { grep -m1 -o "error on rank.*" "$WORK/full.log" || true; } | cut -c1-300 | sed 's/^/  /'
+    [ "$rc" = 4 ] && grep -q "No space left on device" "$WORK/full.log" ||
+      { cat "$WORK/full.log"; die "disk full: expected exit 4 naming 'No space', got $rc"; }
+    [ ! -f "$WORK/small/run/complete.json" ] || die "disk full: a completion marker was written"
+    if ls "$WORK/small/run/checkpoints/"shard-*.h5 >/dev/null 2>&1; then
+      h5_all_open "$WORK/small/run/checkpoints" || { umount "$WORK/small"; die "disk full: a committed checkpoint does not open"; }
+    fi
+    mount -o remount,size=16m "$WORK/small"  # space freed
+    rc=0
+    edi_mpirun 2 "$WORK/small/run" >"$WORK/full.rerun.log" 2>&1 || rc=$?
+    [ "$rc" = 0 ] || { cat "$WORK/full.rerun.log"; die "rerun after freeing space exited $rc"; }
+    same_outputs "$(ref_dir)" "$WORK/small/run" || { umount "$WORK/small"; die "outputs after a full disk differ"; }
+    check_complete "$WORK/small/run"
+    umount "$WORK/small"
     ;;
   *) die "unknown case $CASE" ;;
 esac

@@ -13,9 +13,12 @@ namespace fs = std::filesystem;
 /// power loss too (fsync before the rename).
 enum class Durability { kProcessCrash, kPowerLoss };
 
-/// Write `content` to `path` atomically: a sibling temp file is written,
-/// (fsync'd for kPowerLoss) and renamed over `path`. Readers see the old file
-/// or the new one, never a part. Throws IoError naming the path.
+/// Write `content` to `path` atomically with POSIX calls: a sibling temp file
+/// is written (write(2) until done), fsync'd (kPowerLoss), closed with its
+/// result checked, renamed over `path`, and the directory fsync'd (kPowerLoss).
+/// Readers see the old file or the new one, never a part; a write, fsync or
+/// close error (a full disk) throws IoError naming the file and the errno
+/// text, removes the temp file and leaves `path` as it was.
 void write_file_atomic(const fs::path& path, std::string_view content,
                        Durability durability = Durability::kPowerLoss);
 
@@ -31,8 +34,9 @@ class AtomicPath {
 
   const fs::path& temp() const noexcept { return temp_; }
   const fs::path& final_path() const noexcept { return final_; }
-  /// Rename the temp file to the final path (fsync'd first for kPowerLoss).
-  void commit(Durability durability = Durability::kPowerLoss);
+  /// Rename the temp file to the final path: for kPowerLoss the temp file is
+  /// fsync'd first (unless `synced`: the writer did) and the directory after.
+  void commit(Durability durability = Durability::kPowerLoss, bool synced = false);
 
  private:
   fs::path final_;

@@ -1,10 +1,17 @@
 #pragma once
-/// \file Per-shard checkpoints: after every pass each shard is committed to
-/// `checkpoints/shard-NNNNN.h5` (temp file, flush, rename), holding the
-/// current images, every image's record and trajectory, the pass and a
-/// SHA-256 checksum of all of it. A shard file is always either the previous
-/// pass's or this pass's, never a mix; a corrupt one is detected and the shard
-/// recomputed.
+/// \file Per-shard checkpoints: a shard is committed to
+/// `checkpoints/shard-NNNNN.h5` (temp file, flush, rename) after a pass, or at
+/// most every `--checkpoint-every` seconds, holding the current images, every
+/// image's record and trajectory, the pass and a SHA-256 checksum of the
+/// records (the image state is protected by HDF5's Fletcher-32 per image).
+/// A shard file is always one committed state, never a mix; a corrupt one is
+/// detected and the shard recomputed.
+///
+/// A shard interrupted between the two phases of a dataset-rule pass (its
+/// evaluation of pass P done, the perturbation waiting for the reduction) is
+/// committed as of pass P-1 plus that evaluation: `evaluated` = P, and the
+/// pending images with their attributions, so that a resume continues it
+/// without evaluating it again.
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -17,23 +24,37 @@ namespace edi::dist {
 /// `RUNDIR/checkpoints/shard-NNNNN.h5`.
 std::filesystem::path shard_checkpoint_path(const std::filesystem::path& rundir, int shard);
 
-/// Write the shard's state after pass `pass` (atomically).
+/// Write the shard's state after pass `pass` (atomically). `evaluated` >= 0:
+/// the records also hold that pass's evaluation and the shard's pending
+/// images and attributions are stored (see above).
+/// `history`: the run's pass history as of the commit (RunHistory::to_json),
+/// from which a lost or unparsable `run.json` is recovered.
 void write_shard_checkpoint(const std::filesystem::path& path, const engine::Shard& shard, int pass,
-                            const std::string& config_sha256);
+                            const std::string& config_sha256, int evaluated = -1, const std::string& history = {});
 
 /// What a checkpoint holds (the originals are not stored: they are decoded
 /// again from the data, whose files are checked against the manifest).
 struct ShardCheckpoint {
-  int pass = -1;  ///< last committed pass
+  int pass = -1;       ///< last committed pass
+  int evaluated = -1;  ///< pass whose evaluation the records hold on top (-1: none)
   std::string config_sha256;
+  std::string history;  ///< the run's pass history when it was committed ("" in older checkpoints)
   std::vector<std::string> ids;
   at::Tensor labels, state;
   std::vector<engine::ImageRecord> records;
+  std::vector<int> pending;        ///< with `evaluated`: images to perturb
+  at::Tensor pending_attribution;  ///< their attributions
 };
 
 /// Read and verify a checkpoint. Returns nullopt (with `problem` set) when the
-/// file is missing, unreadable, truncated or fails its checksum.
-std::optional<ShardCheckpoint> read_shard_checkpoint(const std::filesystem::path& path, std::string* problem = nullptr);
+/// file is missing, unreadable, truncated, fails its checksum or has a shape
+/// that does not fit (`expected_side` > 0: the images' side in pixels).
+std::optional<ShardCheckpoint> read_shard_checkpoint(const std::filesystem::path& path, std::string* problem = nullptr,
+                                                     int expected_side = 0);
+
+/// The config sha256 a checkpoint was made with, from its header ("" when
+/// unreadable).
+std::string read_checkpoint_config(const std::filesystem::path& path);
 
 /// Apply a checkpoint's state and records to a freshly made shard (same ids).
 void restore_shard(engine::Shard& shard, const ShardCheckpoint& checkpoint);

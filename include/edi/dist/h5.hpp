@@ -41,7 +41,10 @@ void set_attr(H5::H5Object& o, const std::string& name, double value);
 std::string get_attr_string(const H5::H5Object& o, const std::string& name);
 std::int64_t get_attr_int(const H5::H5Object& o, const std::string& name);
 
-/// Silence HDF5's own error printing (errors become exceptions with context).
+/// Silence HDF5's own error printing (errors become exceptions with context)
+/// and from now on remember the innermost error of the first failed call.
 void quiet();
+/// " (innermost HDF5 error)" of the first failure since quiet() on this thread, or "" (and forget it).
+std::string take_error_bottom();
 
 }  // namespace edi::dist::h5

@@ -1,0 +1,83 @@
+#pragma once
+/// \file The shards one rank holds in memory during a run, and their commits:
+/// load (decode the originals, restore the checkpoint, catch up), save (a
+/// checkpoint as of a pass), finish (after a shard's pass: commit now, or
+/// later with `--checkpoint-every`), and commit-dirty (on a signal: every
+/// shard ahead of its checkpoint, and every shard between the two phases of a
+/// dataset-rule pass, is committed exactly as it stands).
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "edi/data/manifest.hpp"
+#include "edi/engine/engine.hpp"
+#include "edi/engine/runner.hpp"
+
+namespace edi::dist {
+
+/// What the store needs to know about the run.
+struct StoreSetup {
+  std::filesystem::path out;                              ///< run directory
+  const data::Manifest* manifest = nullptr;
+  const std::vector<std::vector<std::size_t>>* plan = nullptr;  ///< manifest entries of each shard
+  int input_size = 0;                                     ///< the model's side in pixels
+  data::ResizeMode resize = data::ResizeMode::kShorterSideCrop;
+  std::string config_sha256;
+  double checkpoint_every = 0;                            ///< seconds; 0: commit after every pass
+  int limit = 0;                                          ///< the pass limit (final shards are committed as of it)
+  bool conventional = false;
+  int rank = 0;                                           ///< for messages and the fault hook
+};
+
+class ShardStore {
+ public:
+  using Clock = std::chrono::steady_clock;
+  /// A shard as held by this rank.
+  struct Held {
+    engine::Shard shard;
+    int committed = -1;  ///< the state is through this pass (on disk unless dirty)
+    int evaluated = -1;  ///< the records hold this pass's evaluation, not yet perturbed (-1: none)
+    bool dirty = false;  ///< in memory ahead of its checkpoint
+    Clock::time_point saved = Clock::now();  ///< last commit (or load)
+  };
+
+  ShardStore(const StoreSetup& setup, engine::Engine& engine);
+
+  /// The shard, loaded if this rank does not hold it: decode the originals,
+  /// restore its checkpoint, catch up to pass `upto` (-1: as committed).
+  Held& load(int shard, int upto);
+  /// Commit `h` as of pass `as_of` (a between-phases commit when `h.evaluated` >= 0).
+  void save(int shard, Held& h, int as_of);
+  /// After a shard's pass: commit it, or with --checkpoint-every only when its
+  /// last commit is that old; a final shard (no active image) and a pending
+  /// signal always commit, as of the pass limit for a final shard.
+  void finish(int shard, Held& h, int pass, std::int64_t active);
+  /// Commit every held shard that is ahead of its checkpoint.
+  void commit_dirty();
+  /// Forget the shards not in `keep` (their newest state is another rank's).
+  void keep_only(const std::set<int>& keep);
+  /// The run's pass history as it stands (RunHistory::to_json), stored in
+  /// every commit from now on.
+  void set_history(std::string history_json) { history_ = std::move(history_json); }
+
+  std::map<int, Held>& held() { return held_; }
+  bool holds(int shard) const { return held_.count(shard) > 0; }
+  bool interval() const { return setup_.checkpoint_every > 0; }
+  double checkpoint_seconds() const { return checkpoint_seconds_; }
+  const std::vector<data::QuarantineItem>& quarantined() const { return quarantined_; }
+
+ private:
+  void restore(int shard, Held& h);
+  StoreSetup setup_;
+  engine::Engine& engine_;
+  std::map<int, Held> held_;
+  std::vector<data::QuarantineItem> quarantined_;
+  double checkpoint_seconds_ = 0;
+  std::string history_;
+  int fault_pass_ = -1;  ///< EDI_FAULT_IO test hook (see shard_store.cpp)
+};
+
+}  // namespace edi::dist
