@@ -361,11 +361,7 @@ engine::PassCounts count_records(const engine::Shard& shard) {
 }
 
 /// A snapshot target as it names a directory: "%g" (27.3 -> 27.3, 10 -> 10).
-std::string snapshot_name(double target) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%g", target);
-  return buf;
-}
+std::string snapshot_name(double target) { return engine::target_text(target); }
 
 fs::path snapshot_dir(const fs::path& out, double target) { return out / "snapshots" / snapshot_name(target); }
 
