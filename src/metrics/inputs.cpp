@@ -134,7 +134,8 @@ RunMeta read_run_meta(const fs::path& dir) {
   m.manifest = data::read_manifest(rundir / "manifest.csv");
   m.resize = data::parse_resize_mode(m.options.value("resize", std::string("crop")), "resize");
   m.method = m.summary.value("method", provenance.value("method", m.options.value("method", std::string("edi"))));
-  m.op = m.summary.value("operator", m.options.value("operator", std::string("?")));
+  // The control perturbs nothing: its operator option (inherited from a sweep's [run]) means nothing.
+  m.op = m.method == "none" ? std::string("none") : m.summary.value("operator", m.options.value("operator", std::string("?")));
   read_model(m, provenance);
   m.passes_run = m.summary.value("passes_run", -1);
   if (m.passes_run < 0)

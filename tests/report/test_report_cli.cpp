@@ -1,6 +1,8 @@
 // `edi-anon aggregate` on a real small sweep (export: test_export.cpp).
 #include <gtest/gtest.h>
 
+#include <regex>
+
 #include <nlohmann/json.hpp>
 
 #include "edi/core/csv.hpp"
