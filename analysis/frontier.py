@@ -103,10 +103,10 @@ def figure(rows, task=None, attacker=None):
         ax.set_xlim(-2, 102)
     model = ", ".join(sorted({er.short_model(m.get("privacy", {}).get("steering", {}).get("model", "?")) for m in rows}))
     umodel = er.short_model(next((u.get("model") for m in rows for u in m.get("utility", []) if u.get("task") == task), "?"))
-    ax1.set_xlabel(f"steering model {model}\nin-loop top-1 risk (%)")
+    ax1.set_xlabel(f"in-loop top-1 risk (%)\nsteering model {model}")
     ax1.set_title("Threat model: in-loop (authors' protocol)", fontsize=10)
     who = ", ".join(sorted(used)) or "none available"
-    ax2.set_xlabel(f"{'attacker ' + who if attacker else 'strongest independent attacker per run (' + who + ')'}\nheld-out top-1 risk (%)")
+    ax2.set_xlabel("held-out top-1 risk (%)\n" + ("attacker " + who if attacker else "strongest independent attacker per run\n(" + who + ")"))
     ax2.set_title("Threat model: held-out (probes' originals never seen)", fontsize=10)
     ax1.set_ylabel(f"{task}: {' / '.join(sorted(measures))} (%)")
     intervals = sorted({r["interval"] for p in pts for r in (p["steer"], p["util"]) if r})

@@ -157,7 +157,8 @@ else
 fi
 cat <<EOF
 
-watch:    squeue -j $ids_comma${agg_id:+,$agg_id}
+watch:    $EDI_ANON status $out --config $sweep   (done / failed / running / interrupted / pending, --index left)
+          squeue -j $ids_comma${agg_id:+,$agg_id}
           tail -f $out/slurm/*.out
           (a task that stopped with exit 75 is requeued: it shows as PD (BeginTime) for about
            2 minutes, SLURM's requeue delay; 'scontrol update JobId=ID StartTime=now' starts it sooner)

@@ -22,6 +22,7 @@ using nlohmann::json;
 namespace {
 
 std::string operator_name(const engine::EngineSpec& s) {
+  if (s.method == engine::Method::kNone) return "none";  // the control perturbs nothing
   return s.region ? perturb::region_name(*s.region) : s.op.name;
 }
 

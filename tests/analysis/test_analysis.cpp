@@ -103,9 +103,11 @@ TEST(Analysis, LoadSweepReturnsTheMetrics) {
   for (const char* c : {"run", "method", "operator", "parameters", "attacker", "threat_model", "rank", "value", "lo", "hi", "n",
                         "n_identities", "interval", "utility_gender"})
     EXPECT_NE(std::find(j["columns"].begin(), j["columns"].end(), c), j["columns"].end()) << c;
-  EXPECT_EQ(j["runs"], json({"conv-blur", "conv-blur-k1", "edi-blur"}));
+  // The dataset-rule run's snapshot at its target is a row of its own.
+  EXPECT_EQ(j["runs"], json({"conv-blur", "conv-blur-k1", "edi-blur", "edi-blur@70"}));
   // per run: steering in_loop and heldout, LBPH on two threat models, each top-1 and top-5
-  EXPECT_EQ(j["rows"].get<int>(), 3 * 8);
+  EXPECT_EQ(j["rows"].get<int>(), 4 * 8);
+  EXPECT_DOUBLE_EQ(j["steering"]["edi-blur@70"].get<double>(), steering_in_loop(dir / "edi-blur" / "snapshots" / "70"));
   EXPECT_TRUE(j["threat_models"].get<std::set<std::string>>().count("heldout")) << j.dump();
   for (const char* run : {"edi-blur", "conv-blur", "conv-blur-k1"})
     EXPECT_DOUBLE_EQ(j["steering"][run].get<double>(), steering_in_loop(dir / run)) << run;

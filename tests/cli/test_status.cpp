@@ -155,7 +155,7 @@ TEST(Status, SweepWithDoneFailedAndPendingEntries) {
   TempDir d;
   const fs::path sweep = d / "s.ini", out = d / "sweep";
   fs::create_directories(d / "empty");  // a data set without images: the run fails before any work
-  edi::write_file_atomic(sweep, "[sweep]\nevaluate = false\naggregate = false\nout = " + out.string() +
+  edi::write_file_atomic(sweep, "[sweep]\ncontrol = false\nevaluate = false\naggregate = false\nout = " + out.string() +
                                     "\n[run]\ndata = " + f.data + "\nmodel = " + f.model +
                                     "\nmethod = conventional\n[grid.conv-blur]\nk = 3\n"
                                     "[grid.no-images]\ndata = " + (d / "empty").string() +

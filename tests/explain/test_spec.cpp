@@ -51,7 +51,7 @@ TEST(Spec, OtherNamesRoundTrip) {
   for (DeletionBaseline b : {DeletionBaseline::kConstant, DeletionBaseline::kBlur}) {
     EXPECT_EQ(parse_deletion_baseline(deletion_baseline_name(b)), b);
   }
-  EXPECT_EQ(config_error([] { parse_target("top1"); }), "--target top1: expected one of runner-up, true-class");
+  EXPECT_EQ(config_error([] { parse_target("top1"); }), "--target top1: expected one of runner-up, true-class, feature");
   EXPECT_EQ(config_error([] { parse_ig_rule("left"); }), "--ig-rule left: expected one of trapezoid, midpoint");
   EXPECT_EQ(config_error([] { parse_granularity(""); }), "--select '': expected one of entry, pixel");
   EXPECT_EQ(config_error([] { parse_deletion_baseline("noise"); }),
