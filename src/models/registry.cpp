@@ -183,25 +183,6 @@ ModelInfo info_from_sidecar(const std::string& reference, const Sidecar& s, cons
   return info;
 }
 
-c10::Device parse_device(const std::string& device) {
-  if (device == "cpu") return c10::Device(c10::kCPU);
-  if (device == "cuda" || device.rfind("cuda:", 0) == 0) {
-    int index = 0;
-    if (device.size() > 5) {
-      const std::string digits = device.substr(5);
-      if (digits.empty() || digits.size() > 3 || digits.find_first_not_of("0123456789") != std::string::npos)
-        throw ConfigError("--device " + device + ": expected cpu, cuda or cuda:<index>");
-      index = std::stoi(digits);
-    }
-    if (!at::hasCUDA())
-      throw ConfigError("--device " + device + ": this LibTorch build has no CUDA support (use --device cpu)");
-    const auto n = at::getNumGPUs();
-    if (static_cast<std::size_t>(index) >= n)
-      throw ConfigError("--device " + device + ": no such GPU (" + std::to_string(n) + " visible)");
-    return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
-  }
-  throw ConfigError("--device " + device + ": expected cpu, cuda or cuda:<index>");
-}
 
 std::unique_ptr<Classifier> load_classifier(const std::string& reference, const LoadOptions& options) {
   if (reference.rfind("faceapi:", 0) == 0) return load_faceapi_classifier(reference, options);

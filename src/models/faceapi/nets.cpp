@@ -32,21 +32,6 @@ void require_assets(const fs::path& dir, const char* manifest, const char* bin) 
   }
 }
 
-/// "cpu", "cuda" or "cuda:<i>"; ConfigError when unknown or unavailable.
-c10::Device device_from_string(const std::string& s) {
-  if (s.empty() || s == "cpu") return c10::Device(c10::DeviceType::CPU);
-  if (s == "cuda" || s.rfind("cuda:", 0) == 0) {
-    c10::Device d(c10::DeviceType::CPU);
-    try {
-      d = c10::Device(s);
-    } catch (const c10::Error&) {
-      throw ConfigError("unknown device '" + s + "' (expected cpu, cuda or cuda:<index>)");
-    }
-    if (!at::hasCUDA()) throw ConfigError("device '" + s + "' requested but this LibTorch build has no CUDA device");
-    return d;
-  }
-  throw ConfigError("unknown device '" + s + "' (expected cpu, cuda or cuda:<index>)");
-}
 
 /// Images N×3×H×W in [0,1] → face-api's normalised N×3×side×side input.
 at::Tensor preprocess(const at::Tensor& images, std::int64_t side, const c10::Device& device) {
@@ -363,7 +348,7 @@ std::unique_ptr<Classifier> load_faceapi_classifier(const std::string& reference
     if (task != "gender" && task != "age") {
       throw ModelError("faceapi:age-gender has no task '" + task + "' (expected gender or age)");
     }
-    auto net = std::make_shared<AgeGenderNet>(faceapi_assets_dir(), device_from_string(options.device));
+    auto net = std::make_shared<AgeGenderNet>(faceapi_assets_dir(), parse_device(options.device));
     return std::make_unique<AgeGenderClassifier>(std::move(net), task, reference);
   }
   if (reference == "faceapi:recognition") {
@@ -379,7 +364,7 @@ std::unique_ptr<Embedder> load_faceapi_embedder(const std::string& reference, co
   if (reference != "faceapi:recognition") {
     throw ModelError("unknown face-api embedder reference '" + reference + "' (expected faceapi:recognition)");
   }
-  return std::make_unique<FaceRecognitionNet>(faceapi_assets_dir(), device_from_string(options.device), reference);
+  return std::make_unique<FaceRecognitionNet>(faceapi_assets_dir(), parse_device(options.device), reference);
 }
 
 }  // namespace edi::models

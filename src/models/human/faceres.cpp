@@ -20,21 +20,6 @@ constexpr const char* kEmbeddingNode = "global_pooling/Mean";
 constexpr const char* kGenderNode = "gender_pred/BiasAdd";
 constexpr const char* kAgeNode = "age_pred/Softmax";
 
-/// "cpu", "cuda" or "cuda:<i>"; ConfigError when unknown or unavailable.
-c10::Device device_from_string(const std::string& s) {
-  if (s.empty() || s == "cpu") return c10::Device(c10::DeviceType::CPU);
-  if (s == "cuda" || s.rfind("cuda:", 0) == 0) {
-    c10::Device d(c10::DeviceType::CPU);
-    try {
-      d = c10::Device(s);
-    } catch (const c10::Error&) {
-      throw ConfigError("unknown device '" + s + "' (expected cpu, cuda or cuda:<index>)");
-    }
-    if (!at::hasCUDA()) throw ConfigError("device '" + s + "' requested but this LibTorch build has no CUDA device");
-    return d;
-  }
-  throw ConfigError("unknown device '" + s + "' (expected cpu, cuda or cuda:<index>)");
-}
 
 }  // namespace
 
@@ -125,7 +110,7 @@ bool is_human_embedder_reference(const std::string& reference) { return referenc
 std::unique_ptr<Embedder> load_human_embedder(const std::string& reference, const LoadOptions& options) {
   if (!is_human_embedder_reference(reference))
     throw ModelError("unknown human embedder reference '" + reference + "' (expected human:faceres)");
-  auto net = std::make_shared<FaceResNet>(human_assets_dir(), device_from_string(options.device));
+  auto net = std::make_shared<FaceResNet>(human_assets_dir(), parse_device(options.device));
   return std::make_unique<FaceResEmbedder>(std::move(net), reference);
 }
 
@@ -134,7 +119,7 @@ std::unique_ptr<Classifier> load_human_classifier(const std::string& reference, 
     const std::string task = options.task.empty() ? "gender" : options.task;
     if (task != "gender" && task != "age")
       throw ModelError("human:faceres-age-gender has no task '" + task + "' (expected gender or age)");
-    auto net = std::make_shared<FaceResNet>(human_assets_dir(), device_from_string(options.device));
+    auto net = std::make_shared<FaceResNet>(human_assets_dir(), parse_device(options.device));
     return std::make_unique<FaceResAgeGenderClassifier>(std::move(net), task, reference);
   }
   if (is_human_embedder_reference(reference))
