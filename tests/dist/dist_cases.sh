@@ -26,7 +26,8 @@
 #            snapshots must equal it byte for byte).
 #   rank_error  an I/O error injected on rank 1 mid-run (EDI_FAULT_IO): the
 #            error is printed and every rank ends within 30 s, exit code 4.
-#   refusal  rerunning a run directory with a different --k exits 2 and names --k
+#   refusal  rerunning a run directory with a different --k exits 2 and names --k;
+#            --q 90.0 resumes a run started with the default 90 (typed values hashed)
 #            (under mpirun and as one process), leaving the directory untouched;
 #            also with provenance.json deleted (the checkpoints' config hash),
 #            with an edited model sidecar, and with the data moved elsewhere.
@@ -336,6 +337,14 @@ PY
     log "no provenance.json, --k 11: exit 2: $(grep -o 'refusing.*' "$WORK/noprov.log" | head -1 | cut -c1-120)"
     [ ! -f "$WORK/noprov/provenance.json" ] || die "the refused resume wrote a provenance.json"
     finish "$WORK/noprov" 2  # with the original options it resumes
+    # Typed values: a run started with the default --q (90) resumes with --q 90.0.
+    interrupt "$WORK/typed" term-ranks
+    rc=0
+    edi_mpirun 2 "$WORK/typed" --q 90.0 >"$WORK/typed.rerun.log" 2>&1 || rc=$?
+    [ "$rc" = 0 ] && grep -q "resumed at pass" "$WORK/typed.rerun.log" ||
+      { cat "$WORK/typed.rerun.log"; die "--q 90.0 did not resume a run started with the default 90 (exit $rc)"; }
+    same_outputs "$(ref_dir)" "$WORK/typed" || die "the --q 90.0 resume differs from the reference"
+    log "--q 90.0 resumed a run started with the default 90, outputs identical"
     # An edited model sidecar (classes, normalisation, input size) is another model.
     rm -rf "$WORK/sidecar"
     cp -a "$(ref_dir)" "$WORK/sidecar"

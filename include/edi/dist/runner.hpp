@@ -21,7 +21,12 @@ namespace edi::dist {
 /// Options that do not change results (excluded from the config hash).
 bool option_is_operational(const std::string& name);
 
-/// Canonical JSON of the result-relevant options, and its sha256.
+/// An option value as the config hash sees it: one number is written in one
+/// way ("90.0", "9e1" and "90" are "90"; integers exactly, any size), anything
+/// else as written.
+std::string canonical_option_value(const std::string& value);
+
+/// Canonical JSON of the result-relevant options (values canonical), and its sha256.
 std::string config_json(const engine::RunConfig& config);
 
 struct DistRunOutcome {
