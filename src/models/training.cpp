@@ -251,11 +251,9 @@ std::filesystem::path checkpoint_path(const std::filesystem::path& out) {
   return p;
 }
 
-TrainResult train_classifier(const TrainConfig& c, const std::function<void(const EpochReport&)>& on_epoch,
-                             const TrainLog& log) {
-  const auto say = [&](const std::string& s) {
-    if (log) log(s);
-  };
+namespace {
+
+void check_train_config(const TrainConfig& c) {
   const auto& archs = native_architectures();
   if (std::find(archs.begin(), archs.end(), c.architecture) == archs.end())
     throw ConfigError("--arch " + c.architecture + ": expected small-cnn or resnet18");
@@ -263,6 +261,82 @@ TrainResult train_classifier(const TrainConfig& c, const std::function<void(cons
     throw ConfigError("--augment " + c.augment + ": expected none, flip, crop or flip+crop");
   if (c.epochs < 1 || c.batch < 1 || c.input_size < 8 || !(c.lr > 0) || c.patience < 1)
     throw ConfigError("training settings out of range (epochs, batch, size, lr, patience must be positive)");
+}
+
+/// The input normalisation of the training images, on the device.
+struct Normaliser {
+  torch::Tensor mean, inv_std;
+  Normaliser(const Normalisation& nm, const c10::Device& device)
+      : mean(torch::tensor({nm.mean[0], nm.mean[1], nm.mean[2]}).view({1, 3, 1, 1}).to(device)),
+        inv_std((1.0 / torch::tensor({nm.std[0], nm.std[1], nm.std[2]})).view({1, 3, 1, 1}).to(device)) {}
+};
+
+/// One epoch over the training split in the counter RNG's order: summed loss and correct count.
+std::pair<double, std::int64_t> train_epoch(detail::NativeNet& net, torch::optim::AdamW& opt, const TrainConfig& c,
+                                            const Dataset& d, const Normaliser& nz, const c10::Device& device, int epoch) {
+  const std::int64_t n_train = static_cast<std::int64_t>(d.train.size());
+  // Shuffle with the counter RNG (Fisher–Yates), keyed by epoch.
+  std::vector<std::int64_t> order(static_cast<std::size_t>(n_train));
+  std::iota(order.begin(), order.end(), 0);
+  CounterRng shuffle(RngKey{c.seed, stable_hash64("train-order"), static_cast<std::uint32_t>(epoch), RngStream::kTrain});
+  for (std::size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[shuffle.below(i)]);
+
+  net.train();
+  double loss_sum = 0.0;
+  std::int64_t correct = 0;
+  for (std::int64_t b = 0; b < n_train; b += c.batch) {
+    const std::int64_t len = std::min<std::int64_t>(c.batch, n_train - b);
+    const auto idx = torch::tensor(std::vector<std::int64_t>(order.begin() + b, order.begin() + b + len), torch::kLong);
+    std::vector<std::string> ids;
+    for (std::int64_t i = b; i < b + len; ++i) ids.push_back(d.train.ids[static_cast<std::size_t>(order[i])]);
+    torch::Tensor x = augment_batch(d.train.images.index_select(0, idx), ids, c.augment, c.seed, epoch);
+    x = (x.to(device) - nz.mean) * nz.inv_std;
+    const torch::Tensor y = d.train.labels.index_select(0, idx).to(device);
+    opt.zero_grad();
+    const torch::Tensor z = net.forward(x);
+    const torch::Tensor loss = torch::nn::functional::cross_entropy(z, y);
+    loss.backward();
+    opt.step();
+    loss_sum += loss.item<double>() * static_cast<double>(len);
+    correct += z.detach().argmax(1).eq(y).sum().item<std::int64_t>();
+  }
+  return {loss_sum, correct};
+}
+
+TrainingRecord training_record(const TrainConfig& c, const Dataset& d, const LoopState& st, double train_accuracy,
+                               double val_accuracy, double test_accuracy) {
+  TrainingRecord rec;
+  rec.manifest_hash = c.manifest.hash();
+  rec.data_root = c.image_root.empty() ? c.manifest.data_root : c.image_root.string();
+  rec.test_fraction = c.manifest.split.test_fraction;
+  rec.val_fraction = c.manifest.split.val_fraction;
+  rec.split_seed = c.manifest.split.seed;
+  rec.train_images = d.train.size();
+  rec.val_images = d.val.size();
+  rec.test_images = d.test.size();
+  rec.epochs_max = c.epochs;
+  rec.epochs_run = st.epochs_done;
+  rec.best_epoch = st.best_epoch;
+  rec.seed = c.seed;
+  rec.lr = c.lr;
+  rec.batch = c.batch;
+  rec.augment = c.augment;
+  rec.threads = c.threads;
+  rec.train_accuracy = train_accuracy;
+  rec.val_accuracy = val_accuracy;
+  rec.test_accuracy = test_accuracy;
+  rec.seconds = st.seconds;
+  return rec;
+}
+
+}  // namespace
+
+TrainResult train_classifier(const TrainConfig& c, const std::function<void(const EpochReport&)>& on_epoch,
+                             const TrainLog& log) {
+  const auto say = [&](const std::string& s) {
+    if (log) log(s);
+  };
+  check_train_config(c);
   const c10::Device device = parse_device(c.device);
 
   const auto t_load = Clock::now();
@@ -279,10 +353,7 @@ TrainResult train_classifier(const TrainConfig& c, const std::function<void(cons
   sidecar.classes = d.classes;
   sidecar.input_size = c.input_size;
   sidecar.normalisation = channel_stats(d.train.images);
-  const auto& nm = sidecar.normalisation;
-  const torch::Tensor mean = torch::tensor({nm.mean[0], nm.mean[1], nm.mean[2]}).view({1, 3, 1, 1}).to(device);
-  const torch::Tensor inv_std =
-      (1.0 / torch::tensor({nm.std[0], nm.std[1], nm.std[2]})).view({1, 3, 1, 1}).to(device);
+  const Normaliser nz(sidecar.normalisation, device);
 
   // Initialisation: torch's generator seeded from the counter RNG.
   torch::manual_seed(CounterRng(RngKey{c.seed, stable_hash64("train-init"), 0, RngStream::kTrain}).next_u64());
@@ -309,34 +380,9 @@ TrainResult train_classifier(const TrainConfig& c, const std::function<void(cons
     const auto t0 = Clock::now();
     const double lr = c.lr * 0.5 * (1.0 + std::cos(pi * (epoch - 1) / c.epochs));
     for (auto& group : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-
-    // Shuffle with the counter RNG (Fisher–Yates), keyed by epoch.
-    std::vector<std::int64_t> order(static_cast<std::size_t>(n_train));
-    std::iota(order.begin(), order.end(), 0);
-    CounterRng shuffle(RngKey{c.seed, stable_hash64("train-order"), static_cast<std::uint32_t>(epoch), RngStream::kTrain});
-    for (std::size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[shuffle.below(i)]);
-
-    net->train();
-    double loss_sum = 0.0;
-    std::int64_t correct = 0;
-    for (std::int64_t b = 0; b < n_train; b += c.batch) {
-      const std::int64_t len = std::min<std::int64_t>(c.batch, n_train - b);
-      const auto idx = torch::tensor(std::vector<std::int64_t>(order.begin() + b, order.begin() + b + len), torch::kLong);
-      std::vector<std::string> ids;
-      for (std::int64_t i = b; i < b + len; ++i) ids.push_back(d.train.ids[static_cast<std::size_t>(order[i])]);
-      torch::Tensor x = augment_batch(d.train.images.index_select(0, idx), ids, c.augment, c.seed, epoch);
-      x = (x.to(device) - mean) * inv_std;
-      const torch::Tensor y = d.train.labels.index_select(0, idx).to(device);
-      opt.zero_grad();
-      const torch::Tensor z = net->forward(x);
-      const torch::Tensor loss = torch::nn::functional::cross_entropy(z, y);
-      loss.backward();
-      opt.step();
-      loss_sum += loss.item<double>() * static_cast<double>(len);
-      correct += z.detach().argmax(1).eq(y).sum().item<std::int64_t>();
-    }
+    const auto [loss_sum, correct] = train_epoch(*net, opt, c, d, nz, device, epoch);
     const double train_seconds = seconds_since(t0);
-    const EvalResult val = evaluate(*net, d.val, mean, inv_std, device);
+    const EvalResult val = evaluate(*net, d.val, nz.mean, nz.inv_std, device);
 
     EpochReport r;
     r.epoch = epoch;
@@ -359,8 +405,7 @@ TrainResult train_classifier(const TrainConfig& c, const std::function<void(cons
       ++st.bad_epochs;
     }
     st.epochs_done = epoch;
-    const double epoch_seconds = seconds_since(t0);
-    st.seconds += epoch_seconds;
+    st.seconds += seconds_since(t0);
     save_checkpoint(ckpt, fp, *net, opt, st);
     const int left = st.bad_epochs >= c.patience ? 0 : c.epochs - epoch;
     r.eta_seconds = left * (st.seconds / epoch);
@@ -369,32 +414,11 @@ TrainResult train_classifier(const TrainConfig& c, const std::function<void(cons
   result.early_stopped = st.epochs_done < c.epochs;
 
   restore_state(*net, st.best);
-  const EvalResult train_eval = evaluate(*net, d.train, mean, inv_std, device);
-  const EvalResult val_eval = evaluate(*net, d.val, mean, inv_std, device);
-  const EvalResult test_eval = evaluate(*net, d.test, mean, inv_std, device);
-
-  TrainingRecord& rec = result.record;
-  rec.manifest_hash = c.manifest.hash();
-  rec.data_root = c.image_root.empty() ? c.manifest.data_root : c.image_root.string();
-  rec.test_fraction = c.manifest.split.test_fraction;
-  rec.val_fraction = c.manifest.split.val_fraction;
-  rec.split_seed = c.manifest.split.seed;
-  rec.train_images = d.train.size();
-  rec.val_images = d.val.size();
-  rec.test_images = d.test.size();
-  rec.epochs_max = c.epochs;
-  rec.epochs_run = st.epochs_done;
-  rec.best_epoch = st.best_epoch;
-  rec.seed = c.seed;
-  rec.lr = c.lr;
-  rec.batch = c.batch;
-  rec.augment = c.augment;
-  rec.threads = c.threads;
-  rec.train_accuracy = train_eval.accuracy;
-  rec.val_accuracy = val_eval.accuracy;
-  rec.test_accuracy = test_eval.accuracy;
-  rec.seconds = st.seconds;
-  sidecar.training = rec;
+  const double train_acc = evaluate(*net, d.train, nz.mean, nz.inv_std, device).accuracy;
+  const double val_acc = evaluate(*net, d.val, nz.mean, nz.inv_std, device).accuracy;
+  const double test_acc = evaluate(*net, d.test, nz.mean, nz.inv_std, device).accuracy;
+  result.record = training_record(c, d, st, train_acc, val_acc, test_acc);
+  sidecar.training = result.record;
 
   net->to(torch::kCPU);
   torch::serialize::OutputArchive model;
