@@ -23,6 +23,8 @@
 #include "edi/dist/signals.hpp"
 #include "edi/engine/bench.hpp"
 #include "edi/engine/steering.hpp"
+#include "edi/models/faceapi.hpp"
+#include "edi/models/human.hpp"
 #include "edi/models/registry.hpp"
 #include "edi/version.hpp"
 
@@ -94,7 +96,16 @@ void on_root(const Mpi& mpi, Fn&& fn) {
 
 /// The model's and its sidecar's sha256 ("" where there is no such file).
 std::pair<std::string, std::string> model_hashes(const std::string& model) {
-  if (model.rfind("faceapi:", 0) == 0 || model.rfind("human:", 0) == 0) return {std::string("builtin:") + model, std::string()};
+  if (model.rfind("faceapi:", 0) == 0 || model.rfind("human:", 0) == 0) {
+    // A ported net: its weights are the asset files (fetched and sha256-checked at set-up).
+    const bool human = model.rfind("human:", 0) == 0;
+    const fs::path dir = human ? models::human_assets_dir() : models::faceapi_assets_dir();
+    const std::string stem = human ? "faceres" : model == "faceapi:age-gender" ? "age_gender_model" : "face_recognition_model";
+    std::error_code ec;
+    const fs::path weights = dir / (stem + ".bin");
+    const std::string sha = fs::is_regular_file(weights, ec) ? sha256_file(weights) : std::string();
+    return {"builtin:" + model + (sha.empty() ? std::string() : ":" + sha), std::string()};
+  }
   std::error_code ec;
   const std::string sha = fs::is_regular_file(model, ec) ? sha256_file(model) : std::string();
   const fs::path sidecar = models::sidecar_path(model);
