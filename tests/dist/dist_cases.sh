@@ -115,6 +115,42 @@ PY
   diff -r "$run/images" "$run/snapshots/$DATASET_TARGET/images" >/dev/null || die "the snapshot at the lowest target is not the final state"
 }
 
+# check_target_list: a list of targets (70,55,46) under the dataset rule, one
+# process: a snapshot per target, each at the first pass at or below it, and the
+# run itself identical to the one-target reference (higher targets change nothing).
+check_target_list() {
+  local run=$WORK/targets rc=0
+  rm -rf "$run"
+  "$EDI_EXE" run --data "$FIXTURE/data" --model "$FIXTURE/model.pt" --out "$run" "${RUN_ARGS[@]}" --k "$K" \
+    --stop dataset --target-risk 70,55,$DATASET_TARGET --max-passes 24 --operator noise --sigma 0.03 --q 80 \
+    >"$run.log" 2>&1 || rc=$?
+  [ "$rc" = 0 ] || { cat "$run.log"; die "target list run exited $rc"; }
+  /usr/bin/python3 - "$run" 70 55 "$DATASET_TARGET" <<'PY' || die "the target list's snapshots of $run are wrong"
+import json, os, sys
+run, targets = sys.argv[1], [int(t) for t in sys.argv[2:]]
+passes = json.load(open(os.path.join(run, "summary.json")))["passes"]
+seen = []
+for t in targets:
+    snap = json.load(open(os.path.join(run, "snapshots/%d/snapshot.json" % t)))
+    p = snap["pass"]
+    assert snap["target_percent"] == t and snap["risk_percent"] <= t, snap
+    assert passes[p]["risk_percent"] == snap["risk_percent"], (snap, passes[p])
+    assert p == 0 or passes[p - 1]["risk_percent"] > t, (t, passes[p - 1])
+    seen.append(p)
+assert seen == sorted(seen) and len(set(seen)) > 1, seen  # later targets later, not all at one pass
+print("  targets %s: snapshots at passes %s" % (targets, seen))
+PY
+  # (same_outputs also compares the snapshot folders, of which this run has more)
+  local f
+  for f in outcomes.csv trajectories.csv; do
+    cmp -s "$(ref_dir)/$f" "$run/$f" || die "the target list changed $f"
+  done
+  diff -r "$(ref_dir)/images" "$run/images" >/dev/null || die "the target list changed the images"
+  diff -r "$(ref_dir)/snapshots/$DATASET_TARGET" "$run/snapshots/$DATASET_TARGET" >/dev/null ||
+    die "the lowest target's snapshot differs from the one-target run's"
+  log "target list 70,55,$DATASET_TARGET: one snapshot per target, run identical to the one-target reference"
+}
+
 # check_complete OUT: the completion marker is there, written as interfaces §1 says.
 check_complete() {
   /usr/bin/python3 - "$1/complete.json" <<'PY' || die "$1/complete.json missing or malformed"
@@ -164,7 +200,10 @@ case $CASE in
       interrupt "$WORK/one" term-one-rank
       finish "$WORK/one" 2
     else
-      [ "$RULE" = dataset ] && check_snapshots "$(ref_dir)"
+      if [ "$RULE" = dataset ]; then
+        check_snapshots "$(ref_dir)"
+        check_target_list
+      fi
       # The per-image and dataset rules with shards ahead of their checkpoints:
       # under the dataset rule a signal between the two phases of a pass
       # commits the evaluated shards as such (the resume neither repeats nor
