@@ -1,5 +1,7 @@
 #include "edi/core/csv.hpp"
 
+#include <sstream>
+
 #include "edi/core/error.hpp"
 
 namespace edi {
@@ -118,6 +120,13 @@ int csv_column(const CsvTable& table, std::string_view name) {
   for (std::size_t i = 0; i < table.header.size(); ++i)
     if (table.header[i] == name) return static_cast<int>(i);
   return -1;
+}
+
+std::string format_g(double value, int significant) {
+  std::ostringstream s;
+  s.precision(significant);
+  s << value;
+  return s.str();
 }
 
 }  // namespace edi

@@ -172,13 +172,7 @@ void write_images(const fs::path& dir, const Shard& shard, int bits) {
 }
 
 namespace {
-std::string fmt(double v) {
-  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
-  std::ostringstream s;
-  s.precision(7);
-  s << v;
-  return s.str();
-}
+std::string fmt(double v) { return format_g(v, 7); }
 }  // namespace
 
 void write_outcomes(const fs::path& path, const data::Manifest& m, const std::vector<const Shard*>& shards) {

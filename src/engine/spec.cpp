@@ -7,16 +7,13 @@
 #include <functional>
 #include <sstream>
 
+#include "edi/core/csv.hpp"
 #include "edi/core/error.hpp"
 
 namespace edi::engine {
 
 namespace {
-std::string num(double v) {
-  std::ostringstream s;
-  s << v;
-  return s.str();
-}
+std::string num(double v) { return format_g(v); }
 }  // namespace
 
 const char* method_name(Method m) {
@@ -95,11 +92,7 @@ void set_targets(EngineSpec& spec, std::vector<double> targets) {
   if (!spec.targets.empty()) spec.target_risk = spec.targets.back();
 }
 
-std::string target_text(double target) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%g", target);
-  return buf;
-}
+std::string target_text(double target) { return format_g(target); }
 
 void validate(const EngineSpec& s) {
   if (!s.region) perturb::validate(s.op);

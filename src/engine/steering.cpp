@@ -6,6 +6,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "edi/core/csv.hpp"
 #include "edi/core/error.hpp"
 #include "edi/engine/runner.hpp"
 #include "edi/explain/explain.hpp"
@@ -15,11 +16,7 @@ namespace edi::engine {
 
 namespace {
 
-std::string num(double v) {
-  std::ostringstream out;
-  out << v;
-  return out.str();
-}
+std::string num(double v) { return format_g(v); }
 
 void check_range(const char* option, double v, double lo, double hi) {
   if (!(v >= lo && v <= hi))

@@ -10,6 +10,7 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "edi/core/csv.hpp"
 #include "edi/core/error.hpp"
 
 namespace edi::perturb {
@@ -18,12 +19,7 @@ namespace {
 
 const char* const kNames[] = {"blur", "gaussian", "pixelate", "dp-pix", "dp-blur", "noise", "mask"};
 
-std::string fmt(double v) {
-  std::ostringstream s;
-  s.precision(6);
-  s << v;
-  return s.str();
-}
+std::string fmt(double v) { return format_g(v); }
 
 [[noreturn]] void bad(const std::string& option, const std::string& value, const std::string& expected) {
   throw ConfigError("--" + option + " " + value + ": expected " + expected);

@@ -21,6 +21,11 @@ CsvTable parse_csv(std::string_view text, const std::string& source);
 /// Quote a field when it holds a comma, quote, CR or LF.
 std::string csv_field(std::string_view field);
 
+/// A number as a default-formatted std::ostream writes it with `significant`
+/// digits (%g-like: 90, 0.15, 1e-07, inf): the one formatter of option values,
+/// descriptions and the engine's CSV outputs.
+std::string format_g(double value, int significant = 6);
+
 /// Join fields into one CSV line (with trailing '\n').
 std::string csv_line(const std::vector<std::string>& fields);
 
