@@ -9,10 +9,10 @@
 #include "edi/core/error.hpp"
 #include "edi/engine/bench.hpp"
 #include "edi/engine/steering.hpp"
-#include "edi/engine/runner.hpp"
-#include "edi/dist/mpi.hpp"
-#include "edi/dist/runner.hpp"
-#include "edi/dist/signals.hpp"
+#include "edi/engine/run_io.hpp"
+#include "edi/cluster/mpi.hpp"
+#include "edi/cluster/runner.hpp"
+#include "edi/cluster/signals.hpp"
 #include "engine_options.hpp"
 
 namespace edi::cli {
@@ -27,9 +27,9 @@ int cmd_run(const Args& args) {
   add_run_options(opt);
   if (!opt.parse(args)) return 0;
   const engine::RunConfig c = run_config_from(opt);
-  dist::install_stop_handlers();  // before anything slow: a signal during start-up is honoured too
+  cluster::install_stop_handlers();  // before anything slow: a signal during start-up is honoured too
   const int threads = opt.apply_threads();
-  dist::Mpi mpi(nullptr, nullptr);
+  cluster::Mpi mpi(nullptr, nullptr);
   try {
     if (mpi.root()) {
       engine::EngineSpec shown = c.engine;
@@ -38,7 +38,7 @@ int cmd_run(const Args& args) {
                   mpi.size(), threads, c.out.c_str());
       std::fflush(stdout);
     }
-    const dist::DistRunOutcome out = dist::run_distributed(
+    const cluster::DistRunOutcome out = cluster::run_distributed(
         mpi, c, [&](const engine::PassReport& r, double eta, const std::vector<std::string>& per_rank) {
           std::printf("pass %3d  active %6lld  risk %6.2f%% (%lld/%lld identified)  %7.1f image-passes/s  %6.2f s  ETA <= %.0f s\n",
                       r.pass, static_cast<long long>(r.active), r.risk_percent, static_cast<long long>(r.identified),
@@ -48,8 +48,8 @@ int cmd_run(const Args& args) {
         });
     if (out.interrupted) {
       if (mpi.root())
-        std::printf("%s (exit %d)\n", dist::describe_interruption(out).c_str(), dist::kExitCheckpointed);
-      return dist::kExitCheckpointed;
+        std::printf("%s (exit %d)\n", cluster::describe_interruption(out).c_str(), cluster::kExitCheckpointed);
+      return cluster::kExitCheckpointed;
     }
     if (mpi.root()) {
       const engine::RunSummary& s = out.summary;
@@ -63,7 +63,7 @@ int cmd_run(const Args& args) {
                   s.final_risk_percent, s.passes_run, s.seconds, (c.out / "results.h5").c_str());
     }
     return 0;
-  } catch (const dist::RemoteError& e) {
+  } catch (const cluster::RemoteError& e) {
     if (mpi.root()) throw;
     return e.exit_code();  // rank 0 reports it
   } catch (const Error& e) {

@@ -6,7 +6,7 @@
 
 #include "commands.hpp"
 #include "edi/core/error.hpp"
-#include "edi/dist/sweep.hpp"
+#include "edi/cluster/sweep.hpp"
 #include "edi/report/status.hpp"
 #include "options.hpp"
 
@@ -40,7 +40,7 @@ int cmd_status(const Args& args) {
   std::vector<std::string> plan;
   fs::path dir;
   if (opt.has("config")) {
-    const dist::SweepPlan p = dist::read_sweep(opt.existing_file("config"));
+    const cluster::SweepPlan p = cluster::read_sweep(opt.existing_file("config"));
     for (const auto& e : p.entries) plan.push_back(e.name);
     if (p.settings.count("out")) dir = p.settings.at("out");
   }

@@ -16,10 +16,10 @@
 #include "edi/core/error.hpp"
 #include "edi/core/fs.hpp"
 #include "edi/core/threads.hpp"
-#include "edi/dist/mpi.hpp"
-#include "edi/dist/runner.hpp"
-#include "edi/dist/signals.hpp"
-#include "edi/dist/sweep.hpp"
+#include "edi/cluster/mpi.hpp"
+#include "edi/cluster/runner.hpp"
+#include "edi/cluster/signals.hpp"
+#include "edi/cluster/sweep.hpp"
 #include "edi/metrics/evaluate.hpp"
 #include "edi/report/aggregate.hpp"
 #include "engine_options.hpp"
@@ -57,7 +57,7 @@ struct SweepSettings {
 /// The sweep's own keys, then every `edi-anon evaluate` option under its own
 /// name (declared once: same defaults and bounds as `evaluate`); `attackers`
 /// is accepted for `attacker`, and lists may use '|' or ','.
-SweepSettings sweep_settings(const dist::SweepPlan& plan, const fs::path& file) {
+SweepSettings sweep_settings(const cluster::SweepPlan& plan, const fs::path& file) {
   SweepSettings s;
   Options ev("evaluate", "", "");
   add_eval_options(ev);
@@ -93,23 +93,23 @@ SweepSettings sweep_settings(const dist::SweepPlan& plan, const fs::path& file) 
 struct SweepContext {
   fs::path file, out;
   const Options* opt = nullptr;
-  dist::SweepPlan plan;
+  cluster::SweepPlan plan;
   SweepSettings settings;
 };
 
 /// The run configuration of one entry; `check_paths` = false for a plan shown
 /// before the data exists. A matched entry not yet resolved is validated with
 /// placeholder targets.
-engine::RunConfig entry_config(const SweepContext& x, const dist::SweepEntry& entry, bool check_paths) {
-  dist::SweepEntry e = entry;
+engine::RunConfig entry_config(const SweepContext& x, const cluster::SweepEntry& entry, bool check_paths) {
+  cluster::SweepEntry e = entry;
   if (e.matched()) {
     std::map<std::string, double> zero;
     for (const auto& b : e.baselines) zero[b] = 0;
-    e = dist::resolve_match(e, zero);
+    e = cluster::resolve_match(e, zero);
   }
   Options ro("run", "", "");
   add_run_options(ro);
-  std::vector<std::string> a = dist::entry_arguments(e);
+  std::vector<std::string> a = cluster::entry_arguments(e);
   a.push_back("--out=" + (x.out / e.name).string());
   a.push_back("--threads=" + x.opt->text("threads"));
   if (x.opt->flag_set("verbose")) a.push_back("--verbose");
@@ -126,12 +126,12 @@ void print_plan(const SweepContext& x) {
   const auto& entries = x.plan.entries;
   for (std::size_t i = 0; i < entries.size(); ++i) {
     std::printf("%3zu  %s\n    ", i, entries[i].name.c_str());
-    for (const auto& a : dist::entry_arguments(entries[i])) std::printf(" %s", a.c_str());
+    for (const auto& a : cluster::entry_arguments(entries[i])) std::printf(" %s", a.c_str());
     std::printf("\n");
     if (!entries[i].matched()) continue;
     std::string after, names;
     for (const auto& b : entries[i].baselines) {
-      after += (after.empty() ? "" : ",") + std::to_string(dist::entry_index(x.plan, b));
+      after += (after.empty() ? "" : ",") + std::to_string(cluster::entry_index(x.plan, b));
       names += (names.empty() ? "" : ", ") + b;
     }
     std::printf("     after: %s (target-risk = match: the measured steering risks of %s)\n", after.c_str(), names.c_str());
@@ -140,7 +140,7 @@ void print_plan(const SweepContext& x) {
 
 /// Rank 0 reads the baselines' measured risks; every rank gets the resolved
 /// entry. ConfigError when a baseline has not finished.
-dist::SweepEntry resolve_entry(const dist::Mpi& mpi, const SweepContext& x, const dist::SweepEntry& e,
+cluster::SweepEntry resolve_entry(const cluster::Mpi& mpi, const SweepContext& x, const cluster::SweepEntry& e,
                                const std::set<std::string>& finished_here) {
   std::string text;
   if (mpi.root()) {
@@ -148,13 +148,13 @@ dist::SweepEntry resolve_entry(const dist::Mpi& mpi, const SweepContext& x, cons
       std::map<std::string, double> risks;
       for (const auto& b : e.baselines) {
         const fs::path dir = x.out / b;
-        if (!finished_here.count(b) && !dist::run_finished(dir))
+        if (!finished_here.count(b) && !cluster::run_finished(dir))
           throw ConfigError("run '" + e.name + "': target-risk = match: baseline '" + b + "' (entry " +
-                            std::to_string(dist::entry_index(x.plan, b)) + ") has not finished (no " + (dir / "complete.json").string() +
+                            std::to_string(cluster::entry_index(x.plan, b)) + ") has not finished (no " + (dir / "complete.json").string() +
                             "); the baselines run first");
-        risks[b] = dist::measured_risk(dir);
+        risks[b] = cluster::measured_risk(dir);
       }
-      const dist::SweepEntry r = dist::resolve_match(e, risks);
+      const cluster::SweepEntry r = cluster::resolve_match(e, risks);
       text = "ok\n" + r.option("target-risk") + "\n" + r.option("matched-to");
     } catch (const ConfigError& err) {
       text = std::string("error\n") + err.what();
@@ -164,7 +164,7 @@ dist::SweepEntry resolve_entry(const dist::Mpi& mpi, const SweepContext& x, cons
   const auto nl = text.find('\n');
   if (text.substr(0, nl) == "error") throw ConfigError(text.substr(nl + 1));
   const auto nl2 = text.find('\n', nl + 1);
-  dist::SweepEntry r = e;
+  cluster::SweepEntry r = e;
   r.baselines.clear();
   for (auto& [k, v] : r.options)
     if (k == "target-risk") v = text.substr(nl + 1, nl2 - nl - 1);
@@ -173,11 +173,11 @@ dist::SweepEntry resolve_entry(const dist::Mpi& mpi, const SweepContext& x, cons
 }
 
 /// Finished (complete.json) with the same configuration: nothing to rerun.
-bool already_finished(const dist::Mpi& mpi, const engine::RunConfig& c) {
+bool already_finished(const cluster::Mpi& mpi, const engine::RunConfig& c) {
   std::string verdict = "no";
-  if (mpi.root() && dist::run_finished(c.out) && fs::is_regular_file(c.out / "provenance.json")) {
+  if (mpi.root() && cluster::run_finished(c.out) && fs::is_regular_file(c.out / "provenance.json")) {
     const json p = json::parse(read_file(c.out / "provenance.json"), nullptr, false);
-    if (!p.is_discarded() && p.value("config_sha256", "") == sha256_hex(dist::config_json(c))) verdict = "yes";
+    if (!p.is_discarded() && p.value("config_sha256", "") == sha256_hex(cluster::config_json(c))) verdict = "yes";
   }
   return mpi.broadcast(verdict) == "yes";
 }
@@ -197,14 +197,14 @@ class EvalSignalWatch {
  private:
   void watch() {
     while (!done_) {
-      if (dist::stop_requested()) {
+      if (cluster::stop_requested()) {
         std::fprintf(stderr,
                      "edi-anon sweep: signal %d during the evaluation of '%s': the run is finished and committed, "
                      "metrics.json is not written; a rerun evaluates it (exit %d)\n",
-                     dist::stop_signal(), name_.c_str(), dist::kExitCheckpointed);
+                     cluster::stop_signal(), name_.c_str(), cluster::kExitCheckpointed);
         std::fflush(stdout);
         std::fflush(stderr);
-        std::_Exit(dist::kExitCheckpointed);
+        std::_Exit(cluster::kExitCheckpointed);
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
@@ -215,8 +215,8 @@ class EvalSignalWatch {
 };
 
 /// Rank 0: metrics.json for a finished run (error.txt on failure). True when written.
-bool evaluate_entry(const dist::Mpi& mpi, const SweepContext& x, const engine::RunConfig& c, const std::string& name) {
-  if (dist::stop_requested()) return false;  // the caller reports the interruption
+bool evaluate_entry(const cluster::Mpi& mpi, const SweepContext& x, const engine::RunConfig& c, const std::string& name) {
+  if (cluster::stop_requested()) return false;  // the caller reports the interruption
   EvalSignalWatch watch(mpi.size() == 1, name);
   try {
     const metrics::MetricsReport m = metrics::evaluate_run(c.out, x.settings.eval);
@@ -242,21 +242,21 @@ void record_failure(const engine::RunConfig& c, const std::string& name, const s
 }
 
 /// Run (or skip, when finished) one entry, then evaluate it on rank 0.
-EntryResult run_entry(const dist::Mpi& mpi, const SweepContext& x, const engine::RunConfig& c, const std::string& name,
+EntryResult run_entry(const cluster::Mpi& mpi, const SweepContext& x, const engine::RunConfig& c, const std::string& name,
                       bool evaluate_only) {
   const bool skip = evaluate_only || already_finished(mpi, c);
-  dist::DistRunOutcome result;
+  cluster::DistRunOutcome result;
   if (skip) {
     if (mpi.root()) std::printf("  %s\n", evaluate_only ? "evaluation only" : "finished (complete.json, same options): not rerun");
   } else {
     try {
-      result = dist::run_distributed(mpi, c, [&](const engine::PassReport& r, double eta, const std::vector<std::string>& per_rank) {
+      result = cluster::run_distributed(mpi, c, [&](const engine::PassReport& r, double eta, const std::vector<std::string>& per_rank) {
         std::printf("  pass %3d  active %6lld  risk %6.2f%%  %7.1f image-passes/s  ETA <= %.0f s\n", r.pass,
                     static_cast<long long>(r.active), r.risk_percent, r.image_passes_per_s, eta);
         for (const auto& line : per_rank) std::printf("            %s\n", line.c_str());
         std::fflush(stdout);
       });
-    } catch (const dist::RemoteError& e) {
+    } catch (const cluster::RemoteError& e) {
       // Rank 0 refused this run before any work (bad data, model, resume mismatch).
       if (mpi.root()) record_failure(c, name, e.what());
       return EntryResult::kFailed;
@@ -276,7 +276,7 @@ EntryResult run_entry(const dist::Mpi& mpi, const SweepContext& x, const engine:
     }
     if (result.interrupted) {
       if (mpi.root())
-        std::printf("'%s': %s (exit %d)\n", name.c_str(), dist::describe_interruption(result).c_str(), dist::kExitCheckpointed);
+        std::printf("'%s': %s (exit %d)\n", name.c_str(), cluster::describe_interruption(result).c_str(), cluster::kExitCheckpointed);
       return EntryResult::kInterrupted;
     }
   }
@@ -288,9 +288,9 @@ EntryResult run_entry(const dist::Mpi& mpi, const SweepContext& x, const engine:
   fs::remove(c.out / "error.txt", ec);  // a run that failed before and now succeeded
   const bool want_metrics = x.settings.evaluate && (evaluate_only || !skip || !fs::exists(c.out / "metrics.json"));
   if (want_metrics && !evaluate_entry(mpi, x, c, name)) {
-    if (!dist::stop_requested()) return EntryResult::kFailed;
+    if (!cluster::stop_requested()) return EntryResult::kFailed;
     std::printf("'%s': stopped by signal %d before its evaluation; a rerun evaluates it (exit %d)\n", name.c_str(),
-                dist::stop_signal(), dist::kExitCheckpointed);
+                cluster::stop_signal(), cluster::kExitCheckpointed);
     return EntryResult::kInterrupted;
   }
   std::fflush(stdout);
@@ -334,8 +334,8 @@ int cmd_sweep(const Args& args) {
   SweepContext x;
   x.opt = &opt;
   x.file = opt.existing_file("config");
-  dist::install_stop_handlers();  // before anything slow: a signal during start-up is honoured too
-  x.plan = dist::read_sweep(x.file);
+  cluster::install_stop_handlers();  // before anything slow: a signal during start-up is honoured too
+  x.plan = cluster::read_sweep(x.file);
   x.settings = sweep_settings(x.plan, x.file);
   if (opt.has("out")) x.out = opt.output_path("out");
   else if (x.plan.settings.count("out")) x.out = x.plan.settings.at("out");
@@ -358,7 +358,7 @@ int cmd_sweep(const Args& args) {
     return 0;
   }
   const int threads = opt.apply_threads();
-  dist::Mpi mpi(nullptr, nullptr);
+  cluster::Mpi mpi(nullptr, nullptr);
   if (mpi.root()) {
     create_private_dir(x.out);
     std::printf("sweep: %zu run(s) from %s -> %s, %d rank(s) x %d thread(s)\n", x.plan.entries.size(), x.file.c_str(), x.out.c_str(),
@@ -368,7 +368,7 @@ int cmd_sweep(const Args& args) {
   std::set<std::string> finished_here;
   for (std::size_t i = 0; i < x.plan.entries.size(); ++i) {
     if (only >= 0 && static_cast<long long>(i) != only) continue;
-    const dist::SweepEntry& entry = x.plan.entries[i];
+    const cluster::SweepEntry& entry = x.plan.entries[i];
     if (mpi.root()) {
       std::printf("\n[%zu/%zu] %s\n", i + 1, x.plan.entries.size(), entry.name.c_str());
       std::fflush(stdout);
@@ -376,7 +376,7 @@ int cmd_sweep(const Args& args) {
     engine::RunConfig c;
     try {
       const bool resolve = entry.matched() && !evaluate_only;
-      const dist::SweepEntry e = resolve ? resolve_entry(mpi, x, entry, finished_here) : entry;
+      const cluster::SweepEntry e = resolve ? resolve_entry(mpi, x, entry, finished_here) : entry;
       c = entry_config(x, e, true);
       if (resolve && mpi.root())
         std::printf("  target-risk %s (matched to %s)\n", e.option("target-risk").c_str(), e.option("matched-to").c_str());
@@ -391,7 +391,7 @@ int cmd_sweep(const Args& args) {
       continue;
     }
     const EntryResult r = run_entry(mpi, x, c, entry.name, evaluate_only);
-    if (r == EntryResult::kInterrupted) return dist::kExitCheckpointed;
+    if (r == EntryResult::kInterrupted) return cluster::kExitCheckpointed;
     if (r == EntryResult::kFailed) ++failures;
     else finished_here.insert(entry.name);
   }

@@ -178,7 +178,7 @@ engine::RunConfig run_config_from(const Options& opt, bool for_bench, bool check
   set_masking_rules(opt, e);
   e.select.q = opt.number("q", 0, 100, false, true);
   e.select.granularity = explain::parse_granularity(opt.choice("select", {"entry", "pixel"}));
-  e.explain.method = explain::parse_method(opt.text("explainer"));
+  e.explain.method = explain::parse_attribution(opt.text("explainer"));
   e.explain.target = explain::parse_target(opt.text("target"));
   e.explain.smoothgrad_samples = static_cast<int>(opt.integer("smoothgrad-samples", 1, 1024));
   e.explain.smoothgrad_sigma = opt.number("smoothgrad-sigma", 0, 1, true);

@@ -1,7 +1,7 @@
 #pragma once
 /// \file The options of `run`, `bench` and `sweep` that describe the engine,
 /// declared once and turned into a validated engine::RunConfig.
-#include "edi/engine/runner.hpp"
+#include "edi/engine/run_io.hpp"
 #include "options.hpp"
 
 namespace edi::cli {

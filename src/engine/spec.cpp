@@ -153,7 +153,7 @@ std::string describe(const EngineSpec& s) {
   if (s.region) out << perturb::region_name(*s.region) << "-mask";
   else out << perturb::make_operator(s.op)->describe();
   if (s.method == Method::kEdi) {
-    out << " q=" << s.select.q << " " << explain::method_name(s.explain.method) << "/" << explain::target_name(s.explain.target)
+    out << " q=" << s.select.q << " " << explain::attribution_name(s.explain.method) << "/" << explain::target_name(s.explain.target)
         << " stop=" << stop_rule_name(s.stop);
     if (s.stop == StopRule::kFixed) out << " passes=" << s.passes;
     else out << "(" << criterion_name(s.criterion) << ") cap=" << s.max_passes;

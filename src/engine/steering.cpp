@@ -8,7 +8,7 @@
 
 #include "edi/core/csv.hpp"
 #include "edi/core/error.hpp"
-#include "edi/engine/runner.hpp"
+#include "edi/engine/run_io.hpp"
 #include "edi/explain/explain.hpp"
 #include "edi/models/gallery.hpp"
 

@@ -27,19 +27,19 @@ struct Plan {
 Plan make_plan(const ExplainSpec& spec) {
   Plan p;
   switch (spec.method) {
-    case Method::kGradient:
-    case Method::kAbsGradient:
+    case Attribution::kGradient:
+    case Attribution::kAbsGradient:
       p.samples = 1;
       p.weight = {1.0};
       break;
-    case Method::kSmoothGrad: {
+    case Attribution::kSmoothGrad: {
       const int n = spec.smoothgrad_samples;
       p.samples = 1 + n;
       p.weight.assign(static_cast<std::size_t>(p.samples), 1.0 / n);
       p.weight[0] = 0.0;  // the clean row only gives the prediction
       break;
     }
-    case Method::kIntegratedGradients: {
+    case Attribution::kIntegratedGradients: {
       const int m = spec.ig_steps;
       p.alpha = {1.0, 0.0};
       if (spec.ig_rule == IgRule::kTrapezoid) {
@@ -83,10 +83,10 @@ at::Tensor build_rows(const at::Tensor& xc, const ExplainSpec& spec, const Plan&
                       const std::vector<RngKey>& keys, std::int64_t first) {
   const std::int64_t nc = xc.size(0);
   switch (spec.method) {
-    case Method::kGradient:
-    case Method::kAbsGradient:
+    case Attribution::kGradient:
+    case Attribution::kAbsGradient:
       return xc;  // detached into a fresh leaf by the caller; x itself is never modified
-    case Method::kSmoothGrad: {
+    case Attribution::kSmoothGrad: {
       const std::int64_t entries = xc[0].numel();
       at::Tensor noise = smoothgrad_noise(keys, first, nc, entries, spec.smoothgrad_samples,
                                           spec.smoothgrad_sigma)
@@ -95,7 +95,7 @@ at::Tensor build_rows(const at::Tensor& xc, const ExplainSpec& spec, const Plan&
       at::Tensor noisy = xc.unsqueeze(0) + noise;
       return at::cat({xc.unsqueeze(0), noisy}, 0).flatten(0, 1);
     }
-    case Method::kIntegratedGradients: {
+    case Attribution::kIntegratedGradients: {
       at::Tensor alpha = at::tensor(plan.alpha, at::kDouble).to(at::kFloat).to(xc.device());
       alpha = alpha.view({plan.samples, 1, 1, 1, 1});
       const auto x0 = static_cast<float>(spec.ig_baseline);
@@ -130,7 +130,7 @@ CoreResult run_core(const std::function<at::Tensor(const at::Tensor&)>& forward,
   validate(spec);
   check_images(x_in, who);
   const std::int64_t n = x_in.size(0);
-  if (spec.method == Method::kSmoothGrad && keys.size() != static_cast<std::size_t>(n)) {
+  if (spec.method == Attribution::kSmoothGrad && keys.size() != static_cast<std::size_t>(n)) {
     throw Error(std::string(who) + ": smoothgrad needs one RngKey per image (" + std::to_string(n) +
                 "), got " + std::to_string(keys.size()));
   }
@@ -171,16 +171,16 @@ CoreResult run_core(const std::function<at::Tensor(const at::Tensor&)>& forward,
     at::Tensor attr;
     const at::Tensor row_loss_d = row_loss.detach().view({s, nc});
     switch (spec.method) {
-      case Method::kGradient:
+      case Attribution::kGradient:
         attr = g[0];
         break;
-      case Method::kAbsGradient:
+      case Attribution::kAbsGradient:
         attr = g[0].abs();
         break;
-      case Method::kSmoothGrad:
+      case Attribution::kSmoothGrad:
         attr = g.narrow(0, 1, s - 1).mean(0);
         break;
-      case Method::kIntegratedGradients: {
+      case Attribution::kIntegratedGradients: {
         at::Tensor w = at::tensor(plan.weight, at::kDouble).to(at::kFloat).to(g.device()).view({s, 1, 1, 1, 1});
         const auto x0 = static_cast<float>(spec.ig_baseline);
         attr = (xc - x0) * (g * w).sum(0);

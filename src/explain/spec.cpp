@@ -87,25 +87,25 @@ std::vector<double> default_deletion_fractions() {
 
 const std::vector<ExplainerInfo>& explainer_registry() {
   static const std::vector<ExplainerInfo> registry = {
-      {"gradient", Method::kGradient,
+      {"gradient", Attribution::kGradient,
        "signed input gradient of the loss (paper's rule; default)"},
-      {"abs-gradient", Method::kAbsGradient, "absolute input gradient |dL/dx| (ablation)"},
-      {"smoothgrad", Method::kSmoothGrad,
+      {"abs-gradient", Attribution::kAbsGradient, "absolute input gradient |dL/dx| (ablation)"},
+      {"smoothgrad", Attribution::kSmoothGrad,
        "mean gradient over --smoothgrad-samples noisy copies with std --smoothgrad-sigma"},
-      {"integrated-gradients", Method::kIntegratedGradients,
+      {"integrated-gradients", Attribution::kIntegratedGradients,
        "(x - baseline) * mean gradient over --ig-steps points from a constant --ig-baseline image"},
   };
   return registry;
 }
 
-std::string_view method_name(Method method) {
+std::string_view attribution_name(Attribution method) {
   for (const auto& e : explainer_registry()) {
     if (e.method == method) return e.name;
   }
   return "unknown";
 }
 
-Method parse_method(std::string_view name) {
+Attribution parse_attribution(std::string_view name) {
   std::string allowed;
   for (const auto& e : explainer_registry()) {
     if (e.name == name) return e.method;
@@ -137,17 +137,17 @@ DeletionBaseline parse_deletion_baseline(std::string_view name) {
 }
 
 void validate(const ExplainSpec& spec) {
-  if (method_name(spec.method) == "unknown") {
+  if (attribution_name(spec.method) == "unknown") {
     fail("--explainer", std::to_string(static_cast<int>(spec.method)), "a registered explainer");
   }
   if (target_name(spec.target) == "unknown") {
     fail("--target", std::to_string(static_cast<int>(spec.target)), "one of runner-up, true-class, feature");
   }
-  if (spec.method == Method::kSmoothGrad) {
+  if (spec.method == Attribution::kSmoothGrad) {
     check_int("--smoothgrad-samples", spec.smoothgrad_samples, 1, 1024);
     check_number("--smoothgrad-sigma", spec.smoothgrad_sigma, 0.0, 1.0, /*open_lo=*/true, false);
   }
-  if (spec.method == Method::kIntegratedGradients) {
+  if (spec.method == Attribution::kIntegratedGradients) {
     check_int("--ig-steps", spec.ig_steps, 1, 4096);
     if (ig_rule_name(spec.ig_rule) == "unknown") {
       fail("--ig-rule", std::to_string(static_cast<int>(spec.ig_rule)), "one of trapezoid, midpoint");

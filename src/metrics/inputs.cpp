@@ -8,7 +8,7 @@
 #include "edi/core/error.hpp"
 #include "edi/core/fs.hpp"
 #include "edi/data/image.hpp"
-#include "edi/engine/runner.hpp"
+#include "edi/engine/run_io.hpp"
 #include "eval_parts.hpp"
 
 namespace edi::metrics::detail {

@@ -8,7 +8,7 @@
 
 #include "edi/core/error.hpp"
 #include "edi/core/fs.hpp"
-#include "edi/engine/runner.hpp"
+#include "edi/engine/run_io.hpp"
 #include "edi/metrics/attackers.hpp"
 #include "edi/engine/steering.hpp"
 #include "edi/models/faceapi.hpp"

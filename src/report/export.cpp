@@ -15,7 +15,7 @@
 #include "edi/core/fs.hpp"
 #include "edi/data/manifest.hpp"
 #include "edi/data/private_file.hpp"
-#include "edi/engine/runner.hpp"
+#include "edi/engine/run_io.hpp"
 
 namespace edi::report {
 

@@ -88,7 +88,7 @@ TEST(Deletion, MonotoneAndOrderedWhenEveryEntryHelpsTheTrueClass) {
   const ExplainResult grad = explain(model, x, labels, ExplainSpec{});
   ASSERT_TRUE(grad.correct.all().item<bool>());
   ExplainSpec ig_spec;
-  ig_spec.method = Method::kIntegratedGradients;
+  ig_spec.method = Attribution::kIntegratedGradients;
   ig_spec.ig_steps = 16;
   const ExplainResult ig = explain(model, x, labels, ig_spec);
 

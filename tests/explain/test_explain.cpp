@@ -123,7 +123,7 @@ TEST(Explain, BatchedGradientsEqualPerImageGradients) {
   CnnClassifier model(7, 12);
   const at::Tensor x = make_images(6, 12, 41);
   const at::Tensor labels = torch::tensor({0, 1, 2, 3, 4, 5}, torch::kLong);
-  for (Method method : {Method::kGradient, Method::kAbsGradient}) {
+  for (Attribution method : {Attribution::kGradient, Attribution::kAbsGradient}) {
     ExplainSpec spec;
     spec.method = method;
     const ExplainResult batch = explain(model, x, labels, spec);
@@ -132,7 +132,7 @@ TEST(Explain, BatchedGradientsEqualPerImageGradients) {
     for (std::int64_t i = 0; i < 6; ++i) {
       const ExplainResult one = explain(model, x.narrow(0, i, 1), labels.narrow(0, i, 1), spec);
       EXPECT_LE(max_abs_diff(batch.attribution[i], one.attribution[0]), 1e-6 * std::max(1.0, scale))
-          << method_name(method) << " image " << i;
+          << attribution_name(method) << " image " << i;
       EXPECT_EQ(batch.runner_up[i].item<std::int64_t>(), one.runner_up[0].item<std::int64_t>());
       EXPECT_LE(max_abs_diff(batch.logits[i], one.logits[0]), 1e-6);
     }
@@ -144,7 +144,7 @@ TEST(Explain, AbsGradientIsAbsoluteOfSignedGradient) {
   const at::Tensor x = make_images(3, 8, 51);
   const at::Tensor labels = torch::tensor({1, 2, 3}, torch::kLong);
   ExplainSpec abs_spec;
-  abs_spec.method = Method::kAbsGradient;
+  abs_spec.method = Attribution::kAbsGradient;
   const ExplainResult s = explain(model, x, labels, ExplainSpec{});
   const ExplainResult a = explain(model, x, labels, abs_spec);
   EXPECT_TRUE(torch::equal(a.attribution, s.attribution.abs()));
@@ -185,7 +185,7 @@ TEST(Explain, SmoothGradMatchesManualAverageOnLinearModel) {
   const at::Tensor x = make_images(2, 4, 62);
   const at::Tensor labels = torch::tensor({0, 1}, torch::kLong);
   ExplainSpec spec;
-  spec.method = Method::kSmoothGrad;
+  spec.method = Attribution::kSmoothGrad;
   spec.smoothgrad_samples = 5;
   spec.smoothgrad_sigma = 0.2;
   const auto keys = keys_for({"a", "b"}, 3);
@@ -215,7 +215,7 @@ TEST(Explain, SmoothGradIsDeterministicByKeyAndIndependentOfBatch) {
   const at::Tensor x = make_images(4, 8, 71);
   const at::Tensor labels = torch::tensor({0, 1, 2, 3}, torch::kLong);
   ExplainSpec spec;
-  spec.method = Method::kSmoothGrad;
+  spec.method = Attribution::kSmoothGrad;
   spec.smoothgrad_samples = 6;
   const std::vector<std::string> ids = {"p/0.jpg", "p/1.jpg", "q/2.jpg", "q/3.jpg"};
   const auto keys = keys_for(ids, 1);
@@ -247,7 +247,7 @@ TEST(Explain, IntegratedGradientsOneTrapezoidStepIsEndPointAverage) {
   const at::Tensor x = make_images(2, 4, 82);
   const at::Tensor labels = torch::tensor({0, 2}, torch::kLong);
   ExplainSpec spec;
-  spec.method = Method::kIntegratedGradients;
+  spec.method = Attribution::kIntegratedGradients;
   spec.ig_steps = 1;
   spec.ig_baseline = 0.25;
   const ExplainResult r = explain(model, x, labels, spec);
@@ -274,7 +274,7 @@ TEST(Explain, IntegratedGradientsCompletenessErrorShrinksWithSteps) {
     double delta_scale = 0.0;
     for (int steps : {1, 4, 16, 64}) {
       ExplainSpec spec;
-      spec.method = Method::kIntegratedGradients;
+      spec.method = Attribution::kIntegratedGradients;
       spec.ig_rule = rule;
       spec.ig_steps = steps;
       const ExplainResult r = explain(model, x, labels, spec);
@@ -300,7 +300,7 @@ TEST(Explain, MaxRowsSplitsWithoutChangingResults) {
   const at::Tensor x = make_images(5, 8, 101);
   const at::Tensor labels = torch::tensor({0, 1, 2, 3, 4}, torch::kLong);
   ExplainSpec spec;
-  spec.method = Method::kSmoothGrad;
+  spec.method = Attribution::kSmoothGrad;
   spec.smoothgrad_samples = 4;  // 5 rows per image
   const auto keys = keys_for({"a", "b", "c", "d", "e"}, 0);
   const ExplainResult whole = explain(model, x, labels, spec, keys);
@@ -347,7 +347,7 @@ TEST(Explain, RejectsNonDifferentiableModelsAndBadInputs) {
   EXPECT_THROW(explain(model, x, torch::tensor({0, 3}, torch::kLong), ExplainSpec{}), Error);
   EXPECT_THROW(explain(model, x.flatten(1), labels, ExplainSpec{}), Error);
   ExplainSpec sg;
-  sg.method = Method::kSmoothGrad;
+  sg.method = Attribution::kSmoothGrad;
   EXPECT_THROW(explain(model, x, labels, sg), Error);  // no keys
   sg.smoothgrad_samples = 0;
   EXPECT_THROW(explain(model, x, labels, sg, keys_for({"a", "b"}, 0)), ConfigError);

@@ -31,14 +31,14 @@ TEST(Spec, RegistryNamesAndRoundTrip) {
   EXPECT_EQ(reg[3].name, "integrated-gradients");
   EXPECT_EQ(reg[0].method, ExplainSpec{}.method);  // the first entry is the default
   for (const auto& e : reg) {
-    EXPECT_EQ(parse_method(e.name), e.method);
-    EXPECT_EQ(method_name(e.method), e.name);
+    EXPECT_EQ(parse_attribution(e.name), e.method);
+    EXPECT_EQ(attribution_name(e.method), e.name);
     EXPECT_FALSE(e.help.empty());
   }
   const std::string help = explainer_help();
   EXPECT_EQ(std::count(help.begin(), help.end(), '\n'), 4);
   EXPECT_NE(help.find("  integrated-gradients  "), std::string::npos);
-  EXPECT_EQ(config_error([] { parse_method("lime"); }),
+  EXPECT_EQ(config_error([] { parse_attribution("lime"); }),
             "--explainer lime: expected one of gradient, abs-gradient, smoothgrad, integrated-gradients");
 }
 
@@ -80,7 +80,7 @@ TEST(Spec, ExplainValidationMessages) {
   ExplainSpec s;
   s.smoothgrad_samples = 0;  // not used by the gradient method: not checked
   EXPECT_NO_THROW(validate(s));
-  s.method = Method::kSmoothGrad;
+  s.method = Attribution::kSmoothGrad;
   EXPECT_EQ(config_error([&] { validate(s); }), "--smoothgrad-samples 0: expected an integer in [1, 1024]");
   s.smoothgrad_samples = 8;
   s.smoothgrad_sigma = 0;
@@ -89,7 +89,7 @@ TEST(Spec, ExplainValidationMessages) {
   EXPECT_NO_THROW(validate(s));
 
   ExplainSpec ig;
-  ig.method = Method::kIntegratedGradients;
+  ig.method = Attribution::kIntegratedGradients;
   ig.ig_steps = 5000;
   EXPECT_EQ(config_error([&] { validate(ig); }), "--ig-steps 5000: expected an integer in [1, 4096]");
   ig.ig_steps = 8;

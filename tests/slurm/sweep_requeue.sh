@@ -16,7 +16,7 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-source "$ROOT/tests/dist/lib.sh"   # log, die, same_outputs, h5_all_open, EDI_EXE
+source "$ROOT/tests/cluster/lib.sh"   # log, die, same_outputs, h5_all_open, EDI_EXE
 source "$HERE/cluster.sh"
 [ "$(id -u)" = 0 ] || { echo "needs root (SlurmUser=root)"; exit 1; }
 if [ -n "${1:-}" ]; then WORK=$1; mkdir -p "$WORK"; KEEP=1; else WORK=$(mktemp -d /tmp/edi-slurm-XXXXXX); KEEP=0; fi

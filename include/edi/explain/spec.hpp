@@ -15,8 +15,8 @@
 
 namespace edi::explain {
 
-/// Attribution method.
-enum class Method {
+/// Attribution method (how the explainer scores entries; engine::Method is the anonymization method).
+enum class Attribution {
   kGradient,             ///< signed input gradient dL/dx (the paper's rule, default)
   kAbsGradient,          ///< |dL/dx| (ablation)
   kSmoothGrad,           ///< mean of dL/dx over noisy copies x + N(0, sigma^2)
@@ -59,7 +59,7 @@ enum class Granularity {
 
 /// Options of one explain call.
 struct ExplainSpec {
-  Method method = Method::kGradient;
+  Attribution method = Attribution::kGradient;
   Target target = Target::kRunnerUp;
   int smoothgrad_samples = 16;     ///< n noisy copies, [1, 1024]
   double smoothgrad_sigma = 0.15;  ///< noise std in input units (images in [0,1]), (0, 1]
@@ -99,7 +99,7 @@ struct DeletionSpec {
 /// One entry of the explainer registry.
 struct ExplainerInfo {
   std::string_view name;  ///< CLI name, e.g. "smoothgrad"
-  Method method;
+  Attribution method;
   std::string_view help;  ///< one line for --help
 };
 
@@ -107,10 +107,10 @@ struct ExplainerInfo {
 const std::vector<ExplainerInfo>& explainer_registry();
 
 /// CLI name of a method.
-std::string_view method_name(Method method);
-/// Method from a CLI name; throws ConfigError
+std::string_view attribution_name(Attribution method);
+/// Attribution method from a CLI name; throws ConfigError
 /// "--explainer NAME: expected one of gradient, abs-gradient, ...".
-Method parse_method(std::string_view name);
+Attribution parse_attribution(std::string_view name);
 
 std::string_view target_name(Target target);    ///< "runner-up", "true-class" or "feature"
 Target parse_target(std::string_view name);     ///< throws ConfigError naming --target

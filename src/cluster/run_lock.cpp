@@ -1,4 +1,4 @@
-#include "edi/dist/run_lock.hpp"
+#include "edi/cluster/run_lock.hpp"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -11,7 +11,7 @@
 #include "edi/core/context.hpp"
 #include "edi/core/error.hpp"
 
-namespace edi::dist {
+namespace edi::cluster {
 
 namespace {
 
@@ -53,4 +53,4 @@ RunLock::~RunLock() {
   if (fd_ >= 0) ::close(fd_);  // releases the flock
 }
 
-}  // namespace edi::dist
+}  // namespace edi::cluster

@@ -1,4 +1,4 @@
-#include "edi/dist/sweep.hpp"
+#include "edi/cluster/sweep.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -11,7 +11,7 @@
 #include "edi/core/ini.hpp"
 #include "edi/engine/spec.hpp"
 
-namespace edi::dist {
+namespace edi::cluster {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -257,4 +257,4 @@ SweepEntry resolve_match(const SweepEntry& entry, const std::map<std::string, do
   return e;
 }
 
-}  // namespace edi::dist
+}  // namespace edi::cluster

@@ -1,4 +1,4 @@
-#include "edi/engine/runner.hpp"
+#include "edi/engine/run_io.hpp"
 
 #include <ATen/ATen.h>
 #include <opencv2/core/utility.hpp>

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-namespace edi::dist {
+namespace edi::cluster {
 
 class Mpi {
  public:
@@ -62,4 +62,4 @@ class ClaimBoard {
 /// plain process.
 bool launched_by_mpi();
 
-}  // namespace edi::dist
+}  // namespace edi::cluster

@@ -24,7 +24,7 @@
 #include <utility>
 #include <vector>
 
-namespace edi::dist {
+namespace edi::cluster {
 
 struct SweepEntry {
   std::string name;                                         ///< run directory name
@@ -67,4 +67,4 @@ double match_target(double risk_percent);
 /// `matched-to = NAME:TARGET,...` recorded in its options.
 SweepEntry resolve_match(const SweepEntry& entry, const std::map<std::string, double>& risks);
 
-}  // namespace edi::dist
+}  // namespace edi::cluster

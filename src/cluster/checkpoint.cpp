@@ -1,4 +1,4 @@
-#include "edi/dist/checkpoint.hpp"
+#include "edi/cluster/checkpoint.hpp"
 
 #include <ATen/ATen.h>
 
@@ -11,9 +11,9 @@
 
 #include "edi/core/error.hpp"
 #include "edi/core/fs.hpp"
-#include "edi/dist/h5.hpp"
+#include "edi/cluster/h5.hpp"
 
-namespace edi::dist {
+namespace edi::cluster {
 
 namespace fs = std::filesystem;
 
@@ -304,4 +304,4 @@ void restore_shard(engine::Shard& shard, const ShardCheckpoint& c) {
   shard.pending_attribution = c.pending_attribution.defined() ? c.pending_attribution.clone() : at::Tensor();
 }
 
-}  // namespace edi::dist
+}  // namespace edi::cluster

@@ -1,6 +1,6 @@
-#include "edi/dist/h5.hpp"
+#include "edi/cluster/h5.hpp"
 
-namespace edi::dist::h5 {
+namespace edi::cluster::h5 {
 
 namespace {
 
@@ -191,4 +191,4 @@ std::string take_error_bottom() {
   return s.empty() ? s : " (" + s + ")";
 }
 
-}  // namespace edi::dist::h5
+}  // namespace edi::cluster::h5

@@ -1,4 +1,4 @@
-#include "edi/dist/mpi.hpp"
+#include "edi/cluster/mpi.hpp"
 
 #include <mpi.h>
 
@@ -8,7 +8,7 @@
 
 #include "edi/core/error.hpp"
 
-namespace edi::dist {
+namespace edi::cluster {
 
 namespace {
 void check(int rc, const char* what) {
@@ -143,4 +143,4 @@ void ClaimBoard::reset() {
   impl_->mpi->barrier();
 }
 
-}  // namespace edi::dist
+}  // namespace edi::cluster

@@ -3,7 +3,7 @@
 /// handler only sets a flag; every rank finishes its current shard, commits
 /// it, the ranks agree at the next collective, and the process exits with
 /// kExitCheckpointed so that job scripts can requeue.
-namespace edi::dist {
+namespace edi::cluster {
 
 /// Exit code after a signal-triggered checkpoint-and-stop (sysexits' EX_TEMPFAIL).
 inline constexpr int kExitCheckpointed = 75;
@@ -15,4 +15,4 @@ bool stop_requested();
 /// Which signal, for messages (0 = none).
 int stop_signal();
 
-}  // namespace edi::dist
+}  // namespace edi::cluster

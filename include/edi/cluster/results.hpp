@@ -6,9 +6,9 @@
 #include <vector>
 
 #include "edi/data/manifest.hpp"
-#include "edi/engine/runner.hpp"
+#include "edi/engine/run_io.hpp"
 
-namespace edi::dist {
+namespace edi::cluster {
 
 struct ResultsInfo {
   engine::RunConfig config;
@@ -28,4 +28,4 @@ void write_results(const std::filesystem::path& path, const ResultsInfo& info, c
 void write_summary_json(const std::filesystem::path& path, const ResultsInfo& info, const data::Manifest& manifest,
                         const engine::RunSummary& summary);
 
-}  // namespace edi::dist
+}  // namespace edi::cluster

@@ -1,4 +1,4 @@
-#include "edi/dist/runner.hpp"
+#include "edi/cluster/runner.hpp"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -15,12 +15,12 @@
 #include "edi/core/context.hpp"
 #include "edi/core/error.hpp"
 #include "edi/core/fs.hpp"
-#include "edi/dist/checkpoint.hpp"
-#include "edi/dist/results.hpp"
-#include "edi/dist/run_lock.hpp"
-#include "edi/dist/run_state.hpp"
-#include "edi/dist/shard_store.hpp"
-#include "edi/dist/signals.hpp"
+#include "edi/cluster/checkpoint.hpp"
+#include "edi/cluster/results.hpp"
+#include "edi/cluster/run_lock.hpp"
+#include "edi/cluster/run_state.hpp"
+#include "edi/cluster/shard_store.hpp"
+#include "edi/cluster/signals.hpp"
 #include "edi/engine/bench.hpp"
 #include "edi/engine/steering.hpp"
 #include "edi/models/faceapi.hpp"
@@ -28,7 +28,7 @@
 #include "edi/models/registry.hpp"
 #include "edi/version.hpp"
 
-namespace edi::dist {
+namespace edi::cluster {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -854,4 +854,4 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
   return outcome;
 }
 
-}  // namespace edi::dist
+}  // namespace edi::cluster

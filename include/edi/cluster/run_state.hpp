@@ -7,10 +7,10 @@
 #include <string>
 #include <vector>
 
-#include "edi/dist/mpi.hpp"
-#include "edi/engine/runner.hpp"
+#include "edi/cluster/mpi.hpp"
+#include "edi/engine/run_io.hpp"
 
-namespace edi::dist {
+namespace edi::cluster {
 
 /// What every rank contributes to a pass, summed over ranks in one reduction.
 struct PassReduction {
@@ -45,4 +45,4 @@ struct RunHistory {
   bool loop_ended() const { return !passes.empty() && passes.back().active == 0; }
 };
 
-}  // namespace edi::dist
+}  // namespace edi::cluster

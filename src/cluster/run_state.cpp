@@ -1,10 +1,10 @@
-#include "edi/dist/run_state.hpp"
+#include "edi/cluster/run_state.hpp"
 
 #include <nlohmann/json.hpp>
 
 #include "edi/core/error.hpp"
 
-namespace edi::dist {
+namespace edi::cluster {
 
 using nlohmann::json;
 
@@ -67,4 +67,4 @@ std::vector<engine::PassReport> RunHistory::contiguous() const {
   return out;
 }
 
-}  // namespace edi::dist
+}  // namespace edi::cluster

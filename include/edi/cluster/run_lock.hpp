@@ -4,7 +4,7 @@
 /// releases it when the process ends, however it ends.
 #include <filesystem>
 
-namespace edi::dist {
+namespace edi::cluster {
 
 class RunLock {
  public:
@@ -19,4 +19,4 @@ class RunLock {
   int fd_ = -1;
 };
 
-}  // namespace edi::dist
+}  // namespace edi::cluster

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # MPI behaviour of `edi-anon run` on a small synthetic data set (label mpi).
 #
-#   tests/dist/dist_cases.sh CASE [WORKDIR]
+#   tests/cluster/cluster_cases.sh CASE [WORKDIR]
 #
 # CASE:
 #   ranks    1, 2 and 3 ranks (3 with --oversubscribe) give byte-identical
@@ -39,9 +39,9 @@
 # WORKDIR (default: a fresh mktemp dir, removed on success) holds the data,
 # model and run directories. EDI_EXE overrides the binary.
 set -euo pipefail
-CASE=${1:?usage: dist_cases.sh ranks|sigterm|interval|corrupt|refusal|rank_error|lock|diskfull [WORKDIR]}
+CASE=${1:?usage: cluster_cases.sh ranks|sigterm|interval|corrupt|refusal|rank_error|lock|diskfull [WORKDIR]}
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-if [ -n "${2:-}" ]; then WORK=$2; mkdir -p "$WORK"; KEEP=1; else WORK=$(mktemp -d /tmp/edi-dist-XXXXXX); KEEP=0; fi
+if [ -n "${2:-}" ]; then WORK=$2; mkdir -p "$WORK"; KEEP=1; else WORK=$(mktemp -d /tmp/edi-cluster-XXXXXX); KEEP=0; fi
 WORK=$(cd "$WORK" && pwd)
 FIXTURE=$WORK/fixture
 trap 'rc=$?; mountpoint -q "$WORK/small" 2>/dev/null && umount "$WORK/small"; if [ $rc = 0 ] && [ $KEEP = 0 ]; then rm -rf "$WORK"; else echo "work dir kept: $WORK"; fi' EXIT

@@ -13,10 +13,10 @@
 #include <string>
 
 #include "edi/core/error.hpp"
-#include "edi/dist/mpi.hpp"
-#include "edi/engine/runner.hpp"
+#include "edi/cluster/mpi.hpp"
+#include "edi/engine/run_io.hpp"
 
-namespace edi::dist {
+namespace edi::cluster {
 
 /// Options that do not change results (excluded from the config hash).
 bool option_is_operational(const std::string& name);
@@ -61,4 +61,4 @@ class RemoteError : public Error {
   int code_;
 };
 
-}  // namespace edi::dist
+}  // namespace edi::cluster

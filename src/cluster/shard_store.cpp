@@ -1,14 +1,14 @@
-#include "edi/dist/shard_store.hpp"
+#include "edi/cluster/shard_store.hpp"
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
 #include "edi/core/error.hpp"
-#include "edi/dist/checkpoint.hpp"
-#include "edi/dist/signals.hpp"
+#include "edi/cluster/checkpoint.hpp"
+#include "edi/cluster/signals.hpp"
 
-namespace edi::dist {
+namespace edi::cluster {
 
 namespace fs = std::filesystem;
 
@@ -99,4 +99,4 @@ void ShardStore::keep_only(const std::set<int>& keep) {
   for (auto it = held_.begin(); it != held_.end();) it = keep.count(it->first) ? std::next(it) : held_.erase(it);
 }
 
-}  // namespace edi::dist
+}  // namespace edi::cluster

@@ -2,7 +2,7 @@
 /// \file Everything around the loop for one run: the data (manifest, split,
 /// decoding at the model size, sha256 checks), the steering model, fixed
 /// shards, and writers of the run directory's outputs. The loop over passes
-/// and ranks is edi/dist/runner.hpp.
+/// and ranks is edi/cluster/runner.hpp.
 ///
 /// Run directory (created owner-only):
 ///   manifest.csv       the data set (written once, then checked)

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-namespace edi::dist::h5 {
+namespace edi::cluster::h5 {
 
 /// Write a 1-D dataset (chunked + deflate for large ones).
 void write_vector(H5::Group& g, const std::string& name, const std::vector<float>& v);
@@ -47,4 +47,4 @@ void quiet();
 /// " (innermost HDF5 error)" of the first failure since quiet() on this thread, or "" (and forget it).
 std::string take_error_bottom();
 
-}  // namespace edi::dist::h5
+}  // namespace edi::cluster::h5

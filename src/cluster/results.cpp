@@ -1,4 +1,4 @@
-#include "edi/dist/results.hpp"
+#include "edi/cluster/results.hpp"
 
 #include <ATen/ATen.h>
 
@@ -8,13 +8,13 @@
 #include "edi/core/context.hpp"
 #include "edi/core/error.hpp"
 #include "edi/core/fs.hpp"
-#include "edi/dist/h5.hpp"
-#include "edi/dist/runner.hpp"
+#include "edi/cluster/h5.hpp"
+#include "edi/cluster/runner.hpp"
 #include "edi/explain/explain.hpp"
 #include "edi/explain/select.hpp"
 #include "edi/version.hpp"
 
-namespace edi::dist {
+namespace edi::cluster {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -247,4 +247,4 @@ void write_summary_json(const fs::path& path, const ResultsInfo& info, const dat
   write_file_atomic(path, j.dump(2) + "\n");
 }
 
-}  // namespace edi::dist
+}  // namespace edi::cluster

@@ -14,9 +14,9 @@
 
 #include "edi/data/manifest.hpp"
 #include "edi/engine/engine.hpp"
-#include "edi/engine/runner.hpp"
+#include "edi/engine/run_io.hpp"
 
-namespace edi::dist {
+namespace edi::cluster {
 
 /// What the store needs to know about the run.
 struct StoreSetup {
@@ -80,4 +80,4 @@ class ShardStore {
   int fault_pass_ = -1;  ///< EDI_FAULT_IO test hook (see shard_store.cpp)
 };
 
-}  // namespace edi::dist
+}  // namespace edi::cluster

@@ -19,7 +19,7 @@
 
 #include "edi/engine/engine.hpp"
 
-namespace edi::dist {
+namespace edi::cluster {
 
 /// `RUNDIR/checkpoints/shard-NNNNN.h5`.
 std::filesystem::path shard_checkpoint_path(const std::filesystem::path& rundir, int shard);
@@ -59,4 +59,4 @@ std::string read_checkpoint_config(const std::filesystem::path& path);
 /// Apply a checkpoint's state and records to a freshly made shard (same ids).
 void restore_shard(engine::Shard& shard, const ShardCheckpoint& checkpoint);
 
-}  // namespace edi::dist
+}  // namespace edi::cluster

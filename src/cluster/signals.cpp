@@ -1,8 +1,8 @@
-#include "edi/dist/signals.hpp"
+#include "edi/cluster/signals.hpp"
 
 #include <csignal>
 
-namespace edi::dist {
+namespace edi::cluster {
 
 namespace {
 volatile std::sig_atomic_t g_signal = 0;
@@ -21,4 +21,4 @@ void install_stop_handlers() {
 bool stop_requested() { return g_signal != 0; }
 int stop_signal() { return g_signal; }
 
-}  // namespace edi::dist
+}  // namespace edi::cluster

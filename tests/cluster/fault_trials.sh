@@ -5,7 +5,7 @@
 # uninterrupted reference byte for byte and that every .h5 in the run
 # directory opens. Trial t uses the stop rule fixed, image, dataset in turn.
 #
-#   tests/dist/fault_trials.sh [--trials N] [--seed S] [--work DIR]
+#   tests/cluster/fault_trials.sh [--trials N] [--seed S] [--work DIR]
 #
 #   --trials N  number of trials (default 10, or EDI_FAULT_TRIALS)
 #   --seed S    seed of the random choices (default 1, or EDI_FAULT_SEED):
