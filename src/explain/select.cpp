@@ -218,7 +218,7 @@ Prepared prepare(const at::Tensor& attribution, const SelectSpec& spec, const at
   const at::Tensor g = attribution.detach().to(device, at::kFloat).contiguous();
   // Scores per image: all C*H*W entries, or the H*W channel maxima.
   p.m = p.pixel ? p.h * p.w : p.c * p.h * p.w;
-  p.scores = (p.pixel ? std::get<0>(g.max(1)) : g).reshape({p.n, p.m}).contiguous();
+  p.scores = (p.pixel ? g.amax(1) : g).reshape({p.n, p.m}).contiguous();
   if (region.defined()) {
     at::Tensor reg = normalise_region(region, p.n, p.c, p.h, p.w, device);
     if (p.pixel) reg = reg.amax(1);  // inside if any channel is inside

@@ -7,7 +7,7 @@
 //   edi-ops-bench --parity cuda [--sizes 64,224]
 //
 // Timing: the minimum over --runs runs of one batch (robust on a shared machine),
-// divided by the batch size. Inputs are uniform images and Gaussian attributions,
+// divided by the batch size, with edi-anon's allocator tuning and thread setting. Inputs are uniform images and Gaussian attributions,
 // keyed like the engine's (CounterRng per image).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "edi/core/rng.hpp"
+#include "edi/core/threads.hpp"
 #include "edi/explain/select.hpp"
 #include "edi/perturb/operators.hpp"
 
@@ -232,7 +233,8 @@ int parity(const Args& a) {
 int main(int argc, char** argv) {
   const Args a = parse(argc, argv);
   try {
-    at::set_num_threads(a.threads);
+    edi::tune_allocator();  // as edi-anon does: large buffers are reused, not mapped afresh per call
+    edi::apply_thread_count(a.threads);
     return a.parity.empty() ? bench(a) : parity(a);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "edi-ops-bench: %s\n", e.what());
