@@ -378,6 +378,30 @@ TEST(Select, RandomizedAgainstFullSortReference) {
   EXPECT_EQ(cases, 5 * 6 * 5);
 }
 
+TEST(Select, RandomizedRegionsAgainstFullSortReference) {
+  // Regions large enough for the histogram path (which then compacts the region's values in place).
+  std::mt19937_64 gen(80);
+  std::uniform_real_distribution<double> uq(0.0, 100.0);
+  for (int kind = 0; kind < 6; ++kind) {
+    const at::Tensor g = random_values(gen, 2, 96, 80, kind);
+    at::Tensor region = random_values(gen, 1, 96, 80, 0)[0][0].gt(-0.5);  // ~70 % of the pixels
+    SelectSpec spec;
+    spec.q = uq(gen);
+    const Selection s = select(g, spec, region);
+    const at::Tensor inside = region.unsqueeze(0).expand({3, 96, 80});
+    for (std::int64_t i = 0; i < 2; ++i) {
+      const at::Tensor vals = g[i].masked_select(inside).contiguous();
+      ASSERT_GE(vals.numel(), 4096);
+      const std::vector<float> v(vals.data_ptr<float>(), vals.data_ptr<float>() + vals.numel());
+      bool nan = false;
+      for (float x : v) nan = nan || std::isnan(x);
+      const double t = nan ? NAN : percentile_by_sort(v, spec.q), got = s.threshold[i].item<double>();
+      EXPECT_TRUE(got == t || (std::isnan(got) && std::isnan(t))) << "kind=" << kind << ": " << got << " vs " << t;
+      EXPECT_TRUE(torch::equal(s.mask[i], inside & (g[i].to(at::kDouble) >= t))) << "kind=" << kind;
+    }
+  }
+}
+
 TEST(Select, SameResultWhateverTheThreadCount) {
   std::mt19937_64 gen(78);
   const at::Tensor g = random_values(gen, 7, 48, 48, 0);
