@@ -129,4 +129,27 @@ authors_stop_s=$(val authors_stop_seconds)
   echo "\`--checkpoint-every S\` commits a shard at most every S seconds (final shards, a signal and the end of the run"
   echo "always commit), so a kill -9 costs at most S seconds of work per shard and the outputs stay identical."
 } > "$DOC"
+log "selection and operators per image (edi-ops-bench)"
+build/edi-ops-bench --sizes 64,224 --batch 8 --runs 7 --threads 1 > "$OUT/ops.txt"
+col224() { awk -F'|' -v s="$1" -v p="$2" '$2 ~ s && $3 ~ p {gsub(/ /,"",$5); print $5; exit}' "$OUT/ops.txt"; }
+{
+  echo
+  echo "## Selection and operators per image (issue 15 items 4 and 6)"
+  echo
+  echo "\`build/edi-ops-bench --sizes 64,224 --batch 8 --runs 7 --threads 1\` (uniform images, Gaussian attributions ×1e-3,"
+  echo "q=90, each operator's defaults). CPU rows are process CPU time, so they are the cost per core and do not count"
+  echo "other tenants' time slices on this shared machine; the aten rows here run on the CPU."
+  echo
+  sed -n '/^|/p' "$OUT/ops.txt"
+  echo
+  echo "- Selection (numpy-exact, one image per task of \`at::parallel_for\`): the histogram pre-pass takes"
+  echo "  $(col224 'selection' 'histogram') ms at 224 px against $(col224 'selection' 'nth_element') ms for the full nth_element it replaced."
+  echo "- Budget, selection + operator + blend <= 1 ms per image-pass per core at 224 px: blur $(col224 'selection \\+ blur' 'histogram') ms,"
+  echo "  pixelate $(col224 'selection \\+ pixelate' 'histogram') ms, dp-pix $(col224 'selection \\+ dp-pix' 'histogram') ms (the engine's bookkeeping is not included)."
+  echo "- CPU default (\`--ops auto\`): OpenCV, the faster path on the CPU for every operator but noise and mask, where the"
+  echo "  two are within a few per cent (and bit-identical). auto runs ATen where the model's device is CUDA."
+  echo "- GPU: \`scripts/gpu-check.sh\` (8 minutes at most) builds against a pip PyTorch's LibTorch, checks the ATen path on"
+  echo "  CUDA against the CPU (identical masks, max |diff| <= 1e-6) and benches at 224 px. No GPU was available when these"
+  echo "  figures were made, so there are no CUDA figures here."
+} >> "$DOC"
 log "done: $DOC"

@@ -20,7 +20,9 @@ void add_run_options(Options& opt, bool for_bench) {
                          "(each model's attribution normalised per image, identified while any model identifies)")
       .add("judge", "", "a model that never steers: an image stops only when the steering models and the judge all fail to "
                         "identify it (the judge is then not an independent attacker)")
-      .add("device", "cpu", "cpu or cuda[:i]");
+      .add("device", "cpu", "cpu or cuda[:i]")
+      .add("ops", "auto", "selection/operator implementation: auto (ATen on a CUDA device, OpenCV on the CPU) | opencv | "
+                          "aten (ATen on the data's device; agrees with opencv to 1e-6)");
   add_data_set_options(opt);  // --split-file, --max-megapixels (data_options)
   if (!for_bench) opt.required("out", "run directory (created owner-only; an existing one is resumed or refused)");
   opt.add("method", "edi", "edi | conventional | none (the control: the originals, no perturbation, zero passes)")
@@ -175,6 +177,7 @@ engine::RunConfig run_config_from(const Options& opt, bool for_bench, bool check
   if (opt.has("eps")) e.op.eps = opt.number("eps", 0, 1e12, true);
   e.op.dp_scale = opt.choice("dp-scale", {"fan", "authors"}) == "fan" ? perturb::DpScale::kFan : perturb::DpScale::kAuthors;
   e.op.color = parse_color(opt.text("color"));
+  e.op.ops = perturb::parse_ops_path(opt.choice("ops", {"auto", "opencv", "aten"}));
   set_masking_rules(opt, e);
   e.select.q = opt.number("q", 0, 100, false, true);
   e.select.granularity = explain::parse_granularity(opt.choice("select", {"entry", "pixel"}));

@@ -267,11 +267,13 @@ PassCounts Engine::perturb(Shard& shard, int pass, bool halt) {
         const at::Tensor idx = index_tensor(local);
         const at::Tensor x = shard.state.index_select(0, idx);
         auto t0 = Clock::now();
-        const at::Tensor mask = op->selection(explain::select_mask(shard.pending_attribution.index_select(0, at::tensor(pos, at::kLong)), sel_spec));
+        // --ops: selection, P(x) and the blend on the model's device when the ATen path runs there.
+        const at::Device dev = perturb::use_aten(spec_.op.ops, models_.primary().device()) ? models_.primary().device() : at::Device(at::kCPU);
+        const at::Tensor mask = op->selection(explain::select_mask(shard.pending_attribution.index_select(0, at::tensor(pos, at::kLong)).to(dev), sel_spec));
         timing_.explain += since(t0);
-        if (mask_observer_) mask_observer_(shard, pass, local, mask);
+        if (mask_observer_) mask_observer_(shard, pass, local, mask.to(at::kCPU));
         t0 = Clock::now();
-        at::Tensor next = perturb::blend(x, mask, op->apply(x, keys));
+        at::Tensor next = perturb::blend(x.to(dev), mask, op->apply(x.to(dev), keys)).to(at::kCPU);
         if (spec_.jpeg_roundtrip) next = jpeg_roundtrip(next, spec_.jpeg_quality);
         timing_.perturb += since(t0);
         t0 = Clock::now();

@@ -7,11 +7,14 @@
 #include <stdexcept>
 #include <utility>
 
+#include <ATen/Parallel.h>
+
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include "edi/core/csv.hpp"
 #include "edi/core/error.hpp"
+#include "edi/perturb/aten_ops.hpp"
 
 namespace edi::perturb {
 
@@ -84,7 +87,10 @@ at::Tensor per_image(const at::Tensor& x, const std::vector<RngKey>& keys, Fn&& 
   const std::size_t image = 3 * static_cast<std::size_t>(h) * w;
   const float* src = in.data_ptr<float>();
   float* dst = out.data_ptr<float>();
-  for (int i = 0; i < n; ++i) fn(src + i * image, dst + i * image, h, w, keys[i]);
+  // One image per task: images are independent, so any thread count gives the same output.
+  at::parallel_for(0, n, 1, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t i = begin; i < end; ++i) fn(src + i * image, dst + i * image, h, w, keys[static_cast<std::size_t>(i)]);
+  });
   return device.is_cpu() ? out : out.to(device);
 }
 
@@ -131,7 +137,7 @@ void dp_pix_image(const float* src, float* dst, int h, int w, int b, double scal
 class BoxBlur final : public Operator {
  public:
   explicit BoxBlur(OperatorSpec spec) : Operator(std::move(spec)) {}
-  at::Tensor apply(const at::Tensor& x, const std::vector<RngKey>& keys) const override {
+  at::Tensor apply_opencv(const at::Tensor& x, const std::vector<RngKey>& keys) const override {
     const int k = spec_.k;
     return per_image(x, keys, [k](const float* src, float* dst, int h, int w, const RngKey&) {
       const std::size_t hw = static_cast<std::size_t>(h) * w;
@@ -150,7 +156,7 @@ class BoxBlur final : public Operator {
 class Gaussian final : public Operator {
  public:
   explicit Gaussian(OperatorSpec spec) : Operator(std::move(spec)) {}
-  at::Tensor apply(const at::Tensor& x, const std::vector<RngKey>& keys) const override {
+  at::Tensor apply_opencv(const at::Tensor& x, const std::vector<RngKey>& keys) const override {
     const int k = spec_.k;
     const double sigma = spec_.sigma;
     return per_image(x, keys, [k, sigma](const float* src, float* dst, int h, int w, const RngKey&) {
@@ -173,7 +179,7 @@ class Gaussian final : public Operator {
 class Pixelate final : public Operator {
  public:
   explicit Pixelate(OperatorSpec spec) : Operator(std::move(spec)) {}
-  at::Tensor apply(const at::Tensor& x, const std::vector<RngKey>& keys) const override {
+  at::Tensor apply_opencv(const at::Tensor& x, const std::vector<RngKey>& keys) const override {
     const int n = spec_.n;
     return per_image(x, keys, [n](const float* src, float* dst, int h, int w, const RngKey&) {
       const std::size_t hw = static_cast<std::size_t>(h) * w;
@@ -200,7 +206,7 @@ std::string dp_describe(const OperatorSpec& s) {
 class DpPix final : public Operator {
  public:
   explicit DpPix(OperatorSpec spec) : Operator(std::move(spec)) {}
-  at::Tensor apply(const at::Tensor& x, const std::vector<RngKey>& keys) const override {
+  at::Tensor apply_opencv(const at::Tensor& x, const std::vector<RngKey>& keys) const override {
     const int b = spec_.b;
     const double scale = dp_laplace_scale(spec_.b, spec_.m, spec_.eps, spec_.dp_scale);
     return per_image(x, keys, [b, scale](const float* src, float* dst, int h, int w, const RngKey& key) {
@@ -215,14 +221,13 @@ class DpPix final : public Operator {
 class DpBlur final : public Operator {
  public:
   explicit DpBlur(OperatorSpec spec) : Operator(std::move(spec)) {}
-  at::Tensor apply(const at::Tensor& x, const std::vector<RngKey>& keys) const override {
+  at::Tensor apply_opencv(const at::Tensor& x, const std::vector<RngKey>& keys) const override {
     const int b = spec_.b, k = spec_.k;
     const double sigma = spec_.sigma;
     const double scale = dp_laplace_scale(spec_.b, spec_.m, spec_.eps, spec_.dp_scale);
-    std::vector<float> scratch;
     return per_image(x, keys, [&](const float* src, float* dst, int h, int w, const RngKey& key) {
       const std::size_t hw = static_cast<std::size_t>(h) * w;
-      scratch.resize(3 * hw);
+      std::vector<float> scratch(3 * hw);  // per image: images run in parallel
       CounterRng rng(key);
       dp_pix_image(src, scratch.data(), h, w, b, scale, rng);
       for (int c = 0; c < 3; ++c) {
@@ -244,7 +249,7 @@ class DpBlur final : public Operator {
 class Noise final : public Operator {
  public:
   explicit Noise(OperatorSpec spec) : Operator(std::move(spec)) {}
-  at::Tensor apply(const at::Tensor& x, const std::vector<RngKey>& keys) const override {
+  at::Tensor apply_opencv(const at::Tensor& x, const std::vector<RngKey>& keys) const override {
     const double sigma = spec_.sigma;
     return per_image(x, keys, [sigma](const float* src, float* dst, int h, int w, const RngKey& key) {
       CounterRng rng(key);
@@ -259,7 +264,7 @@ class Noise final : public Operator {
 class Mask final : public Operator {
  public:
   explicit Mask(OperatorSpec spec) : Operator(std::move(spec)) {}
-  at::Tensor apply(const at::Tensor& x, const std::vector<RngKey>& keys) const override {
+  at::Tensor apply_opencv(const at::Tensor& x, const std::vector<RngKey>& keys) const override {
     check_batch(x, keys.size());
     // No OpenCV involved: fill on x's own device.
     at::Tensor out = at::empty_like(x, at::MemoryFormat::Contiguous);
@@ -275,6 +280,30 @@ class Mask final : public Operator {
 };
 
 }  // namespace
+
+OpsPath parse_ops_path(std::string_view name) {
+  if (name == "auto") return OpsPath::kAuto;
+  if (name == "opencv") return OpsPath::kOpenCV;
+  if (name == "aten") return OpsPath::kAten;
+  bad("ops", std::string(name), "one of auto|opencv|aten");
+}
+
+const char* ops_path_name(OpsPath path) noexcept {
+  return path == OpsPath::kAten ? "aten" : path == OpsPath::kOpenCV ? "opencv" : "auto";
+}
+
+bool use_aten(OpsPath path, const at::Device& device) noexcept {
+  // auto: on the CPU the OpenCV path is faster for every operator (docs/benchmarks.md, "Selection
+  // and operators") and keeps the engine's outputs byte-identical; elsewhere ATen avoids the round trip.
+  if (path == OpsPath::kAuto) return !device.is_cpu();
+  return path == OpsPath::kAten;
+}
+
+at::Tensor Operator::apply(const at::Tensor& x, const std::vector<RngKey>& keys) const {
+  check_batch(x, keys.size());
+  if (use_aten(spec_.ops, x.device())) return apply_aten(spec_, x, keys);
+  return apply_opencv(x, keys);
+}
 
 MaskRule parse_mask_rule(std::string_view name) {
   if (name == "entry") return MaskRule::kEntry;

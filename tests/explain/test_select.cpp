@@ -306,5 +306,154 @@ TEST(Select, SpeedAt3x224x224) {
   EXPECT_LT(fast_ms, sort_ms);
 }
 
+/// Plain reference: the percentile from a full sort, the mask by comparing every entry.
+struct RefSelection {
+  std::vector<double> threshold;
+  at::Tensor mask;
+};
+
+RefSelection reference_select(const at::Tensor& g, double q) {
+  RefSelection r;
+  const std::int64_t n = g.size(0);
+  const at::Tensor flat = g.reshape({n, -1}).contiguous();
+  for (std::int64_t i = 0; i < n; ++i) {
+    const float* p = flat[i].data_ptr<float>();
+    const std::vector<float> v(p, p + flat.size(1));
+    bool nan = false;
+    for (float x : v) nan = nan || std::isnan(x);
+    r.threshold.push_back(nan ? NAN : percentile_by_sort(v, q));
+  }
+  r.mask = g.to(at::kDouble).reshape({n, -1}).ge(at::tensor(r.threshold, at::kDouble).unsqueeze(1)).view(g.sizes());
+  return r;
+}
+
+/// Attribution-like values of one of several shapes: Gaussian, tiny, heavy ties, mixed signs
+/// with ±0 and ±inf, a narrow band (all in one histogram bin), or wildly spread magnitudes.
+at::Tensor random_values(std::mt19937_64& gen, std::int64_t n, std::int64_t h, std::int64_t w, int kind) {
+  at::Tensor g = at::empty({n, 3, h, w}, at::kFloat);
+  float* p = g.data_ptr<float>();
+  std::normal_distribution<float> nor(0.f, 1.f);
+  std::uniform_int_distribution<int> small(-4, 4);
+  std::uniform_real_distribution<float> uni(0.f, 1.f);
+  for (std::int64_t i = 0; i < g.numel(); ++i) {
+    switch (kind) {
+      case 0: p[i] = nor(gen); break;
+      case 1: p[i] = 1e-4f * nor(gen); break;
+      case 2: p[i] = 0.5f * static_cast<float>(small(gen)); break;
+      case 3: {
+        const int s = small(gen);
+        p[i] = s == 4 ? INFINITY : s == -4 ? -INFINITY : s == 0 ? (uni(gen) < 0.5f ? -0.f : 0.f) : nor(gen);
+        break;
+      }
+      case 4: p[i] = 1.f + 1e-6f * static_cast<float>(small(gen)) + 1e-7f * uni(gen); break;
+      default: p[i] = std::ldexp(nor(gen), small(gen) * 9); break;
+    }
+  }
+  return g;
+}
+
+TEST(Select, RandomizedAgainstFullSortReference) {
+  std::mt19937_64 gen(77);
+  std::uniform_real_distribution<double> uq(0.0, 100.0);
+  int cases = 0;
+  for (auto [h, w] : {std::pair<std::int64_t, std::int64_t>{5, 7}, {24, 24}, {37, 41}, {64, 64}, {96, 80}}) {
+    for (int kind = 0; kind < 6; ++kind) {
+      const at::Tensor g = random_values(gen, 3, h, w, kind);
+      for (double q : {uq(gen), 90.0, 99.9, 0.0, 100.0 - 1e-9}) {
+        SelectSpec spec;
+        spec.q = q;
+        const Selection s = select(g, spec);
+        const RefSelection r = reference_select(g, q);
+        for (std::int64_t i = 0; i < 3; ++i) {
+          const double a = s.threshold[i].item<double>(), b = r.threshold[static_cast<std::size_t>(i)];
+          EXPECT_TRUE(a == b || (std::isnan(a) && std::isnan(b)))
+              << "h=" << h << " w=" << w << " kind=" << kind << " q=" << q << ": " << a << " vs " << b;
+        }
+        EXPECT_TRUE(torch::equal(s.mask, r.mask)) << "h=" << h << " kind=" << kind << " q=" << q;
+        EXPECT_TRUE(torch::equal(s.selected, r.mask.reshape({3, -1}).sum(1)));
+        ++cases;
+      }
+    }
+  }
+  EXPECT_EQ(cases, 5 * 6 * 5);
+}
+
+TEST(Select, RandomizedRegionsAgainstFullSortReference) {
+  // Regions large enough for the histogram path (which then compacts the region's values in place).
+  std::mt19937_64 gen(80);
+  std::uniform_real_distribution<double> uq(0.0, 100.0);
+  for (int kind = 0; kind < 6; ++kind) {
+    const at::Tensor g = random_values(gen, 2, 96, 80, kind);
+    at::Tensor region = random_values(gen, 1, 96, 80, 0)[0][0].gt(-0.5);  // ~70 % of the pixels
+    SelectSpec spec;
+    spec.q = uq(gen);
+    const Selection s = select(g, spec, region);
+    const at::Tensor inside = region.unsqueeze(0).expand({3, 96, 80});
+    for (std::int64_t i = 0; i < 2; ++i) {
+      const at::Tensor vals = g[i].masked_select(inside).contiguous();
+      ASSERT_GE(vals.numel(), 4096);
+      const std::vector<float> v(vals.data_ptr<float>(), vals.data_ptr<float>() + vals.numel());
+      bool nan = false;
+      for (float x : v) nan = nan || std::isnan(x);
+      const double t = nan ? NAN : percentile_by_sort(v, spec.q), got = s.threshold[i].item<double>();
+      EXPECT_TRUE(got == t || (std::isnan(got) && std::isnan(t))) << "kind=" << kind << ": " << got << " vs " << t;
+      EXPECT_TRUE(torch::equal(s.mask[i], inside & (g[i].to(at::kDouble) >= t))) << "kind=" << kind;
+    }
+  }
+}
+
+TEST(Select, SameResultWhateverTheThreadCount) {
+  std::mt19937_64 gen(78);
+  const at::Tensor g = random_values(gen, 7, 48, 48, 0);
+  SelectSpec spec;
+  spec.q = 93.5;
+  const int before = at::get_num_threads();
+  at::set_num_threads(1);
+  const Selection one = select(g, spec);
+  at::set_num_threads(2);
+  const Selection two = select(g, spec);
+  at::set_num_threads(before);
+  EXPECT_TRUE(torch::equal(one.mask, two.mask));
+  EXPECT_TRUE(torch::equal(one.threshold, two.threshold));
+}
+
+/// select_aten (CPU here; CUDA in scripts/gpu-check.sh) against select: identical in everything.
+void expect_same_selection(const at::Tensor& g, const SelectSpec& spec, const at::Tensor& region,
+                           const std::string& what) {
+  const Selection a = select(g, spec, region);
+  const Selection b = select_aten(g, spec, region);
+  EXPECT_TRUE(torch::equal(a.mask, b.mask.to(at::kCPU))) << what;
+  EXPECT_TRUE(torch::equal(a.selected, b.selected)) << what;
+  for (std::int64_t i = 0; i < g.size(0); ++i) {
+    const double x = a.threshold[i].item<double>(), y = b.threshold[i].item<double>();
+    EXPECT_TRUE(x == y || (std::isnan(x) && std::isnan(y))) << what << " image " << i << ": " << x << " vs " << y;
+  }
+}
+
+TEST(Select, AtenPathIsIdenticalToTheCpuPath) {
+  std::mt19937_64 gen(79);
+  at::Tensor region = at::zeros({20, 24}, at::kBool);
+  region.narrow(0, 3, 9).narrow(1, 5, 12).fill_(true);
+  for (int kind = 0; kind < 6; ++kind) {
+    const at::Tensor g = random_values(gen, 3, 20, 24, kind);
+    for (double q : {0.0, 50.0, 90.0, 99.5}) {
+      for (Granularity gran : {Granularity::kEntry, Granularity::kPixel}) {
+        SelectSpec spec;
+        spec.q = q;
+        spec.granularity = gran;
+        const std::string what = "kind=" + std::to_string(kind) + " q=" + std::to_string(q) +
+                                 (gran == Granularity::kPixel ? " pixel" : " entry");
+        expect_same_selection(g, spec, {}, what);
+        expect_same_selection(g, spec, region, what + " region");
+      }
+    }
+  }
+  // NaN in one image and an empty region.
+  at::Tensor g = random_values(gen, 2, 8, 8, 0);
+  g[1][0][0][0] = NAN;
+  expect_same_selection(g, SelectSpec{}, {}, "nan");
+  expect_same_selection(g, SelectSpec{}, at::zeros({8, 8}, at::kBool), "empty region");
+}
+
 }  // namespace
 }  // namespace edi::explain

@@ -3,8 +3,14 @@
 ///
 /// The threshold is t = numpy.percentile(G, q) (default "linear" method) over
 /// the entries of each image, and an entry is selected when G >= t. The
-/// percentile uses two order statistics found with nth_element (O(n)), not a
-/// full sort.
+/// percentile needs two order statistics. On the CPU they are found in O(n)
+/// without a full nth_element: one pass builds a 65,536-bin histogram of the
+/// values' top 16 bits (an order-preserving float -> uint32 key), which names
+/// the bin(s) holding both ranks; only those entries are copied and an exact
+/// nth_element runs on them. Images run in parallel (at::parallel_for, one image
+/// per task), so results do not depend on the thread count.
+/// select_aten() computes the same selection with ATen ops on the attribution's
+/// device (kthvalue, or a sort for regions); select() uses it for non-CPU input.
 #include <ATen/core/Tensor.h>
 #include <c10/core/ScalarType.h>
 
@@ -35,7 +41,9 @@ struct Selection {
   at::Tensor selected;   ///< N int64: selected entries (pixels*3 for kPixel)
 };
 
-/// Select entries of an N×3×H×W attribution map.
+/// Select entries of an N×3×H×W attribution map. CPU input runs the histogram
+/// path above; input on another device goes to select_aten() (the mask then
+/// stays on that device).
 /// \param region optional restriction (bool or nonzero = inside): N×H×W, N×1×H×W,
 ///               N×3×H×W, H×W or 1×H×W (broadcast over images). When given, the
 ///               percentile is taken over the entries (pixels for kPixel) inside
@@ -44,6 +52,16 @@ struct Selection {
 /// \param dtype  at::kBool or at::kFloat
 Selection select(const at::Tensor& attribution, const SelectSpec& spec, const at::Tensor& region = {},
                  c10::ScalarType dtype = c10::ScalarType::Bool);
+
+/// The same selection with ATen ops on attribution.device() (CPU or CUDA): the
+/// two order statistics per image come from kthvalue (a sort when a region is
+/// given), only per-image scalars (counts, NaN flags, x(lo), x(lo+1)) are read
+/// back, the thresholds are computed on the host exactly as select() does and
+/// uploaded, and the mask is built on the device. Masks, thresholds and counts
+/// are identical to select()'s; the mask stays on attribution's device,
+/// threshold and selected are CPU tensors.
+Selection select_aten(const at::Tensor& attribution, const SelectSpec& spec, const at::Tensor& region = {},
+                      c10::ScalarType dtype = c10::ScalarType::Bool);
 
 /// Mask only: select(attribution, spec, region, dtype).mask.
 at::Tensor select_mask(const at::Tensor& attribution, const SelectSpec& spec, const at::Tensor& region = {},

@@ -5,6 +5,8 @@
 /// three channels independently (as OpenCV's filters do), so the CPU code runs
 /// OpenCV on single-channel mats that wrap the CHW planes of the tensors: no
 /// CHW↔HWC copies, same results as cv2 on an HWC image (tests/perturb/cv2_parity.py).
+/// An ATen implementation of every operator (aten_ops.hpp) runs on the input's
+/// device instead; `OperatorSpec::ops` chooses (auto: ATen on CUDA, OpenCV on the CPU).
 ///
 /// Randomness (DP-Pix, DP-Blur, noise) comes from `edi::CounterRng`, one key per
 /// image, so an image's output never depends on the batch it was processed in.
@@ -44,6 +46,20 @@ MaskRule parse_mask_rule(std::string_view name);
 /// Inverse of parse_mask_rule.
 const char* mask_rule_name(MaskRule rule) noexcept;
 
+/// Which implementation computes P(x) (`--ops`).
+enum class OpsPath {
+  kAuto,    ///< ATen on a non-CPU device (CUDA); on the CPU the faster one, measured: OpenCV (default)
+  kOpenCV,  ///< OpenCV on the CPU, plane by plane (non-CPU input is copied to the CPU and back)
+  kAten,    ///< ATen ops on x's own device (aten_ops.hpp); agrees with OpenCV to 1e-6
+};
+
+/// "auto" | "opencv" | "aten"; throws ConfigError naming `--ops` otherwise.
+OpsPath parse_ops_path(std::string_view name);
+/// Inverse of parse_ops_path.
+const char* ops_path_name(OpsPath path) noexcept;
+/// Whether `path` runs the ATen implementation for input on `device`.
+bool use_aten(OpsPath path, const at::Device& device) noexcept;
+
 /// What the Haar region baselines (eyes|mouth|eyes-mouth) draw where detection fails
 /// (`--region-fallback`).
 enum class RegionFallback {
@@ -69,6 +85,8 @@ struct OperatorSpec {
   std::array<float, 3> color{0.f, 0.f, 0.f};  ///< mask: RGB in [0,1]
   MaskRule mask_rule = MaskRule::kEntry;      ///< mask: which selected entries change
   RegionFallback region_fallback = RegionFallback::kBox;  ///< region baselines: undetected parts
+  /// Implementation (operational: both agree to 1e-6; not part of describe()).
+  OpsPath ops = OpsPath::kAuto;
 
   /// The spec of operator `name` with that operator's documented defaults
   /// (blur k=40; gaussian k=9 σ=0; pixelate n=20; dp-pix b=32 m=16 ε=100;
@@ -91,11 +109,13 @@ double dp_laplace_scale(int b, double m, double eps, DpScale scale) noexcept;
 class Operator {
  public:
   virtual ~Operator() = default;
-  /// P(x) for a batch: x is N×3×H×W float32 (CPU or CUDA; CUDA input is
-  /// processed on the CPU and returned on its device), `keys` holds one RngKey
+  /// P(x) for a batch: x is N×3×H×W float32 (CPU or CUDA), `keys` holds one RngKey
   /// per image (its size must be N; deterministic operators ignore the values).
-  /// Returns a new tensor of x's shape; x is not modified.
-  virtual at::Tensor apply(const at::Tensor& x, const std::vector<RngKey>& keys) const = 0;
+  /// Returns a new tensor of x's shape on x's device; x is not modified. Runs the
+  /// ATen implementation on x's device when use_aten(spec().ops, x.device()), else
+  /// OpenCV on the CPU, images in parallel (at::parallel_for, one image per task:
+  /// the result does not depend on the thread count).
+  at::Tensor apply(const at::Tensor& x, const std::vector<RngKey>& keys) const;
   /// One line with the name and the effective parameters, e.g. `blur(k=40)`.
   virtual std::string describe() const = 0;
   /// True when apply() draws random numbers (so the keys matter).
@@ -109,6 +129,8 @@ class Operator {
 
  protected:
   explicit Operator(OperatorSpec spec) : spec_(std::move(spec)) {}
+  /// The OpenCV implementation (x checked, CPU or not).
+  virtual at::Tensor apply_opencv(const at::Tensor& x, const std::vector<RngKey>& keys) const = 0;
   OperatorSpec spec_;
 };
 
