@@ -357,16 +357,19 @@ NewestCheckpoint read_newest_checkpoint(const fs::path& rundir, int shard, int e
   }
   // Newest first (by the pass recorded inside); on a tie, slot 0.
   std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first != b.first ? a.first > b.first : a.second < b.second; });
+  // The first valid one wins; the ones before it failed, and one whose header
+  // cannot be read is reported as well (it can never be used).
   for (const auto& [pass, slot] : order) {
+    if (out.checkpoint && pass != -2) continue;  // an older valid-looking slot: not needed
     std::string problem;
     auto ck = read_shard_checkpoint(shard_checkpoint_path(rundir, shard, slot), &problem, expected_side);
-    if (ck) {
+    if (ck && !out.checkpoint) {
       out.checkpoint = std::move(ck);
       out.slot = slot;
-      break;
+    } else if (!ck) {
+      out.bad_slots.push_back(slot);
+      out.problems.push_back(problem);
     }
-    out.bad_slots.push_back(slot);
-    out.problems.push_back(problem);
   }
   return out;
 }
