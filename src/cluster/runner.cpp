@@ -42,7 +42,7 @@ bool option_is_operational(const std::string& name) {
   static const std::set<std::string> kOperational = {"threads",  "verbose",          "out",       "data",
                                                      "labels",   "device",           "config",    "no-images",
                                                      "examples", "checkpoint-every", "split-file", "max-megapixels",
-                                                     "checkpoint-max-loss", "schedule"};
+                                                     "checkpoint-max-loss"};
   return kOperational.count(name) > 0;
 }
 

@@ -23,7 +23,9 @@
 #   interval with --checkpoint-every: SIGTERM to every rank and to one rank
 #            commits the shards that are ahead of their checkpoints (resume at
 #            the next pass, identical outputs); 3 ranks with a 0.05 s interval
-#            give identical outputs.
+#            give identical outputs. The default policy (auto, with
+#            --checkpoint-max-loss 0.05) is recorded in run.json and survives a
+#            kill -9 of one rank with identical outputs.
 #            With RULE=image or RULE=dataset in the environment: the same
 #            with that stop rule and --checkpoint-every 0.3 (dataset: the
 #            reference's snapshot is checked, and each resumed run's
@@ -264,6 +266,29 @@ case $CASE in
     rm -rf "$WORK/iv-short"
     edi_mpirun 3 "$WORK/iv-short" --checkpoint-every 0.05 >"$WORK/iv-short.log" 2>&1 || { cat "$WORK/iv-short.log"; die "run with --checkpoint-every 0.05 failed"; }
     same_outputs "$(ref_dir)" "$WORK/iv-short" || die "--checkpoint-every 0.05 changed the outputs"
+    # The default policy (auto) under kill -9: --checkpoint-max-loss 0.05 caps
+    # the interval at 0.05 s of a shard's work, so shards commit every few
+    # passes and are ahead of their checkpoints in between. run.json records
+    # the policy; one rank is killed after pass 2; the rerun (default policy)
+    # gives identical outputs.
+    rm -rf "$WORK/auto"
+    edi_mpirun 2 "$WORK/auto" --checkpoint-max-loss 0.05 >"$WORK/auto.log" 2>&1 &
+    mp=$!
+    wait_for_pass "$WORK/auto.log" 2 "$mp" || { wait "$mp" || true; cat "$WORK/auto.log"; die "auto run ended before pass 2"; }
+    /usr/bin/python3 - "$WORK/auto/checkpoints/run.json" <<'PY' || die "run.json does not record the auto checkpoint policy"
+import json, sys
+p = json.load(open(sys.argv[1]))["checkpoint_policy"]
+assert p["mode"] == "auto" and p["max_loss_seconds"] == 0.05 and p["max_commit_share"] == 0.02, p
+assert 0 < p["interval_work_seconds"] <= 0.05 and p["commit_seconds_ewma"] > 0, p
+print("  run.json: auto policy, commit %.1f ms, interval %.3f s of shard work" % (1000 * p["commit_seconds_ewma"], p["interval_work_seconds"]))
+PY
+    kill -9 "$(rank_pids "$mp" | head -1)"
+    wait "$mp" || true
+    rc=0
+    edi_mpirun 2 "$WORK/auto" >"$WORK/auto.rerun.log" 2>&1 || rc=$?
+    [ "$rc" = 0 ] || { cat "$WORK/auto.rerun.log"; die "rerun after kill -9 under the auto policy exited $rc"; }
+    grep -q '"mode": "auto"' "$WORK/auto.rerun.log" || { cat "$WORK/auto.rerun.log"; die "the final line does not name the auto policy"; }
+    same_outputs "$(ref_dir)" "$WORK/auto" || die "kill -9 under the auto policy changed the outputs"
     ;;
   corrupt)
     interrupt "$WORK/bad" term-ranks
