@@ -721,20 +721,34 @@ struct FinalInputs {
 /// Test hook: EDI_TEST_PAUSE_FINAL=SECONDS makes every rank wait that long
 /// before the final writes, EDI_TEST_PAUSE_FINAL=SECONDS@FILE rank 0 before
 /// it writes FILE (outcomes.csv, results.h5, ...); the wait ends early on a
-/// signal. Lets a test signal a run in its final phase. `at`: "" before the
-/// final writes, else the file about to be written.
-void test_pause_final(const std::string& at) {
+/// signal. Lets a test signal a run in its final phase. Checked when the run
+/// starts (a bad value stops it before any work).
+struct PauseFinal {
+  bool set = false;
+  double seconds = 0;
+  std::string at;  ///< "": before the final writes, else the file about to be written
+};
+
+PauseFinal pause_final_setting() {
+  PauseFinal p;
   const char* v = std::getenv("EDI_TEST_PAUSE_FINAL");
-  if (!v || !*v) return;
+  if (!v || !*v) return p;
   const std::string text = v;
   const auto sep = text.find('@');
-  if (text.substr(sep == std::string::npos ? text.size() : sep + 1) != at) return;
-  char* end = nullptr;
   const std::string number = text.substr(0, sep);
-  const double seconds = std::strtod(number.c_str(), &end);
-  if (number.empty() || *end != '\0' || !(seconds >= 0 && seconds <= 3600))
+  char* end = nullptr;
+  p.seconds = std::strtod(number.c_str(), &end);
+  if (number.empty() || *end != '\0' || !(p.seconds >= 0 && p.seconds <= 3600))
     throw ConfigError("EDI_TEST_PAUSE_FINAL=" + text + ": expected SECONDS or SECONDS@FILE, seconds in [0, 3600]");
-  const auto until = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  p.at = sep == std::string::npos ? std::string() : text.substr(sep + 1);
+  p.set = true;
+  return p;
+}
+
+void test_pause_final(const std::string& at) {
+  const PauseFinal p = pause_final_setting();
+  if (!p.set || p.at != at) return;
+  const auto until = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(p.seconds));
   while (Clock::now() < until && !stop_requested()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
 }
 
@@ -830,6 +844,7 @@ std::string describe_interruption(const DistRunOutcome& o) {
 DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const PassPrinter& print) {
   const auto t_start = Clock::now();
   install_stop_handlers();
+  pause_final_setting();  // a bad test hook value stops the run before any work
   {
     engine::EngineSpec check = c.engine;
     check.batch = std::max(check.batch, 1);
