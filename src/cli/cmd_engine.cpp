@@ -21,8 +21,9 @@ int cmd_run(const Args& args) {
   Options opt("run", "--data DIR --model MODEL --out RUNDIR [--method edi|conventional] [--operator OP] [options]",
               "Anonymize a data set: EDI (explain -> select -> perturb, pass after pass, until each image is\n"
               "no longer identified or the dataset-level risk target is met) or a conventional baseline.\n"
-              "Runs as one process or under mpirun/srun (ranks share fixed shards). Every pass is\n"
-              "checkpointed; rerunning the same command resumes. SIGTERM/SIGUSR1: checkpoint, exit 75.\n"
+              "Runs as one process or under mpirun/srun (ranks share fixed shards). Every shard is\n"
+              "checkpointed (by default at most 2 percent of rank time, see --checkpoint-every); rerunning the same\n"
+              "command resumes. SIGTERM/SIGUSR1 (also during the final writes): checkpoint, exit 75.\n"
               "Writes RUNDIR/images/*.png, outcomes.csv, trajectories.csv, results.h5, summary.json.");
   add_run_options(opt);
   if (!opt.parse(args)) return 0;
@@ -54,8 +55,9 @@ int cmd_run(const Args& args) {
     if (mpi.root()) {
       const engine::RunSummary& s = out.summary;
       if (out.resumed) std::printf("resumed at pass %d\n", out.start_pass);
-      std::printf("checkpoints: %.2f s of %.2f s rank-seconds in the pass loop (%.1f%%)\n", s.checkpoint_seconds, s.loop_seconds,
-                  s.loop_seconds > 0 ? 100.0 * s.checkpoint_seconds / s.loop_seconds : 0.0);
+      std::printf("checkpoints: %.2f s of %.2f s rank-seconds in the pass loop (%.1f%%), %lld commit(s), policy %s\n",
+                  s.checkpoint_seconds, s.loop_seconds, s.loop_seconds > 0 ? 100.0 * s.checkpoint_seconds / s.loop_seconds : 0.0,
+                  static_cast<long long>(out.checkpoint_commits), out.checkpoint_policy.c_str());
       std::printf("done: %lld images (%lld quarantined): %lld stopped, %lld capped (still identified), %lld stalled, %lld fixed; "
                   "final risk %.2f%% after %d pass(es) in %.1f s -> %s\n",
                   static_cast<long long>(s.images), static_cast<long long>(s.quarantined), static_cast<long long>(s.stopped),

@@ -83,9 +83,13 @@ void add_run_options(Options& opt, bool for_bench) {
       .flag("no-images", "do not write anonymized images")
       .flag("verbose", "more progress output");
   if (!for_bench)
-    opt.add("checkpoint-every", "0",
-            "seconds between two commits of a shard, in [0, 86400] (0 = after every pass); final shards, a signal and "
-            "the end of a run always commit; a crash loses at most this much work per shard, never exactness");
+    opt.add("checkpoint-every", "auto",
+            "when a shard is committed: auto (commits at most 2 percent of rank time from their measured cost, at most "
+            "--checkpoint-max-loss seconds of a shard's work apart), or seconds between two commits of a shard in "
+            "[0, 86400] (0 = after every pass); final shards, a signal and the end of a run always commit; a crash loses "
+            "at most that much work per shard, never exactness")
+        .add("checkpoint-max-loss", "60",
+             "with --checkpoint-every auto: the most seconds of a shard's work a crash may lose, in [0.01, 86400]");
   if (for_bench)
     opt.add("batch", "1,8,16,32,64", "batch sizes to measure (comma-separated)")
         .add("passes-per-batch", "3", "fixed passes measured per batch size")
@@ -211,7 +215,17 @@ engine::RunConfig run_config_from(const Options& opt, bool for_bench, bool check
   c.split = engine::parse_split_selection(opt.choice("split", {"all", "train", "val", "test"}));
   c.resize = data::parse_resize_mode(opt.choice("resize", {"crop", "stretch"}), "resize");
   c.shard_size = static_cast<int>(opt.integer("shard-size", 1, 100000));
-  if (!for_bench) c.checkpoint_every = opt.number("checkpoint-every", 0, 86400);
+  if (!for_bench) {
+    c.checkpoint_auto = opt.text("checkpoint-every") == "auto";
+    if (!c.checkpoint_auto) {
+      try {
+        c.checkpoint_every = opt.number("checkpoint-every", 0, 86400);
+      } catch (const ConfigError&) {
+        throw ConfigError("--checkpoint-every " + opt.text("checkpoint-every") + ": expected auto or seconds in [0, 86400]");
+      }
+    }
+    c.checkpoint_max_loss = opt.number("checkpoint-max-loss", 0.01, 86400);
+  }
   c.split_spec = split_option(opt, check_paths);
   c.png_bits = static_cast<int>(opt.integer("png-bits", 8, 16));
   if (c.png_bits != 8 && c.png_bits != 16) throw ConfigError("--png-bits " + std::to_string(c.png_bits) + ": expected 8 or 16");

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -17,9 +18,9 @@ namespace edi::cluster {
 
 namespace fs = std::filesystem;
 
-fs::path shard_checkpoint_path(const fs::path& rundir, int shard) {
-  char name[32];
-  std::snprintf(name, sizeof name, "shard-%05d.h5", shard);
+fs::path shard_checkpoint_path(const fs::path& rundir, int shard, int slot) {
+  char name[40];
+  std::snprintf(name, sizeof name, slot == 0 ? "shard-%05d.h5" : "shard-%05d.b.h5", shard);
   return rundir / "checkpoints" / name;
 }
 
@@ -111,6 +112,39 @@ at::Tensor read_images(const H5::Group& g, const std::string& name, const std::v
 
 }  // namespace
 
+namespace {
+
+std::string errno_text() { return std::strerror(errno); }
+
+/// fsync `path` (a file, or a directory) with a checked close.
+void fsync_or_throw(const fs::path& path, bool directory) {
+  const int fd = ::open(path.c_str(), (directory ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC);
+  if (fd < 0) throw IoError(path.string() + ": cannot open for fsync: " + errno_text());
+  if (::fsync(fd) != 0) {
+    const std::string why = errno_text();
+    ::close(fd);
+    throw IoError(path.string() + ": fsync failed: " + why);
+  }
+  if (::close(fd) != 0) throw IoError(path.string() + ": close failed: " + errno_text());
+}
+
+/// The written temp file into the slot `slot`: fsync it, unlink the slot (the
+/// older state; the other slot keeps the newer one), rename the temp file into
+/// the free name and fsync the directory. No rename ever replaces a file (a
+/// replacing rename makes ext4 flush the data synchronously), and at every
+/// moment the other slot still holds a committed state: a crash or power loss
+/// leaves it, and the new slot either complete or absent.
+void commit_into_slot(const fs::path& temp, const fs::path& slot) {
+  fsync_or_throw(temp, false);
+  if (::unlink(slot.c_str()) != 0 && errno != ENOENT)
+    throw IoError(slot.string() + ": cannot remove the older checkpoint slot: " + errno_text());
+  if (::rename(temp.c_str(), slot.c_str()) != 0)
+    throw IoError(slot.string() + ": cannot rename the new checkpoint into place: " + errno_text());
+  fsync_or_throw(slot.parent_path(), true);
+}
+
+}  // namespace
+
 void write_shard_checkpoint(const fs::path& path, const engine::Shard& shard, int pass, const std::string& config_sha256,
                             int evaluated, const std::string& history) {
   h5::quiet();
@@ -155,8 +189,7 @@ void write_shard_checkpoint(const fs::path& path, const engine::Shard& shard, in
   } catch (const H5::Exception& e) {
     throw IoError(out.temp().string() + ": HDF5 write failed: " + e.getDetailMsg() + h5::take_error_bottom());
   }
-  // Neither a crash nor a power loss leaves a partial file under the final name.
-  out.commit(Durability::kPowerLoss);
+  commit_into_slot(out.temp(), path);
 }
 
 namespace {
@@ -292,6 +325,53 @@ std::string read_checkpoint_config(const fs::path& path) {
     h5::take_error_bottom();
     return {};
   }
+}
+
+namespace {
+
+/// The pass in a checkpoint's header (-2 when the header cannot be read: such
+/// a slot is tried last).
+int header_pass(const fs::path& path) {
+  try {
+    H5::H5File file(path.string(), H5F_ACC_RDONLY);
+    H5::Group root = file.openGroup("/");
+    if (h5::get_attr_string(root, "format") != "edi-anon-shard-checkpoint") return -2;
+    return static_cast<int>(h5::get_attr_int(root, "pass"));
+  } catch (const H5::Exception&) {
+    h5::take_error_bottom();
+    return -2;
+  }
+}
+
+}  // namespace
+
+NewestCheckpoint read_newest_checkpoint(const fs::path& rundir, int shard, int expected_side) {
+  h5::quiet();
+  NewestCheckpoint out;
+  std::vector<std::pair<int, int>> order;  // (header pass, slot) of the slots that exist
+  for (int slot = 0; slot < kCheckpointSlots; ++slot) {
+    const fs::path p = shard_checkpoint_path(rundir, shard, slot);
+    if (!fs::exists(p)) continue;
+    check_openable(p);  // a transient error keeps both slots and stops the run (IoError)
+    order.emplace_back(header_pass(p), slot);
+  }
+  // Newest first (by the pass recorded inside); on a tie, slot 0.
+  std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first != b.first ? a.first > b.first : a.second < b.second; });
+  // The first valid one wins; the ones before it failed, and one whose header
+  // cannot be read is reported as well (it can never be used).
+  for (const auto& [pass, slot] : order) {
+    if (out.checkpoint && pass != -2) continue;  // an older valid-looking slot: not needed
+    std::string problem;
+    auto ck = read_shard_checkpoint(shard_checkpoint_path(rundir, shard, slot), &problem, expected_side);
+    if (ck && !out.checkpoint) {
+      out.checkpoint = std::move(ck);
+      out.slot = slot;
+    } else if (!ck) {
+      out.bad_slots.push_back(slot);
+      out.problems.push_back(problem);
+    }
+  }
+  return out;
 }
 
 void restore_shard(engine::Shard& shard, const ShardCheckpoint& c) {

@@ -33,6 +33,7 @@ std::string RunHistory::to_json() const {
     passes_json.push_back({{"pass", r.pass}, {"risk_percent", r.risk_percent}, {"active", r.active}, {"identified", r.identified},
                            {"total", r.total}, {"seconds", r.seconds}, {"rate", r.image_passes_per_s}});
   j["passes"] = passes_json;
+  if (!checkpoint_policy.empty()) j["checkpoint_policy"] = json::parse(checkpoint_policy);
   return j.dump(2) + "\n";
 }
 
@@ -54,6 +55,7 @@ RunHistory RunHistory::from_json(const std::string& text, const std::string& whe
       r.image_passes_per_s = p.at("rate").get<double>();
       h.passes.push_back(r);
     }
+    if (j.contains("checkpoint_policy")) h.checkpoint_policy = j["checkpoint_policy"].dump();
   } catch (const json::exception& e) {
     throw DataError(where + ": not a run history (" + e.what() + ")");
   }

@@ -11,6 +11,9 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
+#include <thread>
+#include <functional>
+#include <cstdlib>
 
 #include "edi/core/context.hpp"
 #include "edi/core/error.hpp"
@@ -38,7 +41,8 @@ bool option_is_operational(const std::string& name) {
   // split-file and max-megapixels act through the data set, which the manifest hash covers.
   static const std::set<std::string> kOperational = {"threads",  "verbose",          "out",       "data",
                                                      "labels",   "device",           "config",    "no-images",
-                                                     "examples", "checkpoint-every", "split-file", "max-megapixels"};
+                                                     "examples", "checkpoint-every", "split-file", "max-megapixels",
+                                                     "checkpoint-max-loss"};
   return kOperational.count(name) > 0;
 }
 
@@ -295,7 +299,8 @@ engine::RunData prepare_run(const Mpi& mpi, const engine::RunConfig& c, std::uni
 RunHistory history_from_checkpoints(const fs::path& out, int n_shards, int side) {
   RunHistory best;
   for (int s = 0; s < n_shards; ++s) {
-    auto ck = read_shard_checkpoint(shard_checkpoint_path(out, s), nullptr, side);
+    const NewestCheckpoint n = read_newest_checkpoint(out, s, side);
+    const auto& ck = n.checkpoint;
     if (!ck || ck->history.empty()) continue;
     try {
       RunHistory h = RunHistory::from_json(ck->history, "");
@@ -338,23 +343,24 @@ RunHistory load_history(const Mpi& mpi, const engine::RunConfig& c, const fs::pa
   return RunHistory::from_json(mpi.broadcast(text), path.string());
 }
 
-/// Where each shard stands: the pass its checkpoint is committed through (-1:
-/// none). Rank 0 reads the headers (an unusable checkpoint is removed: the
-/// shard is recomputed), every rank gets the result.
+/// Where each shard stands: the pass its newest valid checkpoint slot is
+/// committed through (-1: none). Rank 0 reads the slots (an unusable slot is
+/// removed: the shard falls back to its other slot, or is recomputed when
+/// neither is usable), every rank gets the result.
 std::vector<std::int64_t> read_standing(const Mpi& mpi, const fs::path& out, int n_shards, int side) {
   std::vector<std::int64_t> committed(static_cast<std::size_t>(n_shards), -1);
   on_root(mpi, [&] {
     for (int s = 0; s < n_shards; ++s) {
-      std::string problem;
-      const fs::path p = shard_checkpoint_path(out, s);
-      if (!fs::exists(p)) continue;
-      auto ck = read_shard_checkpoint(p, &problem, side);
-      if (!ck) {
-        std::fprintf(stderr, "edi-anon run: warning: %s; shard %d is recomputed\n", problem.c_str(), s);
-        fs::remove(p);
-        continue;
+      const NewestCheckpoint n = read_newest_checkpoint(out, s, side);
+      for (std::size_t i = 0; i < n.bad_slots.size(); ++i) {
+        if (n.checkpoint)
+          std::fprintf(stderr, "edi-anon run: warning: %s; shard %d falls back to its previous checkpoint (pass %d)\n",
+                       n.problems[i].c_str(), s, n.checkpoint->pass);
+        else
+          std::fprintf(stderr, "edi-anon run: warning: %s; shard %d is recomputed\n", n.problems[i].c_str(), s);
+        fs::remove(shard_checkpoint_path(out, s, n.bad_slots[i]));
       }
-      committed[static_cast<std::size_t>(s)] = ck->pass;
+      if (n.checkpoint) committed[static_cast<std::size_t>(s)] = n.checkpoint->pass;
     }
   });
   if (!mpi.root()) std::fill(committed.begin(), committed.end(), 0);
@@ -481,11 +487,14 @@ struct PassLoop {
         ++red.shards_done;
         continue;
       }
+      const auto w0 = Clock::now();
       engine::PassCounts ev = engine.evaluate(h.shard, pass);
       if (dataset_rule) {
         h.evaluated = pass;
+        h.work += std::chrono::duration<double>(Clock::now() - w0).count();
       } else {
         ev = engine.perturb(h.shard, pass, false);
+        h.work += std::chrono::duration<double>(Clock::now() - w0).count();
         store.finish(s, h, pass, ev.active);
       }
       ++red.shards_done;
@@ -504,7 +513,9 @@ struct PassLoop {
         active[0] += count_records(h.shard).active;
         continue;
       }
+      const auto w0 = Clock::now();
       const engine::PassCounts pc = engine.perturb(h.shard, pass, halt);
+      h.work += std::chrono::duration<double>(Clock::now() - w0).count();
       store.finish(s, h, pass, pc.active);
       active[0] += pc.active;
     }
@@ -516,6 +527,7 @@ struct PassLoop {
   void record(const engine::PassReport& rep, int pass, std::int64_t active, const std::vector<std::string>& per_rank) {
     RunHistory h = saved;
     h.passes = history;
+    h.checkpoint_policy = store.policy_json();
     const std::string text = h.to_json();
     store.set_history(text);
     if (!mpi.root()) return;
@@ -656,9 +668,10 @@ std::vector<engine::Shard> collect_shards(ShardStore& store, const fs::path& out
       shards.push_back(store.held().at(s).shard);
       continue;
     }
-    std::string problem;
-    auto ck = read_shard_checkpoint(shard_checkpoint_path(out, s), &problem, side);
-    if (!ck) throw IoError(problem);
+    NewestCheckpoint n = read_newest_checkpoint(out, s, side);
+    if (!n.checkpoint)
+      throw IoError(n.problems.empty() ? shard_checkpoint_path(out, s).string() + ": missing" : n.problems.front());
+    const ShardCheckpoint* ck = &*n.checkpoint;
     engine::Shard sh;
     sh.index = s;
     sh.ids = ck->ids;
@@ -705,45 +718,107 @@ struct FinalInputs {
   Clock::time_point started;
 };
 
+/// Test hook: EDI_TEST_PAUSE_FINAL=SECONDS makes every rank wait that long
+/// before the final writes, EDI_TEST_PAUSE_FINAL=SECONDS@FILE rank 0 before
+/// it writes FILE (outcomes.csv, results.h5, ...); the wait ends early on a
+/// signal. Lets a test signal a run in its final phase. Checked when the run
+/// starts (a bad value stops it before any work).
+struct PauseFinal {
+  bool set = false;
+  double seconds = 0;
+  std::string at;  ///< "": before the final writes, else the file about to be written
+};
+
+PauseFinal pause_final_setting() {
+  PauseFinal p;
+  const char* v = std::getenv("EDI_TEST_PAUSE_FINAL");
+  if (!v || !*v) return p;
+  const std::string text = v;
+  const auto sep = text.find('@');
+  const std::string number = text.substr(0, sep);
+  char* end = nullptr;
+  p.seconds = std::strtod(number.c_str(), &end);
+  if (number.empty() || *end != '\0' || !(p.seconds >= 0 && p.seconds <= 3600))
+    throw ConfigError("EDI_TEST_PAUSE_FINAL=" + text + ": expected SECONDS or SECONDS@FILE, seconds in [0, 3600]");
+  p.at = sep == std::string::npos ? std::string() : text.substr(sep + 1);
+  p.set = true;
+  return p;
+}
+
+void test_pause_final(const std::string& at) {
+  const PauseFinal p = pause_final_setting();
+  if (!p.set || p.at != at) return;
+  const auto until = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(p.seconds));
+  while (Clock::now() < until && !stop_requested()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+}
+
+/// Rank 0's part of the final outputs: quarantine.csv, outcomes.csv,
+/// trajectories.csv, results.h5, summary.json and last the completion marker,
+/// one file after the other. False when a signal stopped it at a file
+/// boundary before the marker (every file written is whole).
+bool write_root_outputs(const Mpi& mpi, ShardStore& store, const FinalInputs& in, const std::vector<data::QuarantineItem>& quarantined,
+                        DistRunOutcome& outcome) {
+  const engine::RunConfig& c = *in.config;
+  const std::vector<engine::Shard> shards = collect_shards(store, c.out, in.n_shards, in.model->info().input_size);
+  std::vector<const engine::Shard*> views;
+  for (const auto& s : shards) views.push_back(&s);
+  engine::RunSummary& sum = outcome.summary;
+  count_outcomes(shards, sum);
+  sum.quarantined = static_cast<std::int64_t>(quarantined.size());
+  sum.passes_run = sum.passes.empty() ? 0 : sum.passes.back().pass;
+  sum.final_risk_percent = sum.passes.empty() ? 0.0 : sum.passes.back().risk_percent;
+  sum.timing = in.engine->timing();
+  sum.seconds = std::chrono::duration<double>(Clock::now() - in.started).count();
+  ResultsInfo info;
+  info.config = c;
+  info.spec = *in.spec;
+  info.provenance_json = read_file(c.out / "provenance.json");
+  info.ranks = mpi.size();
+  info.steering = in.steering;
+  const std::vector<std::pair<std::string, std::function<void()>>> steps = {
+      {"quarantine.csv", [&] { data::write_quarantine(quarantined, c.out / "quarantine.csv"); }},
+      {"outcomes.csv", [&] { engine::write_outcomes(c.out / "outcomes.csv", in.data->manifest, views); }},
+      {"trajectories.csv", [&] { engine::write_trajectories(c.out / "trajectories.csv", views); }},
+      {"results.h5", [&] { write_results(c.out / "results.h5", info, in.data->manifest, views, sum, *in.model); }},
+      {"summary.json", [&] { write_summary_json(c.out / "summary.json", info, in.data->manifest, sum); }},
+  };
+  for (const auto& [file, write] : steps) {
+    test_pause_final(file);
+    if (stop_requested()) return false;
+    write();
+  }
+  if (stop_requested()) return false;
+  write_completion_marker(c.out, sum);
+  return true;
+}
+
 /// The final outputs: images by every rank (shards handed out once more),
-/// quarantine.csv, outcomes.csv, trajectories.csv, results.h5 and
-/// summary.json by rank 0.
+/// then rank 0's files (write_root_outputs). A signal on the way stops at the
+/// next shard or file boundary: every shard is final and committed, every
+/// file written is whole, the completion marker is missing; the outcome is
+/// "interrupted" (exit 75) and a rerun writes the final outputs again,
+/// identically.
 void write_final_outputs(const Mpi& mpi, ShardStore& store, ClaimBoard& board, const FinalInputs& in, DistRunOutcome& outcome) {
   const engine::RunConfig& c = *in.config;
-  const int side = in.model->info().input_size;
+  test_pause_final("");
   board.reset();
-  for (int s = 0; s < in.n_shards; ++s) {
+  for (int s = 0; s < in.n_shards && !stop_requested(); ++s) {
     if (!board.claim(s)) continue;
     ShardStore::Held& h = store.load(s, -1);
     if (c.write_images) engine::write_images(c.out / "images", h.shard, c.png_bits);
   }
   const std::vector<data::QuarantineItem> quarantined = gather_quarantine(mpi, store.quarantined());
-  mpi.barrier();
-  if (mpi.root()) {
-    const std::vector<engine::Shard> shards = collect_shards(store, c.out, in.n_shards, side);
-    data::write_quarantine(quarantined, c.out / "quarantine.csv");
-    std::vector<const engine::Shard*> views;
-    for (const auto& s : shards) views.push_back(&s);
-    engine::RunSummary& sum = outcome.summary;
-    count_outcomes(shards, sum);
-    sum.quarantined = static_cast<std::int64_t>(quarantined.size());
-    sum.passes_run = sum.passes.empty() ? 0 : sum.passes.back().pass;
-    sum.final_risk_percent = sum.passes.empty() ? 0.0 : sum.passes.back().risk_percent;
-    sum.timing = in.engine->timing();
-    sum.seconds = std::chrono::duration<double>(Clock::now() - in.started).count();
-    engine::write_outcomes(c.out / "outcomes.csv", in.data->manifest, views);
-    engine::write_trajectories(c.out / "trajectories.csv", views);
-    ResultsInfo info;
-    info.config = c;
-    info.spec = *in.spec;
-    info.provenance_json = read_file(c.out / "provenance.json");
-    info.ranks = mpi.size();
-    info.steering = in.steering;
-    write_results(c.out / "results.h5", info, in.data->manifest, views, sum, *in.model);
-    write_summary_json(c.out / "summary.json", info, in.data->manifest, sum);
-    write_completion_marker(c.out, sum);
+  // Every rank's signal counts up to here; during rank 0's files, rank 0's.
+  const std::int64_t early = mpi.max(static_cast<std::int64_t>(stop_signal()));
+  std::string stopped = early ? std::to_string(early) : std::string();
+  if (mpi.root() && stopped.empty() && !write_root_outputs(mpi, store, in, quarantined, outcome))
+    stopped = std::to_string(stop_signal());
+  stopped = mpi.broadcast(stopped);
+  if (!stopped.empty()) {
+    outcome.interrupted = true;
+    outcome.in_final_writes = true;
+    outcome.signal = std::stoi(stopped);
   }
-  mpi.barrier();
 }
 
 }  // namespace
@@ -751,6 +826,12 @@ void write_final_outputs(const Mpi& mpi, ShardStore& store, ClaimBoard& board, c
 std::string describe_interruption(const DistRunOutcome& o) {
   std::ostringstream m;
   m << "stopped by signal " << o.signal;
+  if (o.in_final_writes) {
+    m << " while writing the final outputs (after pass " << o.last_complete_pass
+      << "; every shard is final and committed, the files written are whole, complete.json is missing); a rerun of the "
+         "same command writes the final outputs";
+    return m.str();
+  }
   if (o.last_complete_pass < 0)
     m << " before pass 0 was complete";
   else
@@ -763,6 +844,7 @@ std::string describe_interruption(const DistRunOutcome& o) {
 DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const PassPrinter& print) {
   const auto t_start = Clock::now();
   install_stop_handlers();
+  pause_final_setting();  // a bad test hook value stops the run before any work
   {
     engine::EngineSpec check = c.engine;
     check.batch = std::max(check.batch, 1);
@@ -800,6 +882,8 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
   setup.resize = c.resize;
   setup.config_sha256 = sha256_hex(config_json(c));
   setup.checkpoint_every = c.checkpoint_every;
+  setup.checkpoint_auto = c.checkpoint_auto;
+  setup.checkpoint_max_loss = c.checkpoint_max_loss;
   setup.limit = limit;
   setup.conventional = conventional;
   setup.rank = mpi.rank();
@@ -834,6 +918,12 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
   std::vector<double> io{store.checkpoint_seconds(), std::chrono::duration<double>(Clock::now() - t_loop).count()};
   mpi.sum(io);
   outcome.summary.checkpoint_seconds = io[0];
+  outcome.checkpoint_policy = store.policy_json();
+  {
+    std::vector<std::int64_t> commits{store.commits()};
+    mpi.sum(commits);
+    outcome.checkpoint_commits = commits[0];
+  }
   outcome.summary.loop_seconds = io[1];
   outcome.interrupted = interrupted;
   if (interrupted) {

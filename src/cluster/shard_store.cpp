@@ -1,5 +1,7 @@
 #include "edi/cluster/shard_store.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -32,16 +34,19 @@ ShardStore::ShardStore(const StoreSetup& setup, engine::Engine& engine)
     : setup_(setup), engine_(engine), fault_pass_(fault_pass_for(setup.rank)) {}
 
 void ShardStore::restore(int s, Held& h) {
-  const fs::path p = shard_checkpoint_path(setup_.out, s);
-  if (!fs::exists(p)) return;
-  std::string problem;
-  if (auto ck = read_shard_checkpoint(p, &problem, setup_.input_size)) {
-    restore_shard(h.shard, *ck);
-    h.committed = ck->pass;
-    h.evaluated = ck->evaluated;
-  } else {
-    std::fprintf(stderr, "edi-anon run: warning: %s; shard %d is recomputed\n", problem.c_str(), s);
+  NewestCheckpoint n = read_newest_checkpoint(setup_.out, s, setup_.input_size);
+  for (const std::string& problem : n.problems) {
+    if (n.checkpoint)
+      std::fprintf(stderr, "edi-anon run: warning: %s; shard %d falls back to its previous checkpoint (pass %d)\n", problem.c_str(),
+                   s, n.checkpoint->pass);
+    else
+      std::fprintf(stderr, "edi-anon run: warning: %s; shard %d is recomputed\n", problem.c_str(), s);
   }
+  if (!n.checkpoint) return;
+  restore_shard(h.shard, *n.checkpoint);
+  h.committed = n.checkpoint->pass;
+  h.evaluated = n.checkpoint->evaluated;
+  h.slot = n.slot;
 }
 
 ShardStore::Held& ShardStore::load(int s, int upto) {
@@ -56,18 +61,22 @@ ShardStore::Held& ShardStore::load(int s, int upto) {
   // A recomputed shard catches up alone (no halt happened before `upto`); a
   // shard committed between the phases of a pass continues from its evaluation.
   for (int p = h.committed + 1; p <= upto; ++p) {
+    const auto t0 = Clock::now();
     if (h.evaluated != p) engine_.evaluate(h.shard, p);
     engine_.perturb(h.shard, p);
     h.committed = p;
     h.evaluated = -1;
     h.dirty = true;
+    h.work += std::chrono::duration<double>(Clock::now() - t0).count();
   }
   return held_.emplace(s, std::move(h)).first->second;
 }
 
 void ShardStore::save(int s, Held& h, int as_of) {
   const auto t0 = Clock::now();
-  const fs::path path = shard_checkpoint_path(setup_.out, s);
+  // The older slot: the one not holding the newest committed state.
+  const int slot = h.slot == 0 ? 1 : 0;
+  const fs::path path = shard_checkpoint_path(setup_.out, s, slot);
   if (fault_pass_ >= 0 && as_of >= fault_pass_) {
     fault_pass_ = -1;
     throw IoError(path.string() + ": write failed: " + std::strerror(ENOSPC) + " (injected by EDI_FAULT_IO)");
@@ -75,14 +84,41 @@ void ShardStore::save(int s, Held& h, int as_of) {
   write_shard_checkpoint(path, h.shard, as_of, setup_.config_sha256, h.evaluated, history_);
   h.committed = as_of;
   h.dirty = false;
+  h.slot = slot;
+  h.work = 0;
   h.saved = Clock::now();
-  checkpoint_seconds_ += std::chrono::duration<double>(h.saved - t0).count();
+  const double took = std::chrono::duration<double>(h.saved - t0).count();
+  checkpoint_seconds_ += took;
+  commit_ewma_ = commit_ewma_ < 0 ? took : 0.7 * commit_ewma_ + 0.3 * took;
+  ++commits_;
+}
+
+double ShardStore::auto_interval() const {
+  if (commit_ewma_ < 0) return 0;
+  const double loss = setup_.checkpoint_max_loss;
+  const double young = std::sqrt(2 * commit_ewma_ * loss);
+  return std::min(std::max(young, commit_ewma_ / kMaxCommitShare), loss);
+}
+
+std::string ShardStore::policy_json() const {
+  char buf[256];
+  if (setup_.checkpoint_auto)
+    std::snprintf(buf, sizeof buf,
+                  "{\"mode\": \"auto\", \"commit_seconds_ewma\": %.6f, \"interval_work_seconds\": %.4f, "
+                  "\"max_loss_seconds\": %g, \"max_commit_share\": %g}",
+                  std::max(commit_ewma_, 0.0), auto_interval(), setup_.checkpoint_max_loss, kMaxCommitShare);
+  else if (setup_.checkpoint_every > 0)
+    std::snprintf(buf, sizeof buf, "{\"mode\": \"seconds\", \"every_seconds\": %g}", setup_.checkpoint_every);
+  else
+    std::snprintf(buf, sizeof buf, "{\"mode\": \"every-pass\"}");
+  return buf;
 }
 
 void ShardStore::finish(int s, Held& h, int pass, std::int64_t active) {
   h.evaluated = -1;
-  if (!interval() || active == 0 || stop_requested() ||
-      std::chrono::duration<double>(Clock::now() - h.saved).count() >= setup_.checkpoint_every) {
+  const bool due = setup_.checkpoint_auto ? h.work >= auto_interval()
+                                          : std::chrono::duration<double>(Clock::now() - h.saved).count() >= setup_.checkpoint_every;
+  if (!interval() || active == 0 || stop_requested() || due) {
     save(s, h, active == 0 ? setup_.limit : pass);
   } else {
     h.committed = pass;

@@ -9,17 +9,23 @@
 #   sigterm  SIGTERM to every rank mid-run -> mpirun exits 75; SIGUSR1 to mpirun
 #            (which forwards it to the ranks) -> 75; each rerun completes with
 #            outputs identical to the uninterrupted reference.
-#   corrupt  an interrupted run with one shard checkpoint truncated and another
+#   corrupt  an interrupted run with one shard's checkpoint slots truncated and another's
 #            with flipped bytes: the rerun says "is recomputed" on stderr and
 #            still gives identical outputs. Then a finished run whose pass
 #            history lost its last entry (a crash just before rank 0 wrote it):
 #            the rerun recounts that pass and gives identical outputs. A
 #            checkpoint claiming a huge image shape is recomputed; a run.json
-#            truncated to 0 bytes is recovered from the checkpoints.
+#            truncated to 0 bytes is recovered from the checkpoints. A torn
+#            newest slot falls back to the shard's other slot (identical outputs).
+#   final_signal  SIGTERM during the final writes (before them, and between
+#            trajectories.csv and results.h5): exit 75, no completion marker,
+#            no temp file; the rerun writes identical final outputs.
 #   interval with --checkpoint-every: SIGTERM to every rank and to one rank
 #            commits the shards that are ahead of their checkpoints (resume at
 #            the next pass, identical outputs); 3 ranks with a 0.05 s interval
-#            give identical outputs.
+#            give identical outputs. The default policy (auto, with
+#            --checkpoint-max-loss 0.05) is recorded in run.json and survives a
+#            kill -9 of one rank with identical outputs.
 #            With RULE=image or RULE=dataset in the environment: the same
 #            with that stop rule and --checkpoint-every 0.3 (dataset: the
 #            reference's snapshot is checked, and each resumed run's
@@ -39,7 +45,7 @@
 # WORKDIR (default: a fresh mktemp dir, removed on success) holds the data,
 # model and run directories. EDI_EXE overrides the binary.
 set -euo pipefail
-CASE=${1:?usage: cluster_cases.sh ranks|sigterm|interval|corrupt|refusal|rank_error|lock|diskfull [WORKDIR]}
+CASE=${1:?usage: cluster_cases.sh ranks|sigterm|interval|corrupt|final_signal|refusal|rank_error|lock|diskfull [WORKDIR]}
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 if [ -n "${2:-}" ]; then WORK=$2; mkdir -p "$WORK"; KEEP=1; else WORK=$(mktemp -d /tmp/edi-cluster-XXXXXX); KEEP=0; fi
 WORK=$(cd "$WORK" && pwd)
@@ -242,7 +248,7 @@ case $CASE in
     wait "$mp" || rc=$?
     log "rank_error: job ended $((SECONDS - t_err)) s after the error, mpirun exit code $rc"
     grep "error on rank 1" "$WORK/err.log" | head -1 | sed 's/^/  /'
-    grep -Eq "error on rank 1: .*checkpoints/shard-[0-9]+\.h5.*: write failed: No space left on device" "$WORK/err.log" ||
+    grep -Eq "error on rank 1: .*checkpoints/shard-[0-9]+(\.b)?\.h5.*: write failed: No space left on device" "$WORK/err.log" ||
       { cat "$WORK/err.log"; die "the message does not name the file and the error"; }
     [ "$rc" = 4 ] || { cat "$WORK/err.log"; die "expected exit code 4 (I/O error), got $rc"; }
     ;;
@@ -260,18 +266,49 @@ case $CASE in
     rm -rf "$WORK/iv-short"
     edi_mpirun 3 "$WORK/iv-short" --checkpoint-every 0.05 >"$WORK/iv-short.log" 2>&1 || { cat "$WORK/iv-short.log"; die "run with --checkpoint-every 0.05 failed"; }
     same_outputs "$(ref_dir)" "$WORK/iv-short" || die "--checkpoint-every 0.05 changed the outputs"
+    # The default policy (auto) under kill -9: --checkpoint-max-loss 0.05 caps
+    # the interval at 0.05 s of a shard's work, so shards commit every few
+    # passes and are ahead of their checkpoints in between. run.json records
+    # the policy; one rank is killed after pass 2; the rerun (default policy)
+    # gives identical outputs.
+    rm -rf "$WORK/auto"
+    edi_mpirun 2 "$WORK/auto" --checkpoint-max-loss 0.05 >"$WORK/auto.log" 2>&1 &
+    mp=$!
+    wait_for_pass "$WORK/auto.log" 2 "$mp" || { wait "$mp" || true; cat "$WORK/auto.log"; die "auto run ended before pass 2"; }
+    /usr/bin/python3 - "$WORK/auto/checkpoints/run.json" <<'PY' || die "run.json does not record the auto checkpoint policy"
+import json, sys
+p = json.load(open(sys.argv[1]))["checkpoint_policy"]
+assert p["mode"] == "auto" and p["max_loss_seconds"] == 0.05 and p["max_commit_share"] == 0.02, p
+assert 0 < p["interval_work_seconds"] <= 0.05 and p["commit_seconds_ewma"] > 0, p
+print("  run.json: auto policy, commit %.1f ms, interval %.3f s of shard work" % (1000 * p["commit_seconds_ewma"], p["interval_work_seconds"]))
+PY
+    kill -9 "$(rank_pids "$mp" | head -1)"
+    wait "$mp" || true
+    rc=0
+    edi_mpirun 2 "$WORK/auto" >"$WORK/auto.rerun.log" 2>&1 || rc=$?
+    [ "$rc" = 0 ] || { cat "$WORK/auto.rerun.log"; die "rerun after kill -9 under the auto policy exited $rc"; }
+    grep -q '"mode": "auto"' "$WORK/auto.rerun.log" || { cat "$WORK/auto.rerun.log"; die "the final line does not name the auto policy"; }
+    same_outputs "$(ref_dir)" "$WORK/auto" || die "kill -9 under the auto policy changed the outputs"
     ;;
   corrupt)
     interrupt "$WORK/bad" term-ranks
-    mapfile -t cks < <(find "$WORK/bad/checkpoints" -name 'shard-*.h5' | sort)
+    # Slot 0 of each shard (shard-NNNNN.h5); a shard may also have slot 1
+    # (shard-NNNNN.b.h5). Both slots of a victim are corrupted, so that it
+    # cannot fall back: it must be recomputed.
+    mapfile -t cks < <(find "$WORK/bad/checkpoints" -name 'shard-*.h5' ! -name '*.b.h5' | sort)
     [ "${#cks[@]}" -ge 2 ] || die "expected >= 2 shard checkpoints, found ${#cks[@]}"
     victim1=${cks[0]} victim2=${cks[${#cks[@]}-1]}
-    size=$(stat -c %s "$victim1")
-    truncate -s $((size / 2)) "$victim1"
+    for f in "$victim1" "${victim1%.h5}.b.h5"; do
+      [ -f "$f" ] || continue
+      size=$(stat -c %s "$f")
+      truncate -s $((size / 2)) "$f"
+    done
     # flip 64 bytes inside the stored image state of the other one: the file
     # stays readable HDF5 metadata; only the per-image Fletcher-32 chunk
     # checksum (or, unchunked, the checkpoint checksum) can tell
-    /usr/bin/python3 - "$victim2" <<'PY'
+    for f in "$victim2" "${victim2%.h5}.b.h5"; do
+      [ -f "$f" ] || continue
+      /usr/bin/python3 - "$f" <<'PY'
 import sys, h5py
 path = sys.argv[1]
 with h5py.File(path, "r") as f:
@@ -286,7 +323,8 @@ with open(path, "r+b") as f:
     f.seek(off + 1000)
     f.write(bytes(x ^ 0xFF for x in b))
 PY
-    log "truncated $(basename "$victim1") to $((size / 2)) bytes, flipped 64 bytes of the state in $(basename "$victim2")"
+    done
+    log "truncated the slots of $(basename "$victim1") to half, flipped 64 bytes of the state in the slots of $(basename "$victim2")"
     rc=0
     edi_mpirun 2 "$WORK/bad" >"$WORK/bad.rerun.log" 2>"$WORK/bad.rerun.err" || rc=$?
     [ "$rc" = 0 ] || { cat "$WORK/bad.rerun.log" "$WORK/bad.rerun.err"; die "rerun after corruption exited $rc"; }
@@ -320,13 +358,16 @@ PY
     # sparse dataset: the file stays small): corrupt -> recomputed, never an
     # allocation or a LibTorch error.
     interrupt "$WORK/huge" term-ranks
-    victim=$(find "$WORK/huge/checkpoints" -name 'shard-*.h5' | sort | head -1)
-    /usr/bin/python3 - "$victim" <<'PY'
+    victim=$(find "$WORK/huge/checkpoints" -name 'shard-*.h5' ! -name '*.b.h5' | sort | head -1)
+    for f in "$victim" "${victim%.h5}.b.h5"; do
+      [ -f "$f" ] || continue
+      /usr/bin/python3 - "$f" <<'PY'
 import sys, h5py
 with h5py.File(sys.argv[1], "r+") as f:
     del f["state"]
     f.create_dataset("state", shape=(8, 3, 100000, 100000), chunks=(1, 3, 32, 32), dtype="f4")
 PY
+    done
     rc=0
     edi_mpirun 2 "$WORK/huge" >"$WORK/huge.rerun.log" 2>&1 || rc=$?
     [ "$rc" = 0 ] || { cat "$WORK/huge.rerun.log"; die "rerun after a huge checkpoint shape exited $rc"; }
@@ -346,6 +387,68 @@ PY
     log "run.json truncated: $(grep -o 'treated as missing.*' "$WORK/trunc.rerun.log")"
     same_outputs "$(ref_dir)" "$WORK/trunc" || die "outputs after a truncated run.json differ"
     check_complete "$WORK/trunc"
+    # Two slots: committed after every pass, each shard has both; the newest
+    # slot of one shard truncated (a torn write the file system kept), the
+    # shard falls back to its other slot (the pass before) and the outputs
+    # stay identical.
+    interrupt "$WORK/fb" term-ranks --checkpoint-every 0
+    /usr/bin/python3 - "$WORK/fb/checkpoints" >"$WORK/fb.victim" <<'PY'
+import glob, h5py, os, sys
+a = sorted(glob.glob(os.path.join(sys.argv[1], "shard-00000*.h5")))
+assert len(a) == 2, a
+passes = {p: int(h5py.File(p, "r").attrs["pass"]) for p in a}
+newest = max(a, key=lambda p: passes[p])
+assert len(set(passes.values())) == 2, passes
+print(newest, passes[newest], min(passes.values()))
+PY
+    read -r victim newest older <"$WORK/fb.victim"
+    truncate -s $(($(stat -c %s "$victim") / 2)) "$victim"
+    rc=0
+    edi_mpirun 2 "$WORK/fb" >"$WORK/fb.rerun.log" 2>&1 || rc=$?
+    [ "$rc" = 0 ] || { cat "$WORK/fb.rerun.log"; die "rerun after a torn newest slot exited $rc"; }
+    grep -q "shard 0 falls back to its previous checkpoint (pass $older)" "$WORK/fb.rerun.log" ||
+      { cat "$WORK/fb.rerun.log"; die "shard 0 did not fall back to its slot of pass $older"; }
+    log "newest slot of shard 0 (pass $newest) torn: fell back to pass $older"
+    same_outputs "$(ref_dir)" "$WORK/fb" || die "outputs after falling back to the older slot differ"
+    ;;
+  final_signal)
+    # SIGTERM to every rank during the final writes: while every rank waits
+    # before them (EDI_TEST_PAUSE_FINAL=120), and while rank 0 waits between
+    # trajectories.csv and results.h5 (=120@results.h5). Each time: exit 75
+    # naming the final writes, no completion marker, every file there whole
+    # (no temp file left); the rerun writes the final outputs identically.
+    last=$(grep -E '^pass +[0-9]+ ' "$(ref_dir).log" | tail -1 | awk '{print $2}')
+    for at in "" "@results.h5"; do
+      out=$WORK/final; [ -z "$at" ] || out=$WORK/final-mid
+      rm -rf "$out"
+      EDI_TEST_PAUSE_FINAL=120$at edi_mpirun 2 "$out" >"$out.log" 2>&1 &
+      mp=$!
+      wait_for_pass "$out.log" "$last" "$mp" || { wait "$mp" || true; cat "$out.log"; die "run $out ended before its last pass"; }
+      if [ -n "$at" ]; then
+        for _ in $(seq 1 1500); do [ -f "$out/trajectories.csv" ] && break; sleep 0.02; done
+        [ -f "$out/trajectories.csv" ] || { cat "$out.log"; die "rank 0 never wrote trajectories.csv"; }
+      fi
+      sleep 0.5
+      kill -TERM $(rank_pids "$mp")
+      rc=0
+      wait "$mp" || rc=$?
+      [ "$rc" = 75 ] || { cat "$out.log"; die "SIGTERM during the final writes${at}: expected exit 75, got $rc"; }
+      grep -q "while writing the final outputs" "$out.log" || { cat "$out.log"; die "no message naming the final writes"; }
+      [ ! -f "$out/complete.json" ] || die "the interrupted final writes left a completion marker"
+      if [ -n "$at" ]; then
+        [ -f "$out/outcomes.csv" ] && [ ! -f "$out/results.h5" ] || die "expected outcomes.csv and no results.h5 at the stop"
+        cmp -s "$(ref_dir)/outcomes.csv" "$out/outcomes.csv" || die "the outcomes.csv written before the stop differs"
+      fi
+      n_tmp=$(find "$out" -name '*.tmp.*' | wc -l)
+      [ "$n_tmp" = 0 ] || die "$n_tmp temp file(s) left by the interrupted final writes"
+      log "SIGTERM during the final writes${at:- (before them)}: exit 75, $(grep -o 'stopped by signal [0-9]* while writing the final outputs' "$out.log")"
+      rc=0
+      edi_mpirun 2 "$out" >"$out.rerun.log" 2>&1 || rc=$?
+      [ "$rc" = 0 ] || { cat "$out.rerun.log"; die "rerun of $out exited $rc"; }
+      same_outputs "$(ref_dir)" "$out" || die "$out differs from the reference"
+      h5_all_open "$out" || die "$out has unreadable HDF5 files"
+      check_complete "$out"
+    done
     ;;
   refusal)
     rm -rf "$WORK/refuse"

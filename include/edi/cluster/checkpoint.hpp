@@ -1,7 +1,7 @@
 #pragma once
-/// \file Per-shard checkpoints: a shard is committed to
-/// `checkpoints/shard-NNNNN.h5` (temp file, flush, rename) after a pass, or at
-/// most every `--checkpoint-every` seconds, holding the current images, every
+/// \file Per-shard checkpoints: a shard is committed to one of its two slots
+/// `checkpoints/shard-NNNNN.h5` / `shard-NNNNN.b.h5` (temp file, fsync, unlink
+/// the older slot, rename into it) by the checkpoint interval, holding the current images, every
 /// image's record and trajectory, the pass and a SHA-256 checksum of the
 /// records (the image state is protected by HDF5's Fletcher-32 per image).
 /// A shard file is always one committed state, never a mix; a corrupt one is
@@ -16,15 +16,24 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "edi/engine/engine.hpp"
 
 namespace edi::cluster {
 
-/// `RUNDIR/checkpoints/shard-NNNNN.h5`.
-std::filesystem::path shard_checkpoint_path(const std::filesystem::path& rundir, int shard);
+/// Two slots per shard: a commit goes into the slot that does not hold the
+/// newest committed state (see write_shard_checkpoint), so that a corrupt
+/// newest slot falls back to the previous commit.
+inline constexpr int kCheckpointSlots = 2;
 
-/// Write the shard's state after pass `pass` (atomically). `evaluated` >= 0:
+/// Slot 0: `RUNDIR/checkpoints/shard-NNNNN.h5`; slot 1: `shard-NNNNN.b.h5`.
+std::filesystem::path shard_checkpoint_path(const std::filesystem::path& rundir, int shard, int slot = 0);
+
+/// Write the shard's state after pass `pass` into the slot file `path` (the
+/// older slot): a temp file is written, fsync'd, the slot unlinked, the temp
+/// file renamed into its name (never a replacing rename) and the directory
+/// fsync'd. The other slot is never touched. `evaluated` >= 0:
 /// the records also hold that pass's evaluation and the shard's pending
 /// images and attributions are stored (see above).
 /// `history`: the run's pass history as of the commit (RunHistory::to_json),
@@ -51,6 +60,19 @@ struct ShardCheckpoint {
 /// that does not fit (`expected_side` > 0: the images' side in pixels).
 std::optional<ShardCheckpoint> read_shard_checkpoint(const std::filesystem::path& path, std::string* problem = nullptr,
                                                      int expected_side = 0);
+
+/// The newest valid slot of a shard (by the pass recorded inside); when the
+/// newest fails its checks (checksum, shape, unreadable), the other one.
+struct NewestCheckpoint {
+  std::optional<ShardCheckpoint> checkpoint;  ///< nullopt: no usable slot (or none exists)
+  int slot = -1;                              ///< the slot it came from
+  std::vector<int> bad_slots;                 ///< slots that exist but failed their checks
+  std::vector<std::string> problems;          ///< "PATH: why", one per bad slot
+};
+
+/// Throws IoError (both slots kept) when a slot cannot be opened for a
+/// transient reason (EIO, a lock).
+NewestCheckpoint read_newest_checkpoint(const std::filesystem::path& rundir, int shard, int expected_side);
 
 /// The config sha256 a checkpoint was made with, from its header ("" when
 /// unreadable).

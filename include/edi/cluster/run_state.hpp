@@ -33,6 +33,9 @@ struct PassReduction {
 struct RunHistory {
   int batch = 0;  ///< 0: not chosen yet
   std::vector<engine::PassReport> passes;
+  /// The checkpoint policy as it stood (ShardStore::policy_json, rank 0's), a
+  /// JSON object written as "checkpoint_policy" for the user ("": none).
+  std::string checkpoint_policy;
 
   /// `{"batch": B, "passes": [{"pass", "risk_percent", "active", "identified", "total", "seconds", "rate"}]}`
   std::string to_json() const;

@@ -38,6 +38,11 @@ struct DistRunOutcome {
   /// Every shard is committed through this pass (-1: none); a resume starts
   /// at the next one. Some shards may be committed further.
   int last_complete_pass = -1;
+  /// The signal came during the final writes (every shard final and
+  /// committed; the rerun writes the final outputs).
+  bool in_final_writes = false;
+  std::string checkpoint_policy;       ///< rank 0's checkpoint policy at the end (ShardStore::policy_json)
+  std::int64_t checkpoint_commits = 0;  ///< shard commits in this process run, all ranks
 };
 
 /// "stopped by signal 10 after pass 4 (...)": where an interrupted run

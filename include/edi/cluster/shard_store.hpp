@@ -27,6 +27,10 @@ struct StoreSetup {
   data::ResizeMode resize = data::ResizeMode::kShorterSideCrop;
   std::string config_sha256;
   double checkpoint_every = 0;                            ///< seconds; 0: commit after every pass
+  /// --checkpoint-every auto: commit a shard once its work since the last
+  /// commit reaches auto_interval() (checkpoint_every is then ignored).
+  bool checkpoint_auto = false;
+  double checkpoint_max_loss = 60;                        ///< auto: the most work (seconds) a shard may lose
   int limit = 0;                                          ///< the pass limit (final shards are committed as of it)
   bool conventional = false;
   int rank = 0;                                           ///< for messages and the fault hook
@@ -42,6 +46,8 @@ class ShardStore {
     int evaluated = -1;  ///< the records hold this pass's evaluation, not yet perturbed (-1: none)
     bool dirty = false;  ///< in memory ahead of its checkpoint
     Clock::time_point saved = Clock::now();  ///< last commit (or load)
+    double work = 0;     ///< seconds of compute on this shard since its last commit (what a kill -9 loses)
+    int slot = -1;       ///< the checkpoint slot holding its newest committed state (-1: none)
   };
 
   ShardStore(const StoreSetup& setup, engine::Engine& engine);
@@ -51,9 +57,11 @@ class ShardStore {
   Held& load(int shard, int upto);
   /// Commit `h` as of pass `as_of` (a between-phases commit when `h.evaluated` >= 0).
   void save(int shard, Held& h, int as_of);
-  /// After a shard's pass: commit it, or with --checkpoint-every only when its
-  /// last commit is that old; a final shard (no active image) and a pending
-  /// signal always commit, as of the pass limit for a final shard.
+  /// After a shard's pass: commit it (--checkpoint-every 0), or only when its
+  /// last commit is that old (--checkpoint-every S), or when its work since
+  /// the last commit reaches auto_interval() (auto); a final shard (no active
+  /// image) and a pending signal always commit, as of the pass limit for a
+  /// final shard.
   void finish(int shard, Held& h, int pass, std::int64_t active);
   /// Commit every held shard that is ahead of its checkpoint.
   void commit_dirty();
@@ -65,7 +73,18 @@ class ShardStore {
 
   std::map<int, Held>& held() { return held_; }
   bool holds(int shard) const { return held_.count(shard) > 0; }
-  bool interval() const { return setup_.checkpoint_every > 0; }
+  bool interval() const { return setup_.checkpoint_auto || setup_.checkpoint_every > 0; }
+  /// The auto policy's interval in seconds of a shard's own work (Young/Daly):
+  /// sqrt(2 C L) with C the commit cost (EWMA of this rank's commits) and L
+  /// the maximum loss, at least C / kMaxCommitShare (commits <= 2 % of rank
+  /// time) and at most L. 0 until a commit was measured (the first commit
+  /// measures it).
+  double auto_interval() const;
+  static constexpr double kMaxCommitShare = 0.02;
+  /// The policy as it stands, for run.json and the final line:
+  /// {"mode": "auto"|"seconds"|"every-pass", ...}.
+  std::string policy_json() const;
+  std::int64_t commits() const { return commits_; }
   double checkpoint_seconds() const { return checkpoint_seconds_; }
   const std::vector<data::QuarantineItem>& quarantined() const { return quarantined_; }
 
@@ -76,6 +95,8 @@ class ShardStore {
   std::map<int, Held> held_;
   std::vector<data::QuarantineItem> quarantined_;
   double checkpoint_seconds_ = 0;
+  double commit_ewma_ = -1;  ///< seconds per commit, exponentially weighted (-1: none yet)
+  std::int64_t commits_ = 0;
   std::string history_;
   int fault_pass_ = -1;  ///< EDI_FAULT_IO test hook (see shard_store.cpp)
 };

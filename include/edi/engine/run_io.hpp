@@ -48,6 +48,11 @@ struct RunConfig {
   /// shard, a signal and the end of a run always commit; a crash loses at
   /// most this much work per shard, never exactness.
   double checkpoint_every = 0;
+  /// --checkpoint-every auto (the default): the interval follows the measured
+  /// commit cost (commits <= 2 % of rank time), at most checkpoint_max_loss
+  /// seconds of a shard's work between two commits; checkpoint_every unused.
+  bool checkpoint_auto = true;
+  double checkpoint_max_loss = 60;
   bool write_images = true;
   bool verbose = false;
   EngineSpec engine;
