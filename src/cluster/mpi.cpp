@@ -110,7 +110,8 @@ ClaimBoard::ClaimBoard(const Mpi& mpi, int n) : impl_(std::make_unique<Impl>()) 
   impl_->mpi = &mpi;
   impl_->n = n;
   impl_->uncaught = std::uncaught_exceptions();
-  const MPI_Aint bytes = mpi.root() ? static_cast<MPI_Aint>(n) * static_cast<MPI_Aint>(sizeof(std::int64_t)) : 0;
+  // n claim slots and, last, the shared counter of next().
+  const MPI_Aint bytes = mpi.root() ? static_cast<MPI_Aint>(n + 1) * static_cast<MPI_Aint>(sizeof(std::int64_t)) : 0;
   check(MPI_Win_allocate(bytes, sizeof(std::int64_t), MPI_INFO_NULL, MPI_COMM_WORLD, &impl_->base, &impl_->win), "MPI_Win_allocate");
   reset();
 }
@@ -133,11 +134,20 @@ bool ClaimBoard::claim(int slot) {
   return before == 0;
 }
 
+int ClaimBoard::next() {
+  const std::int64_t one = 1;
+  std::int64_t before = 0;
+  check(MPI_Win_lock(MPI_LOCK_SHARED, 0, 0, impl_->win), "MPI_Win_lock");
+  check(MPI_Fetch_and_op(&one, &before, MPI_INT64_T, 0, impl_->n, MPI_SUM, impl_->win), "MPI_Fetch_and_op");
+  check(MPI_Win_unlock(0, impl_->win), "MPI_Win_unlock");
+  return before >= impl_->n ? impl_->n : static_cast<int>(before);
+}
+
 void ClaimBoard::reset() {
   impl_->mpi->barrier();
   if (impl_->mpi->root()) {
     check(MPI_Win_lock(MPI_LOCK_EXCLUSIVE, 0, 0, impl_->win), "MPI_Win_lock");
-    for (int i = 0; i < impl_->n; ++i) impl_->base[i] = 0;
+    for (int i = 0; i <= impl_->n; ++i) impl_->base[i] = 0;
     check(MPI_Win_unlock(0, impl_->win), "MPI_Win_unlock");
   }
   impl_->mpi->barrier();

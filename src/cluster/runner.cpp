@@ -448,22 +448,38 @@ struct PassLoop {
 
   enum class End { kNext, kDone, kInterrupted };
 
-  /// This rank's order: shards it holds first, then the rest by index.
-  std::vector<int> claim_order() {
-    std::vector<int> order;
-    for (const auto& [s, h] : store.held()) order.push_back(s);
-    for (int s = 0; s < n_shards; ++s)
-      if (!store.holds(s)) order.push_back(s);
-    return order;
+  /// One claimed shard's pass: counted only when it was done (or evaluated)
+  /// before an interruption.
+  void process_shard(int s, int pass, PassReduction& red) {
+    ShardStore::Held& h = store.load(s, pass - 1);
+    ++red.shards_done;
+    if (h.committed >= pass || h.evaluated == pass) {
+      red.add(count_records(h.shard));
+      return;
+    }
+    const auto w0 = Clock::now();
+    engine::PassCounts ev = engine.evaluate(h.shard, pass);
+    if (dataset_rule) {
+      h.evaluated = pass;
+      h.work += std::chrono::duration<double>(Clock::now() - w0).count();
+    } else {
+      ev = engine.perturb(h.shard, pass, false);
+      h.work += std::chrono::duration<double>(Clock::now() - w0).count();
+      store.finish(s, h, pass, ev.active);
+    }
+    red.add(ev);
   }
 
   /// Phase 1 on the shards this rank claims (and, but under the dataset rule,
-  /// phase 2 and the commit). Stops claiming on a signal.
+  /// phase 2 and the commit). Stops claiming on a signal. A rank claims the
+  /// shards it holds first, then the board's shared counter hands out the rest
+  /// one index at a time (a claim costs one round trip, however many ranks).
   PassReduction process_shards(int pass, std::set<int>& touched) {
     PassReduction red;
     const std::int64_t ip0 = engine.timing().image_passes;
     board.reset();
-    std::vector<int> order = claim_order();
+    std::vector<int> held;
+    for (const auto& [s, h] : store.held()) held.push_back(s);
     // A shard ahead of its checkpoint stays with its holder: it is claimed
     // before any rank claims others (another rank would recompute it from the
     // older checkpoint).
@@ -474,31 +490,23 @@ struct PassLoop {
       touched = mine;
       mpi.barrier();
     }
-    for (int s : order) {
+    std::set<int> tried;
+    auto take = [&](int s) {
       if (stop_requested()) {
         red.stopped_claiming = 1;
-        break;
+        return false;
       }
-      if (!mine.count(s) && !board.claim(s)) continue;
-      ShardStore::Held& h = store.load(s, pass - 1);
+      if (!tried.insert(s).second || (!mine.count(s) && !board.claim(s))) return true;
+      process_shard(s, pass, red);
       touched.insert(s);
-      if (h.committed >= pass || h.evaluated == pass) {  // done (or evaluated) before an interruption: only count it
-        red.add(count_records(h.shard));
-        ++red.shards_done;
-        continue;
-      }
-      const auto w0 = Clock::now();
-      engine::PassCounts ev = engine.evaluate(h.shard, pass);
-      if (dataset_rule) {
-        h.evaluated = pass;
-        h.work += std::chrono::duration<double>(Clock::now() - w0).count();
-      } else {
-        ev = engine.perturb(h.shard, pass, false);
-        h.work += std::chrono::duration<double>(Clock::now() - w0).count();
-        store.finish(s, h, pass, ev.active);
-      }
-      ++red.shards_done;
-      red.add(ev);
+      return true;
+    };
+    bool go = true;
+    for (std::size_t i = 0; go && i < held.size(); ++i) go = take(held[i]);
+    while (go) {
+      const int s = board.next();
+      if (s >= n_shards) break;
+      go = take(s);
     }
     red.image_passes = engine.timing().image_passes - ip0;
     return red;
@@ -802,8 +810,7 @@ void write_final_outputs(const Mpi& mpi, ShardStore& store, ClaimBoard& board, c
   const engine::RunConfig& c = *in.config;
   test_pause_final("");
   board.reset();
-  for (int s = 0; s < in.n_shards && !stop_requested(); ++s) {
-    if (!board.claim(s)) continue;
+  for (int s = board.next(); s < in.n_shards && !stop_requested(); s = board.next()) {
     ShardStore::Held& h = store.load(s, -1);
     if (c.write_images) engine::write_images(c.out / "images", h.shard, c.png_bits);
   }

@@ -50,7 +50,11 @@ class ClaimBoard {
   ~ClaimBoard();
   ClaimBoard(const ClaimBoard&) = delete;
   ClaimBoard& operator=(const ClaimBoard&) = delete;
+  /// True for the one rank whose claim of `slot` came first since reset().
   bool claim(int slot);
+  /// The next index of a counter shared by all ranks (0, 1, 2, ... since
+  /// reset(), each handed out once): one round trip, however many ranks.
+  int next();
   void reset();
 
  private:
