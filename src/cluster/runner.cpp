@@ -34,40 +34,9 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-bool option_is_operational(const std::string& name) {
-  // split-file and max-megapixels act through the data set, which the manifest hash covers.
-  static const std::set<std::string> kOperational = {"threads",  "verbose",          "out",       "data",
-                                                     "labels",   "device",           "config",    "no-images",
-                                                     "examples", "checkpoint-every", "split-file", "max-megapixels"};
-  return kOperational.count(name) > 0;
-}
-
-std::string canonical_option_value(const std::string& v) {
-  if (v.empty()) return v;
-  std::size_t i = (v[0] == '+' || v[0] == '-') ? 1 : 0;
-  if (i < v.size() && v.find_first_not_of("0123456789", i) == std::string::npos) {  // an integer: exact, any size
-    const std::size_t first = std::min(v.find_first_not_of('0', i), v.size() - 1);
-    const std::string digits = v.substr(first);
-    return (v[0] == '-' && digits != "0" ? "-" : "") + digits;
-  }
-  char* end = nullptr;
-  const double d = std::strtod(v.c_str(), &end);
-  if (end != v.c_str() + v.size() || !std::isfinite(d)) return v;  // not one number: as written
-  char buf[40];
-  // The shortest text that reads back as the same double, in plain notation
-  // unless the number needs an exponent (90.0 -> "90", not "9e+01").
-  const bool plain = d == 0 || (std::fabs(d) >= 1e-5 && std::fabs(d) < 1e17);
-  for (int digits = 1; digits <= 17; ++digits) {
-    std::snprintf(buf, sizeof buf, "%.*g", digits, d);
-    if (std::strtod(buf, nullptr) == d && (!plain || std::strchr(buf, 'e') == nullptr)) break;
-  }
-  return buf;
-}
-
 std::string config_json(const engine::RunConfig& c) {
   json j = json::object();
-  for (const auto& [k, v] : c.options)
-    if (!option_is_operational(k)) j[k] = canonical_option_value(v);
+  for (const auto& [k, v] : c.options) j[k] = v;  // the result options, canonical (cli option rows)
   return j.dump();
 }
 
