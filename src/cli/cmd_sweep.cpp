@@ -106,7 +106,7 @@ SweepSettings sweep_settings(const cluster::SweepPlan& plan, const fs::path& fil
 std::vector<std::string> entry_arguments(const cluster::SweepEntry& e) {
   Options ro("run", "", "");
   add_run_options(ro);
-  return ro.arguments(e.options, [&](std::size_t) { return "run '" + e.name + "'"; });
+  return ro.arguments(e.options, nullptr);
 }
 
 struct SweepContext {
@@ -128,11 +128,11 @@ engine::RunConfig entry_config(const SweepContext& x, const cluster::SweepEntry&
   }
   Options ro("run", "", "");
   add_run_options(ro);
-  std::vector<std::string> a = entry_arguments(e);
-  a.push_back("--out=" + (x.out / e.name).string());
-  a.push_back("--threads=" + x.opt->text("threads"));
-  if (x.opt->flag_set("verbose")) a.push_back("--verbose");
   try {
+    std::vector<std::string> a = ro.arguments(e.options, nullptr);
+    a.push_back("--out=" + (x.out / e.name).string());
+    a.push_back("--threads=" + x.opt->text("threads"));
+    if (x.opt->flag_set("verbose")) a.push_back("--verbose");
     ro.parse(a);
     return run_config_from(ro, false, check_paths);
   } catch (const ConfigError& err) {

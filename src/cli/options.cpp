@@ -27,7 +27,9 @@ std::string bound(double d) {
 }
 
 std::string interval(const Domain& d) {
-  return (d.lo_open ? "(" : "[") + bound(d.lo) + ", " + bound(d.hi) + (d.hi_open ? ")" : "]");
+  const bool whole = d.kind == Domain::Kind::kInteger || d.kind == Domain::Kind::kIntegerOrAuto;
+  const auto show = [&](double x) { return whole ? std::to_string(static_cast<long long>(x)) : bound(x); };
+  return (d.lo_open ? "(" : "[") + show(d.lo) + ", " + show(d.hi) + (d.hi_open ? ")" : "]");
 }
 
 /// The shortest text that reads back as the same double, in plain notation

@@ -132,7 +132,7 @@ void config_diffs(const json& a, const json& b, std::vector<std::string>& diffs)
 void warn_resume(const json& stored, const json& now) {
   const std::string code = stored.value("code_version", "");
   if (!code.empty() && code != now["code_version"].get<std::string>())
-    std::fprintf(stderr, "edi-anon run: warning: resuming a run made by edi-anon %s with %s\n", code.c_str(),
+    std::fprintf(stderr, "%s: warning: resuming a run made by edi-anon %s with %s\n", edi::command_name().c_str(), code.c_str(),
                  now["code_version"].get<std::string>().c_str());
   std::vector<std::string> changed;
   if (stored.contains("device") && stored["device"] != now["device"])
@@ -141,7 +141,7 @@ void warn_resume(const json& stored, const json& now) {
     changed.push_back("threads per rank were " + std::to_string(stored["threads"].get<int>()) + ", now " +
                       std::to_string(now["threads"].get<int>()));
   for (const auto& w : changed)
-    std::fprintf(stderr, "edi-anon run: warning: %s: the outputs will not be byte-identical to an uninterrupted run\n", w.c_str());
+    std::fprintf(stderr, "%s: warning: %s: the outputs will not be byte-identical to an uninterrupted run\n", edi::command_name().c_str(), w.c_str());
 }
 
 void check_resume(const fs::path& path, const json& stored, const json& now, const fs::path& data_dir) {
@@ -290,8 +290,8 @@ RunHistory load_history(const Mpi& mpi, const engine::RunConfig& c, const fs::pa
         h = RunHistory::from_json(read_file(path), path.string());
       } catch (const DataError& e) {
         h = history_from_checkpoints(c.out, static_cast<int>(plan.size()), model.info().input_size);
-        std::fprintf(stderr, "edi-anon run: warning: %s; treated as missing: %zu pass(es) recovered from the checkpoints, "
-                     "the rest is recounted from the shards\n", e.what(), h.passes.size());
+        std::fprintf(stderr, "%s: warning: %s; treated as missing: %zu pass(es) recovered from the checkpoints, "
+                     "the rest is recounted from the shards\n", edi::command_name().c_str(), e.what(), h.passes.size());
       }
     }
     if (h.batch < 1) {
@@ -319,7 +319,7 @@ std::vector<std::int64_t> read_standing(const Mpi& mpi, const fs::path& out, int
       if (!fs::exists(p)) continue;
       auto ck = read_shard_checkpoint(p, &problem, side);
       if (!ck) {
-        std::fprintf(stderr, "edi-anon run: warning: %s; shard %d is recomputed\n", problem.c_str(), s);
+        std::fprintf(stderr, "%s: warning: %s; shard %d is recomputed\n", edi::command_name().c_str(), problem.c_str(), s);
         fs::remove(p);
         continue;
       }
@@ -347,9 +347,9 @@ int resume_point(const Mpi& mpi, const RunHistory& history, const std::vector<st
   if (!history.loop_ended() && history_next < start_pass) {
     if (min_committed != limit && history_next < min_committed && mpi.root())
       std::fprintf(stderr,
-                   "edi-anon run: warning: %s has the pass history up to pass %d but every shard is committed through "
+                   "%s: warning: %s has the pass history up to pass %d but every shard is committed through "
                    "pass %lld; the passes in between are recounted from the final shard state and are not exact\n",
-                   history_path.c_str(), history_next - 1, static_cast<long long>(min_committed));
+                   edi::command_name().c_str(), history_path.c_str(), history_next - 1, static_cast<long long>(min_committed));
     start_pass = history_next;
   }
   return start_pass;

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "edi/core/context.hpp"
 #include "edi/core/error.hpp"
 #include "edi/cluster/checkpoint.hpp"
 #include "edi/cluster/signals.hpp"
@@ -40,7 +41,7 @@ void ShardStore::restore(int s, Held& h) {
     h.committed = ck->pass;
     h.evaluated = ck->evaluated;
   } else {
-    std::fprintf(stderr, "edi-anon run: warning: %s; shard %d is recomputed\n", problem.c_str(), s);
+    std::fprintf(stderr, "%s: warning: %s; shard %d is recomputed\n", edi::command_name().c_str(), problem.c_str(), s);
   }
 }
 

@@ -3,11 +3,14 @@
 // the rows' own invariants.
 #include <gtest/gtest.h>
 
+#include <set>
 #include <string>
 #include <vector>
 
 #include "edi/cluster/runner.hpp"
+#include "edi/core/error.hpp"
 #include "edi/core/fs.hpp"
+#include "edi/explain/spec.hpp"
 #include "engine_options.hpp"
 
 namespace {
@@ -69,4 +72,103 @@ TEST(ConfigHash, CanonicalValuesAndOperationalOptions) {
   EXPECT_NE(run_hash(kBase + " --q 90.5"), h);
   EXPECT_NE(run_hash(kBase + " --jpeg-roundtrip"), h);
   EXPECT_NE(run_hash(kBase + " --batch 8"), h);
+}
+
+namespace {
+edi::cli::Options run_options(bool for_bench = false) {
+  edi::cli::Options o(for_bench ? "bench" : "run", "", "");
+  edi::cli::add_run_options(o, for_bench);
+  return o;
+}
+}  // namespace
+
+TEST(OptionRows, OperationalAndSweepRefusedSetsComeFromTheRows) {
+  const auto o = run_options();
+  std::set<std::string> operational, refused;
+  for (const auto& r : o.rows()) {
+    if (r.is_operational) operational.insert(r.name);
+    if (!r.sweep_refusal.empty()) refused.insert(r.name);
+  }
+  EXPECT_EQ(operational, (std::set<std::string>{"threads", "verbose", "out", "data", "labels", "device", "config", "no-images",
+                                                "checkpoint-every", "split-file", "max-megapixels"}));
+  EXPECT_EQ(refused, (std::set<std::string>{"out", "matched-to", "threads", "config"}));
+  EXPECT_EQ(edi::cli::sweep_refusal(o.rows(), "matched-to"), "is set by the sweep (use target-risk = match)");
+  EXPECT_EQ(edi::cli::sweep_refusal(o.rows(), "q"), "");
+}
+
+TEST(OptionRows, DefaultsLieInTheirDomainsAndChoicesAreInTheHelp) {
+  for (const bool bench : {false, true}) {
+    auto o = run_options(bench);
+    ASSERT_TRUE(o.parse(words(bench ? "--data d --model m.pt" : kBase)));
+    for (const auto& r : o.rows()) {
+      if (!r.default_value.empty()) EXPECT_NO_THROW(o.value(r.name)) << r.name << " = " << r.default_value;
+      if (r.domain.kind == edi::cli::Domain::Kind::kChoice)
+        for (const auto& c : r.domain.choices) EXPECT_NE(r.help.find(c), std::string::npos) << "--" << r.name << " help lacks " << c;
+    }
+  }
+}
+
+TEST(OptionRows, OneLineErrorsFromTheDomain) {
+  auto expect_error = [](const std::string& args, const std::string& message) {
+    auto o = run_options();
+    try {
+      o.parse(words(kBase + " " + args));
+      edi::cli::run_config_from(o, false, false);
+      ADD_FAILURE() << args << ": no error";
+    } catch (const edi::ConfigError& e) {
+      EXPECT_EQ(std::string(e.what()), message) << args;
+    }
+  };
+  expect_error("--q 100", "--q 100: expected a number in [0, 100)");
+  expect_error("--q abc", "--q abc: expected a number in [0, 100)");
+  expect_error("--batch 0", "--batch 0: expected auto or an integer in [1, 4096]");
+  expect_error("--png-bits 12", "--png-bits 12: expected one of 8|16");
+  expect_error("--explainer lime", "--explainer lime: expected one of gradient|abs-gradient|smoothgrad|integrated-gradients");
+  expect_error("--seed -1", "--seed -1: expected an integer in [0, 18446744073709551615]");
+}
+
+TEST(OptionRows, BatchAutoIsTheOnlyZero) {
+  auto o = run_options();
+  ASSERT_TRUE(o.parse(words(kBase)));
+  EXPECT_FALSE(o.value("batch").maybe.has_value());
+  auto p = run_options();
+  ASSERT_TRUE(p.parse(words(kBase + " --batch 16")));
+  EXPECT_EQ(p.value("batch").maybe, 16);
+  EXPECT_EQ(edi::cli::run_config_from(p, false, false).engine.batch, 16);
+}
+
+TEST(OptionRows, SwitchesInKeyValuePairs) {
+  const auto o = run_options();
+  EXPECT_EQ(o.arguments({{"jpeg-roundtrip", "true"}, {"no-images", "false"}, {"q", "95"}}, nullptr),
+            (std::vector<std::string>{"--jpeg-roundtrip", "--q=95"}));
+  try {
+    o.arguments({{"verbose", "yes"}}, [](std::size_t) { return std::string("f.ini:3"); });
+    ADD_FAILURE() << "no error";
+  } catch (const edi::ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), "f.ini:3: verbose = yes: expected true or false");
+  }
+}
+
+TEST(OptionRows, LibraryMessagesNameTheRows) {
+  const auto o = run_options();
+  auto named = [&](auto&& fail) {
+    try {
+      fail();
+      return std::string("(no error)");
+    } catch (const edi::ConfigError& e) {
+      const std::string m = e.what();
+      return m.substr(2, m.find(' ') - 2);
+    }
+  };
+  edi::explain::SelectSpec s;
+  s.q = 100;
+  edi::explain::ExplainSpec x;
+  x.method = edi::explain::Attribution::kSmoothGrad;
+  x.smoothgrad_samples = 0;
+  edi::explain::ExplainSpec y;
+  y.method = edi::explain::Attribution::kIntegratedGradients;
+  y.ig_steps = 0;
+  for (const std::string& name : {named([&] { edi::explain::validate(s); }), named([&] { edi::explain::validate(x); }),
+                                  named([&] { edi::explain::validate(y); })})
+    EXPECT_TRUE(o.declared(name)) << "--" << name << " is not a run option row";
 }
