@@ -188,6 +188,9 @@ std::vector<Row> explain_rows() {
        [](RunBuild& b, const Value& v) { b.c.engine.explain.smoothgrad_sigma = v.number; }},
       {row("ig-steps", "32", "Integrated Gradients steps", integer(1, 4096)),
        [](RunBuild& b, const Value& v) { b.c.engine.explain.ig_steps = static_cast<int>(v.integer); }},
+      {row("ig-baseline", "", "Integrated Gradients: the constant baseline image value on [0,1] (default " +
+                                  format_g(explain::ExplainSpec{}.ig_baseline) + "; 0 = black)", number(0, 1)),
+       [](RunBuild& b, const Value& v) { b.c.engine.explain.ig_baseline = v.number; }},
       {row("eot", "0", "expectation over transformation: average the attribution over N random small transformations "
                        "(0 = off)", integer(0, 64)),
        [](RunBuild& b, const Value& v) { b.c.engine.steering.eot = static_cast<int>(v.integer); }},

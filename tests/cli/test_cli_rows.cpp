@@ -168,7 +168,19 @@ TEST(OptionRows, LibraryMessagesNameTheRows) {
   edi::explain::ExplainSpec y;
   y.method = edi::explain::Attribution::kIntegratedGradients;
   y.ig_steps = 0;
+  edi::explain::ExplainSpec z;
+  z.method = edi::explain::Attribution::kIntegratedGradients;
+  z.ig_baseline = 2;
   for (const std::string& name : {named([&] { edi::explain::validate(s); }), named([&] { edi::explain::validate(x); }),
-                                  named([&] { edi::explain::validate(y); })})
+                                  named([&] { edi::explain::validate(y); }), named([&] { edi::explain::validate(z); })})
     EXPECT_TRUE(o.declared(name)) << "--" << name << " is not a run option row";
+}
+
+TEST(OptionRows, IgBaselineReachesTheExplainerAndTheHash) {
+  auto o = run_options();
+  ASSERT_TRUE(o.parse(words(kBase + " --explainer integrated-gradients --ig-baseline 0.5")));
+  EXPECT_EQ(edi::cli::run_config_from(o, false, false).engine.explain.ig_baseline, 0.5);
+  const std::string ig = kBase + " --explainer integrated-gradients";
+  EXPECT_NE(run_hash(ig + " --ig-baseline 0.5"), run_hash(ig));
+  EXPECT_EQ(run_hash(ig + " --ig-baseline 0.50"), run_hash(ig + " --ig-baseline .5"));
 }
