@@ -61,6 +61,18 @@ const std::vector<Bound<SweepSettings>>& sweep_rows() {
   return rows;
 }
 
+/// The [sweep] keys for --help, from the rows.
+std::string sweep_keys_help() {
+  std::string s = "\n\n[sweep] keys: the sweep's own, then any `edi-anon evaluate` option under its own name, with the\n"
+                  "same default and bounds ('attackers' is accepted for 'attacker'; lists as 'a | b'):";
+  for (const auto& b : sweep_rows()) {
+    const OptionRow& r = b.row;
+    s += "\n  " + r.name + (r.default_value.empty() ? "" : " (=" + r.default_value + ")") + ": " + r.help +
+         (r.domain.what().empty() ? "" : "; " + r.domain.what());
+  }
+  return s;
+}
+
 /// The [sweep] section: the sweep's own keys, then every `edi-anon evaluate`
 /// option under its own name (the same rows: same defaults and bounds);
 /// `attackers` is accepted for `attacker`, and lists may use '|' or ','.
@@ -337,7 +349,7 @@ int cmd_sweep(const Args& args) {
               "lists are expanded as a cartesian product; the control run 'control' first unless [sweep]\n"
               "control = false), each into DIR/<entry name>, under one process or mpirun/srun. Finished runs\n"
               "(complete.json, same options) are skipped, interrupted ones resumed. Then (unless --index) each\n"
-              "run is evaluated and DIR/aggregate/aggregate.{csv,md,tex,json} is written.");
+              "run is evaluated and DIR/aggregate/aggregate.{csv,md,tex,json} is written." + sweep_keys_help());
   opt.config_is_input()
       .required("config", "sweep file (INI: [sweep], [run], [grid.NAME] sections)")
       .add("out", "", "base directory of the run directories (default: [sweep] out)")
