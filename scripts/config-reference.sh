@@ -13,10 +13,12 @@ out=docs/config-reference.md
   echo "section; flags override the file). \`sweep\` reads its own file format (see \`include/edi/cluster/sweep.hpp\`"
   echo "and \`configs/*.sweep.ini\`)."
   echo
-  echo "Sweep files: \`[sweep]\` holds the sweep's own keys (\`out\`; \`control = true|false\`: the run \`control\`"
-  echo "of method \`none\`, first in the plan, default true; \`evaluate\`, \`aggregate\`; \`match-task\`) and any option"
-  echo "of \`edi-anon evaluate\` under its own name, with the same default and bounds (\`attackers\` is accepted for"
-  echo "\`attacker\`; lists as \`a | b\`). \`[run]\` holds \`edi-anon run\` options shared by every run; each"
+  echo "Every option is one row in \`src/cli/*options*.cpp\` (name, default, help, range or choices, operational or"
+  echo "hashed): the help below, the parser, the validation and the config hash come from it. Operational options"
+  echo "(paths, threads, verbosity) are left out of a run's config hash, so a resume may change them."
+  echo
+  echo "Sweep files: \`[sweep]\` holds the sweep's own keys and any option of \`edi-anon evaluate\` (listed under"
+  echo "\`edi-anon sweep\` below). \`[run]\` holds \`edi-anon run\` options shared by every run; each"
   echo "\`[grid.NAME]\` (NAME: letters, digits, \`. _ = -\`) is a family whose \`a | b\` lists are expanded as a product."
   echo "\`target-risk = match\` (EDI, \`stop = dataset\`) takes the targets from the measured steering risks of the"
   echo "conventional entries with the same operator, which then run first, and records \`matched-to\`. A UTF-8"
@@ -25,7 +27,7 @@ out=docs/config-reference.md
   echo '```'
   $EDI --help
   echo '```'
-  for c in synth manifest train inspect run sweep bench evaluate aggregate export; do
+  for c in synth manifest train inspect run sweep bench evaluate aggregate export status; do
     echo
     echo "## edi-anon $c"
     echo

@@ -9,6 +9,7 @@
 #include <iostream>
 
 #include "commands.hpp"
+#include "edi/core/context.hpp"
 #include "edi/core/error.hpp"
 #include "edi/core/threads.hpp"
 #include "edi/version.hpp"
@@ -65,6 +66,7 @@ int run_cli(int argc, char** argv) {
   const Args args(argv + 2, argv + argc);
   for (const auto& c : kCommands) {
     if (name != c.name) continue;
+    set_command_name(std::string("edi-anon ") + c.name);  // the prefix of library messages
     try {
       return c.run(args);
     } catch (const Error& e) {

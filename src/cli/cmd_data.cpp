@@ -20,20 +20,20 @@ int cmd_synth(const Args& args) {
   Options opt("synth", "--identities K --per-identity M --size S --out DIR [options]",
               "Generate a deterministic synthetic face data set in the MTF layout\n"
               "(DIR/<identity>/*.png + DIR/labels.csv with identity,age,gender,race).");
-  opt.add("identities", "20", "number of identities K, in [1, 100000]")
-      .add("per-identity", "30", "images per identity M, in [1, 100000]")
-      .add("size", "64", "image side S in pixels, in [16, 1024]")
-      .add("seed", "0", "generator seed (unsigned 64-bit)")
-      .add("jitter", "1", "pose/lighting/noise jitter scale, in [0, 3]")
+  opt.add(row("identities", "20", "number of identities K", integer(1, 100000)))
+      .add(row("per-identity", "30", "images per identity M", integer(1, 100000)))
+      .add(row("size", "64", "image side S in pixels", integer(16, 1024)))
+      .add(row("seed", "0", "generator seed (unsigned 64-bit)", seed()))
+      .add(row("jitter", "1", "pose/lighting/noise jitter scale", number(0, 3)))
       .required("out", "output directory (created; must be empty or an earlier synth output)")
       .add_common();
   if (!opt.parse(args)) return 0;
   data::SynthSpec spec;
-  spec.identities = static_cast<int>(opt.integer("identities", 1, 100000));
-  spec.per_identity = static_cast<int>(opt.integer("per-identity", 1, 100000));
-  spec.size = static_cast<int>(opt.integer("size", 16, 1024));
+  spec.identities = static_cast<int>(opt.integer("identities"));
+  spec.per_identity = static_cast<int>(opt.integer("per-identity"));
+  spec.size = static_cast<int>(opt.integer("size"));
   spec.seed = opt.seed("seed");
-  spec.jitter = opt.number("jitter", 0, 3);
+  spec.jitter = opt.number("jitter");
   spec.out = opt.output_path("out");
   opt.apply_threads();
   const fs::path marker = spec.out / ".edi-synth";
@@ -55,19 +55,17 @@ int cmd_manifest(const Args& args) {
   opt.required("data", "data directory: DATA/<identity>/<images>")
       .add("labels", "", "labels CSV identity,<task>... (default: DATA/labels.csv if present; 'none' = ImageFolder)")
       .required("out", "run directory to hold the manifest (created owner-only)")
-      .add("test-fraction", "0.2", "share of each identity's images in the test split, in [0, 1)")
-      .add("val-fraction", "0.1", "share of each identity's images in the validation split, in [0, 1)")
-      .add("split-seed", "0", "seed of the per-identity split (unsigned 64-bit)")
-      .add("min-side", "16", "images with a side shorter than this are quarantined, in [1, 100000]")
+      .add(row("min-side", "16", "images with a side shorter than this are quarantined", integer(1, 100000)))
       .flag("force", "replace an existing manifest that differs from the data")
       .add_common();
+  add_split_options(opt);
   add_data_set_options(opt);
   if (!opt.parse(args)) return 0;
   data::ScanOptions scan;
   scan.data_dir = opt.existing_dir("data");
   scan.labels_csv = labels_option(opt, scan.data_dir);
   scan.split = split_option(opt);
-  scan.min_side = static_cast<int>(opt.integer("min-side", 1, 100000));
+  scan.min_side = static_cast<int>(opt.integer("min-side"));
   const fs::path rundir = opt.output_path("out");
   opt.apply_threads();
 

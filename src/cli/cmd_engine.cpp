@@ -89,20 +89,9 @@ int cmd_bench(const Args& args) {
   add_run_options(opt, true);
   if (!opt.parse(args)) return 0;
   engine::RunConfig c = run_config_from(opt, true);
-  std::vector<int> batches;
-  {
-    std::stringstream ss(opt.text("batch"));
-    std::string part;
-    while (std::getline(ss, part, ',')) {
-      char* end = nullptr;
-      const long b = std::strtol(part.c_str(), &end, 10);
-      if (part.empty() || *end != '\0' || b < 1 || b > 4096)
-        throw ConfigError("--batch " + opt.text("batch") + ": expected comma-separated integers in [1, 4096]");
-      batches.push_back(static_cast<int>(b));
-    }
-  }
-  const int passes = static_cast<int>(opt.integer("passes-per-batch", 1, 1000));
-  const int n_images = static_cast<int>(opt.integer("images", 1, 100000));
+  const std::vector<int> batches = bench_batches(opt);
+  const int passes = static_cast<int>(opt.integer("passes-per-batch"));
+  const int n_images = static_cast<int>(opt.integer("images"));
   const int threads = opt.apply_threads();
   // A throwaway run directory for the manifest (bench writes nothing else).
   c.out = std::filesystem::temp_directory_path() / ("edi-bench-" + std::to_string(::getpid()));

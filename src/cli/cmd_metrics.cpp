@@ -63,47 +63,7 @@ Args normalise(const Args& in, const std::set<std::string>& repeatable, const st
   return out;
 }
 
-std::vector<std::string> split_list(const std::string& text) {
-  std::vector<std::string> v;
-  std::stringstream ss(text);
-  std::string part;
-  while (std::getline(ss, part, ','))
-    if (!part.empty()) v.push_back(part);
-  return v;
-}
-
 }  // namespace
-
-// Shared with the [sweep] section of `edi-anon sweep` (eval_options.hpp).
-void add_eval_options(Options& opt) {
-  opt.add("attacker", "lbph,faceapi,adaptive",
-          "independent attackers (repeatable or comma-separated): lbph, faceapi (face-api's dlib ResNet-34 gallery), faceres "
-          "(HSE FaceRec gallery: another architecture and training set), adaptive, none, or a second identity model file")
-      .add("utility", "", "utility model TASK[/NAME]=MODEL (repeatable), e.g. gender=gender.pt, gender/faceapi=faceapi:age-gender, age=faceapi:age-gender")
-      .add("steering", "", "steering model (default: the one summary.json names, checked by sha256)")
-      .add("bootstrap", "1000", "identity-cluster bootstrap resamples for the 95% intervals, in [0, 1000000] (0 = Clopper-Pearson for rates, none otherwise)")
-      .add("seed", "0", "seed of the bootstrap and of the adaptive attacker")
-      .add("adaptive-epochs", "12", "training epochs of the adaptive attacker, in [1, 1000]")
-      .add("batch", "64", "images per forward pass, in [1, 4096]")
-      .add("device", "cpu", "cpu or cuda[:i]");
-}
-
-metrics::EvalConfig eval_config_from(const Options& opt) {
-  metrics::EvalConfig c;
-  c.attackers.clear();
-  for (const auto& a : split_list(opt.text("attacker")))
-    if (a != "none") c.attackers.push_back(a);
-  if (opt.has("utility"))
-    for (const auto& u : split_list(opt.text("utility"))) c.utility.push_back(metrics::parse_utility_spec(u));
-  if (opt.has("steering")) c.steering_model = opt.text("steering");
-  c.bootstrap.resamples = static_cast<int>(opt.integer("bootstrap", 0, 1000000));
-  c.bootstrap.seed = opt.seed("seed");
-  c.adaptive_seed = c.bootstrap.seed;
-  c.adaptive_epochs = static_cast<int>(opt.integer("adaptive-epochs", 1, 1000));
-  c.batch = static_cast<int>(opt.integer("batch", 1, 4096));
-  c.device = opt.text("device");
-  return c;
-}
 
 namespace {
 

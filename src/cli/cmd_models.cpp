@@ -43,39 +43,37 @@ int cmd_train(const Args& args) {
   opt.add("data", "", "data directory DATA/<identity>/<images> (scanned in memory unless --manifest is given)")
       .add("labels", "", "labels CSV identity,<task>... (default: DATA/labels.csv if present; 'none' = ImageFolder)")
       .add("manifest", "", "manifest.csv from `edi-anon manifest` (images under its data root, or under --data)")
-      .add("test-fraction", "0.2", "without --manifest: test share per identity, in [0, 1)")
-      .add("val-fraction", "0.1", "without --manifest: validation share per identity, in [0, 1)")
-      .add("split-seed", "0", "without --manifest: seed of the per-identity split")
       .add("task", "identity", "identity or a task of the labels (age, gender, race, ...)")
-      .add("arch", "small-cnn", "small-cnn or resnet18")
+      .add(row("arch", "small-cnn", "small-cnn or resnet18", one_of({"small-cnn", "resnet18"})))
       .required("out", "model file to write (sidecar MODEL.json, checkpoint MODEL.ckpt)")
-      .add("epochs", "30", "maximum epochs, in [1, 10000]")
-      .add("batch", "32", "batch size, in [1, 4096]")
-      .add("lr", "0.002", "AdamW peak learning rate (cosine decay over --epochs), in (0, 10]")
-      .add("weight-decay", "0.0005", "AdamW weight decay, in [0, 1]")
-      .add("patience", "8", "stop after this many epochs without a val-accuracy improvement, in [1, 10000]")
-      .add("seed", "0", "seed of initialisation, shuffles and augmentation")
-      .add("size", "64", "input side S (images resized shorter side -> S, centre crop), in [8, 1024]")
-      .add("augment", "flip+crop", "none, flip, crop or flip+crop (seeded per image and epoch)")
+      .add(row("epochs", "30", "maximum epochs", integer(1, 10000)))
+      .add(row("batch", "32", "batch size", integer(1, 4096)))
+      .add(row("lr", "0.002", "AdamW peak learning rate (cosine decay over --epochs)", number(0, 10, true)))
+      .add(row("weight-decay", "0.0005", "AdamW weight decay", number(0, 1)))
+      .add(row("patience", "8", "stop after this many epochs without a val-accuracy improvement", integer(1, 10000)))
+      .add(row("seed", "0", "seed of initialisation, shuffles and augmentation", seed()))
+      .add(row("size", "64", "input side S (images resized shorter side -> S, centre crop)", integer(8, 1024)))
+      .add(row("augment", "flip+crop", "none, flip, crop or flip+crop (seeded per image and epoch)", one_of({"none", "flip", "crop", "flip+crop"})))
       .add("device", "cpu", "cpu or cuda[:i]")
       .add_common();
+  add_split_options(opt, "without --manifest: ");
   add_data_set_options(opt);  // --split-file, --max-megapixels (data_options)
   if (!opt.parse(args)) return 0;
 
   models::TrainConfig c;
   c.task = opt.text("task");
-  c.architecture = opt.choice("arch", {"small-cnn", "resnet18"});
+  c.architecture = opt.choice("arch");
   c.out = opt.text("out");
   if (c.out.empty()) throw ConfigError("--out: expected a model file path, got an empty value");
   if (fs::is_directory(c.out)) throw ConfigError("--out " + c.out.string() + ": is a directory, expected a model file path");
-  c.epochs = static_cast<int>(opt.integer("epochs", 1, 10000));
-  c.batch = static_cast<int>(opt.integer("batch", 1, 4096));
-  c.lr = opt.number("lr", 0, 10, true, false);
-  c.weight_decay = opt.number("weight-decay", 0, 1);
-  c.patience = static_cast<int>(opt.integer("patience", 1, 10000));
+  c.epochs = static_cast<int>(opt.integer("epochs"));
+  c.batch = static_cast<int>(opt.integer("batch"));
+  c.lr = opt.number("lr");
+  c.weight_decay = opt.number("weight-decay");
+  c.patience = static_cast<int>(opt.integer("patience"));
   c.seed = opt.seed("seed");
-  c.input_size = static_cast<int>(opt.integer("size", 8, 1024));
-  c.augment = opt.choice("augment", {"none", "flip", "crop", "flip+crop"});
+  c.input_size = static_cast<int>(opt.integer("size"));
+  c.augment = opt.choice("augment");
   c.device = opt.text("device");
   models::parse_device(c.device);
   if (!opt.has("data") && !opt.has("manifest")) throw ConfigError("--data or --manifest is required");
@@ -217,13 +215,13 @@ int cmd_inspect(const Args& args) {
   opt.required("model", "model file, faceapi:age-gender or faceapi:recognition")
       .add("task", "", "sub-task of multi-head models (faceapi:age-gender: gender or age)")
       .add("device", "cpu", "cpu or cuda[:i]")
-      .add("reps", "5", "timed repetitions per measurement (median reported), in [1, 1000]")
-      .add("batch", "32", "the larger timed batch size, in [1, 1024]")
+      .add(row("reps", "5", "timed repetitions per measurement (median reported)", integer(1, 1000)))
+      .add(row("batch", "32", "the larger timed batch size", integer(1, 1024)))
       .add_common();
   if (!opt.parse(args)) return 0;
   const std::string ref = opt.text("model");
-  const int reps = static_cast<int>(opt.integer("reps", 1, 1000));
-  const int big = static_cast<int>(opt.integer("batch", 1, 1024));
+  const int reps = static_cast<int>(opt.integer("reps"));
+  const int big = static_cast<int>(opt.integer("batch"));
   const int threads = opt.apply_threads();
   models::LoadOptions lo;
   lo.device = opt.text("device");

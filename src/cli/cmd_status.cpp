@@ -23,9 +23,10 @@ int cmd_status(const Args& args) {
   opt.config_is_input()
       .add("dir", "", "run directory or sweep directory (default with --config: its [sweep] out)")
       .add("config", "", "sweep file: one row per plan entry in --index order, also those not started yet")
-      .add("stale", "600",
-           "seconds: a run whose lock is not visible on this host (another node) counts as running while its newest "
-           "checkpoint is younger than this, in [0, 1000000]")
+      .add(row("stale", "600",
+               "seconds: a run whose lock is not visible on this host (another node) counts as running while its newest "
+               "checkpoint is younger than this",
+               number(0, 1e6)))
       .flag("json", "print JSON ({\"format\":\"edi-anon-status\",...}) instead of the table");
   // DIR is positional: the one argument that is neither an option nor an option's value.
   Args a = args;
@@ -36,7 +37,7 @@ int cmd_status(const Args& args) {
   }
   if (!opt.parse(a)) return 0;
   report::StatusOptions so;
-  so.stale_seconds = opt.number("stale", 0, 1e6);
+  so.stale_seconds = opt.number("stale");
   std::vector<std::string> plan;
   fs::path dir;
   if (opt.has("config")) {

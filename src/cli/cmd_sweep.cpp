@@ -33,17 +33,9 @@ using json = nlohmann::json;
 namespace {
 
 /// A '|'-separated [sweep] list as a comma list (the form of `evaluate`'s options).
-std::string comma_list(const std::string& v) {
+std::string bars_as_commas(const std::string& v) {
   std::string out;
-  std::size_t start = 0;
-  while (start <= v.size()) {
-    const auto bar = v.find('|', start);
-    std::string item = v.substr(start, bar == std::string::npos ? std::string::npos : bar - start);
-    const auto b = item.find_first_not_of(" \t"), e = item.find_last_not_of(" \t");
-    if (b != std::string::npos) out += (out.empty() ? "" : ",") + item.substr(b, e - b + 1);
-    if (bar == std::string::npos) break;
-    start = bar + 1;
-  }
+  for (const auto& item : cluster::split_bars(v)) out += (out.empty() ? "" : ",") + item;
   return out;
 }
 
@@ -54,40 +46,79 @@ struct SweepSettings {
   std::string match_task;
 };
 
-/// The sweep's own keys, then every `edi-anon evaluate` option under its own
-/// name (declared once: same defaults and bounds as `evaluate`); `attackers`
-/// is accepted for `attacker`, and lists may use '|' or ','.
+/// The sweep's own [sweep] keys, one row each (`out` and `control` are read by
+/// the command and by read_sweep; the rows validate them and list them).
+const std::vector<Bound<SweepSettings>>& sweep_rows() {
+  static const std::vector<Bound<SweepSettings>> rows = {
+      {row("out", "", "base directory of the run directories (--out overrides it)"), nullptr},
+      {row("control", "true", "run the control 'control' (method none) first in the plan", boolean()), nullptr},
+      {row("evaluate", "true", "compute metrics after each run", boolean()),
+       [](SweepSettings& s, const Value& v) { s.evaluate = v.on; }},
+      {row("aggregate", "true", "aggregate at the end", boolean()), [](SweepSettings& s, const Value& v) { s.aggregate = v.on; }},
+      {row("match-task", "", "utility task compared in the matched tables"),
+       [](SweepSettings& s, const Value& v) { s.match_task = v.text; }},
+  };
+  return rows;
+}
+
+/// The [sweep] keys for --help, from the rows.
+std::string sweep_keys_help() {
+  std::string s = "\n\n[sweep] keys: the sweep's own, then any `edi-anon evaluate` option under its own name, with the\n"
+                  "same default and bounds ('attackers' is accepted for 'attacker'; lists as 'a | b'):";
+  for (const auto& b : sweep_rows()) {
+    const OptionRow& r = b.row;
+    s += "\n  " + r.name + (r.default_value.empty() ? "" : " (=" + r.default_value + ")") + ": " + r.help +
+         (r.domain.what().empty() ? "" : "; " + r.domain.what());
+  }
+  return s;
+}
+
+/// The [sweep] section: the sweep's own keys, then every `edi-anon evaluate`
+/// option under its own name (the same rows: same defaults and bounds);
+/// `attackers` is accepted for `attacker`, and lists may use '|' or ','.
 SweepSettings sweep_settings(const cluster::SweepPlan& plan, const fs::path& file) {
-  SweepSettings s;
+  Options own("sweep", "", "");
+  own.add(sweep_rows());
   Options ev("evaluate", "", "");
   add_eval_options(ev);
-  std::vector<std::string> args;
+  std::vector<std::string> own_args, eval_args;
   for (const auto& [k, v] : plan.settings) {
     const std::string where = file.string() + ": [sweep] " + k + " = " + v;
-    if (k == "out" || k == "control") continue;  // read by the command and by read_sweep
-    if (k == "evaluate" || k == "aggregate") {
-      if (v != "true" && v != "false") throw ConfigError(where + ": expected true or false");
-      (k == "evaluate" ? s.evaluate : s.aggregate) = v == "true";
-      continue;
-    }
-    if (k == "match-task") {
-      s.match_task = v;
-      continue;
-    }
     const std::string name = k == "attackers" ? "attacker" : k;
-    if (!ev.declared(name) || name == "threads" || name == "config")
-      throw ConfigError(where + ": unknown key (the sweep's own: out, control, evaluate, aggregate, match-task; or an option "
-                                "of 'edi-anon evaluate': attacker(s), utility, steering, bootstrap, seed, adaptive-epochs, batch, device)");
+    if (const OptionRow* r = own.find(name)) {
+      if (r->domain.kind == Domain::Kind::kBool && v != "true" && v != "false")
+        throw ConfigError(where + ": expected " + r->domain.what());
+      own_args.push_back("--" + name + "=" + v);
+      continue;
+    }
+    if (!ev.declared(name)) {
+      std::string keys;
+      for (const auto& r : own.rows())
+        if (r.name != "threads" && r.name != "config") keys += (keys.empty() ? "" : ", ") + r.name;
+      std::string eval_keys;
+      for (const auto& r : ev.rows()) eval_keys += (eval_keys.empty() ? "" : ", ") + (r.name == "attacker" ? "attacker(s)" : r.name);
+      throw ConfigError(where + ": unknown key (the sweep's own: " + keys + "; or an option of 'edi-anon evaluate': " + eval_keys + ")");
+    }
     if (name == "utility" && v == "none") continue;
-    args.push_back("--" + name + "=" + (name == "attacker" || name == "utility" ? comma_list(v) : v));
+    eval_args.push_back("--" + name + "=" + (name == "attacker" || name == "utility" ? bars_as_commas(v) : v));
   }
+  SweepSettings s;
   try {
-    ev.parse(args);
+    own.parse(own_args);
+    own.apply(sweep_rows(), s);
+    ev.parse(eval_args);
     s.eval = eval_config_from(ev);
   } catch (const ConfigError& e) {
     throw ConfigError(file.string() + ": [sweep]: " + e.what());
   }
   return s;
+}
+
+/// A sweep entry's options as `edi-anon run` arguments (a switch: true or false).
+std::vector<std::string> entry_arguments(const cluster::SweepEntry& e) {
+  Options ro("run", "", "");
+  add_run_options(ro);
+  return ro.arguments(e.options, nullptr);
 }
 
 struct SweepContext {
@@ -109,11 +140,11 @@ engine::RunConfig entry_config(const SweepContext& x, const cluster::SweepEntry&
   }
   Options ro("run", "", "");
   add_run_options(ro);
-  std::vector<std::string> a = cluster::entry_arguments(e);
-  a.push_back("--out=" + (x.out / e.name).string());
-  a.push_back("--threads=" + x.opt->text("threads"));
-  if (x.opt->flag_set("verbose")) a.push_back("--verbose");
   try {
+    std::vector<std::string> a = ro.arguments(e.options, nullptr);
+    a.push_back("--out=" + (x.out / e.name).string());
+    a.push_back("--threads=" + x.opt->text("threads"));
+    if (x.opt->flag_set("verbose")) a.push_back("--verbose");
     ro.parse(a);
     return run_config_from(ro, false, check_paths);
   } catch (const ConfigError& err) {
@@ -126,7 +157,7 @@ void print_plan(const SweepContext& x) {
   const auto& entries = x.plan.entries;
   for (std::size_t i = 0; i < entries.size(); ++i) {
     std::printf("%3zu  %s\n    ", i, entries[i].name.c_str());
-    for (const auto& a : cluster::entry_arguments(entries[i])) std::printf(" %s", a.c_str());
+    for (const auto& a : entry_arguments(entries[i])) std::printf(" %s", a.c_str());
     std::printf("\n");
     if (!entries[i].matched()) continue;
     std::string after, names;
@@ -318,7 +349,7 @@ int cmd_sweep(const Args& args) {
               "lists are expanded as a cartesian product; the control run 'control' first unless [sweep]\n"
               "control = false), each into DIR/<entry name>, under one process or mpirun/srun. Finished runs\n"
               "(complete.json, same options) are skipped, interrupted ones resumed. Then (unless --index) each\n"
-              "run is evaluated and DIR/aggregate/aggregate.{csv,md,tex,json} is written.");
+              "run is evaluated and DIR/aggregate/aggregate.{csv,md,tex,json} is written." + sweep_keys_help());
   opt.config_is_input()
       .required("config", "sweep file (INI: [sweep], [run], [grid.NAME] sections)")
       .add("out", "", "base directory of the run directories (default: [sweep] out)")
@@ -329,13 +360,17 @@ int cmd_sweep(const Args& args) {
       .flag("evaluate-only", "do not run: evaluate the selected entries' runs (with --index: one process, for job arrays)")
       .flag("no-aggregate", "do not aggregate at the end")
       .flag("verbose", "per-rank progress lines")
-      .add("threads", std::to_string(default_thread_count()), "LibTorch and OpenCV threads per rank");
+      .add(row("threads", std::to_string(default_thread_count()), "LibTorch and OpenCV threads per rank", integer(1, 256)));
   if (!opt.parse(args)) return 0;
   SweepContext x;
   x.opt = &opt;
   x.file = opt.existing_file("config");
   cluster::install_stop_handlers();  // before anything slow: a signal during start-up is honoured too
-  x.plan = cluster::read_sweep(x.file);
+  x.plan = cluster::read_sweep(x.file, [](const std::string& key) {
+    Options ro("run", "", "");
+    add_run_options(ro);
+    return sweep_refusal(ro.rows(), key);
+  });
   x.settings = sweep_settings(x.plan, x.file);
   if (opt.has("out")) x.out = opt.output_path("out");
   else if (x.plan.settings.count("out")) x.out = x.plan.settings.at("out");
@@ -346,7 +381,7 @@ int cmd_sweep(const Args& args) {
   if (evaluate_only && opt.flag_set("no-evaluate")) throw ConfigError("--evaluate-only and --no-evaluate exclude each other");
   if (evaluate_only) x.settings.evaluate = true;
   long long only = -1;
-  if (opt.has("index")) only = opt.integer("index", 0, static_cast<long long>(x.plan.entries.size()) - 1);
+  if (opt.has("index")) only = opt.integer_in("index", 0, static_cast<long long>(x.plan.entries.size()) - 1);
 
   // Validate every entry before any work (a bad value names the entry); the
   // paths of data and models are checked for the entries that will run.

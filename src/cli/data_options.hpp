@@ -1,17 +1,20 @@
 #pragma once
 /// \file The data-set options several commands share (manifest, train, run,
-/// sweep, bench), declared and read the same way everywhere.
+/// sweep, bench), declared once as rows and read the same way everywhere.
 #include <filesystem>
+#include <string>
 
 #include "edi/data/manifest.hpp"
 #include "options.hpp"
 
 namespace edi::cli {
 
-/// Declare --split-file and --max-megapixels: every command that takes
-/// --labels calls this once (the --test-fraction / --val-fraction /
-/// --split-seed trio stays with each command's own help text).
+/// Declare --split-file and --max-megapixels (operational: they act through the
+/// data set, which the manifest hash covers).
 Options& add_data_set_options(Options& opt);
+/// Declare --test-fraction, --val-fraction and --split-seed; `context` starts
+/// their help (e.g. "without --manifest: ").
+Options& add_split_options(Options& opt, const std::string& context = "");
 
 /// --labels: an existing CSV; 'none' = ImageFolder layout (empty path); not
 /// given = DATA/labels.csv when that file exists. Also applies

@@ -1,9 +1,32 @@
+// The options of `run`, `bench` and `sweep` entries: one row per option.
+//
+// HOW TO ADD A RUN OPTION: add one Bound row to run_rows() below, in the group
+// it belongs to (a row is read after the rows above it, so an operator
+// parameter comes after --operator):
+//
+//   {row("my-option", "DEFAULT", "what it does", integer(1, 64)),
+//    [](RunBuild& b, const Value& v) { b.c.engine.my_field = static_cast<int>(v.integer); }},
+//
+// - the domain (integer, number, one_of, seed, flag, integer_or_auto, text)
+//   gives the parser, the range shown in --help, the one-line error and the
+//   value the config hash covers; no range check elsewhere;
+// - "" as the default = optional: the setter runs only when it is given, and
+//   the option is then absent from the config hash (old run directories keep
+//   their hash); a new result option should have no default or keep the old
+//   behaviour at its default;
+// - `.operational()` when it cannot change results (threads, paths, output
+//   verbosity): it is left out of the config hash, so a resume may change it;
+// - `.not_in_sweeps("is set by ...")` when a sweep file may not set it;
+// - checks that involve two options go to finish().
+// Help text, docs/config-reference.md (scripts/config-reference.sh), the
+// config hash and a sweep's key handling follow from the row.
 #include "engine_options.hpp"
 
 #include <sstream>
 
 #include "data_options.hpp"
 #include "edi/core/error.hpp"
+#include "edi/core/csv.hpp"
 #include "edi/engine/steering.hpp"
 #include "edi/explain/spec.hpp"
 #include "edi/perturb/operators.hpp"
@@ -11,95 +34,17 @@
 
 namespace edi::cli {
 
-namespace fs = std::filesystem;
-
-void add_run_options(Options& opt, bool for_bench) {
-  opt.required("data", "data directory: DATA/<identity>/<images>")
-      .add("labels", "", "labels CSV (default: DATA/labels.csv if present; 'none' = ImageFolder)")
-      .required("model", "steering model: TorchScript file, native checkpoint, or faceapi:recognition; A,B[,C] = ensemble steering "
-                         "(each model's attribution normalised per image, identified while any model identifies)")
-      .add("judge", "", "a model that never steers: an image stops only when the steering models and the judge all fail to "
-                        "identify it (the judge is then not an independent attacker)")
-      .add("device", "cpu", "cpu or cuda[:i]")
-      .add("ops", "auto", "selection/operator implementation: auto (ATen on a CUDA device, OpenCV on the CPU) | opencv | "
-                          "aten (ATen on the data's device; agrees with opencv to 1e-6)");
-  add_data_set_options(opt);  // --split-file, --max-megapixels (data_options)
-  if (!for_bench) opt.required("out", "run directory (created owner-only; an existing one is resumed or refused)");
-  opt.add("method", "edi", "edi | conventional | none (the control: the originals, no perturbation, zero passes)")
-      .add("operator", "blur", "blur|gaussian|pixelate|dp-pix|dp-blur|noise|mask (EDI and conventional) or eyes|mouth|eyes-mouth (conventional)")
-      .add("k", "", "kernel size (blur default 40; gaussian 9; dp-blur 99; gaussian/dp-blur: odd)")
-      .add("sigma", "", "Gaussian sigma in px (gaussian, dp-blur; 0 = OpenCV's rule from k) or noise sigma on [0,1] (noise, default 0.1)")
-      .add("n", "", "pixelation block size (default 20)")
-      .add("b", "", "DP-Pix block size (default 32)")
-      .add("m", "", "DP-Pix sensitivity (default 16)")
-      .add("eps", "", "DP-Pix privacy budget epsilon (default 100)")
-      .add("dp-scale", "fan", "DP noise scale: fan (255·m/(b²ε) grey levels) | authors (the authors' code: 255× more on [0,1])")
-      .add("color", "0,0,0", "mask colour R,G,B in [0,1]")
-      // --- perturb: the authors' masking rules (issue 13 item 7); no default value, so runs that
-      // do not give them keep their config hash ---
-      .add("mask-rule", "", "mask operator (EDI): entry (default: each selected entry) | pixel (the authors' rule: a pixel "
-                            "whose R entry is selected is set to the colour in all channels)")
-      .add("region-fallback", "", "eyes|mouth|eyes-mouth: box (default: a default face box / face-relative parts where "
-                                  "detection fails) | none (the authors' code: nothing drawn where detection fails)")
-      .add("q", "90", "percentile: entries with attribution >= the q-th percentile are perturbed, in [0, 100)")
-      .add("select", "entry", "entry (per pixel per channel, the paper) | pixel (max over channels)")
-      .add("explainer", "gradient", "gradient | abs-gradient | smoothgrad | integrated-gradients")
-      .add("target", "runner-up", "loss target: runner-up (the paper) | true-class | feature (embedding and gallery models: push the "
-                                  "embedding away from the original's)")
-      .add("smoothgrad-samples", "16", "SmoothGrad samples, in [1, 1024]")
-      .add("smoothgrad-sigma", "0.15", "SmoothGrad noise sigma on [0,1], in (0, 1]")
-      .add("ig-steps", "32", "Integrated Gradients steps, in [1, 4096]")
-      .add("eot", "0", "expectation over transformation: average the attribution over N random small transformations, "
-                       "in [0, 64] (0 = off)")
-      .add("eot-shift", "4", "EOT: max shift in pixels, in [0, 32]")
-      .add("eot-scale", "0.05", "EOT: max relative scale change, in [0, 0.5]")
-      .add("eot-blur", "0.8", "EOT: max Gaussian blur sigma in pixels, in [0, 4]")
-      .add("eot-brightness", "0.1", "EOT: max relative brightness change, in [0, 0.5]")
-      .add("stop", "image", "image (per image) | dataset (the paper's residual-risk target) | fixed (benchmark: --passes)")
-      .add("criterion", "top1", "still identified when: top1 | topk (true id in top --top-k) | prob (true prob > --tau)")
-      .add("top-k", "5", "k of the topk criterion")
-      .add("tau", "0.01", "probability threshold of the prob criterion, in (0, 1)")
-      .add("target-risk", "1",
-           "dataset rule: stop once the identified share is <= this percentage; a comma list (60,27.3,10) runs to the "
-           "lowest and writes a snapshot at the first pass at or below each")
-      .add("max-passes", "50", "pass cap of the image and dataset rules")
-      .add("passes", "10", "passes of the fixed rule")
-      .add("escalate", "1", "at a stall, grow the operator's strength by this factor (1 = off), in [1, 10]")
-      .add("escalate-max", "4", "at most this many escalations per image")
-      .flag("jpeg-roundtrip", "reproduce the authors' data path: JPEG encode/decode after every pass")
-      .add("jpeg-quality", "95", "JPEG quality of --jpeg-roundtrip")
-      .add("seed", "0", "seed of every random draw (keyed by seed, image id, pass)");
-  if (!for_bench)
-    opt.add("matched-to", "",
-            "record only (set by a sweep's target-risk = match): the baselines the targets came from, "
-            "NAME:TARGET pairs separated by commas");
-  opt.add("split", "all", "images to anonymize: all | train | val | test")
-      .add("resize", "crop", "bring images to the model size: crop (shorter side, centre crop) | stretch")
-      .add("shard-size", "64", "images per shard (unit of batching and checkpoints), in [1, 100000]")
-      .add("test-fraction", "0.2", "split settings used when the run directory's manifest is created")
-      .add("val-fraction", "0.1", "")
-      .add("split-seed", "0", "")
-      .add("png-bits", "8", "bit depth of the anonymized PNGs: 8 | 16")
-      .flag("no-images", "do not write anonymized images")
-      .flag("verbose", "more progress output");
-  if (!for_bench)
-    opt.add("checkpoint-every", "auto",
-            "when a shard is committed: auto (commits at most 2 percent of rank time from their measured cost, at most "
-            "--checkpoint-max-loss seconds of a shard's work apart), or seconds between two commits of a shard in "
-            "[0, 86400] (0 = after every pass); final shards, a signal and the end of a run always commit; a crash loses "
-            "at most that much work per shard, never exactness")
-        .add("checkpoint-max-loss", "60",
-             "with --checkpoint-every auto: the most seconds of a shard's work a crash may lose, in [0.01, 86400]");
-  if (for_bench)
-    opt.add("batch", "1,8,16,32,64", "batch sizes to measure (comma-separated)")
-        .add("passes-per-batch", "3", "fixed passes measured per batch size")
-        .add("images", "64", "images used, in [1, 100000]");
-  else
-    opt.add("batch", "auto", "images per forward+backward: a number in [1, 4096] or auto (fastest of 8, 16, 32, measured)");
-  opt.add_common();
-}
-
 namespace {
+
+/// What the rows fill: the run configuration and what its checks need.
+struct RunBuild {
+  engine::RunConfig c;
+  bool check_paths = true;
+  std::string op;  ///< --operator as given (eyes, mouth, eyes-mouth are region masks)
+};
+
+using Row = Bound<RunBuild>;
+
 std::array<float, 3> parse_color(const std::string& text) {
   std::array<float, 3> c{};
   std::stringstream ss(text);
@@ -116,23 +61,6 @@ std::array<float, 3> parse_color(const std::string& text) {
   return c;
 }
 
-/// --mask-rule and --region-fallback, each refused where it would change nothing.
-void set_masking_rules(const Options& opt, engine::EngineSpec& e) {
-  if (opt.has("mask-rule")) {
-    e.op.mask_rule = perturb::parse_mask_rule(opt.text("mask-rule"));
-    const bool edi_mask = e.method == engine::Method::kEdi && e.op.name == "mask" && !e.region;
-    if (e.op.mask_rule == perturb::MaskRule::kPixel && !edi_mask)
-      throw ConfigError("--mask-rule pixel: applies to --method edi --operator mask only (a conventional or region "
-                        "mask already covers whole pixels)");
-  }
-  if (opt.has("region-fallback")) {
-    e.op.region_fallback = perturb::parse_region_fallback(opt.text("region-fallback"));
-    if (e.op.region_fallback == perturb::RegionFallback::kNone && !e.region)
-      throw ConfigError("--region-fallback none: applies to --operator eyes|mouth|eyes-mouth only");
-  }
-}
-
-
 void check_matched_to(const std::string& text) {
   std::size_t start = 0;
   while (true) {
@@ -148,94 +76,289 @@ void check_matched_to(const std::string& text) {
     start = comma + 1;
   }
 }
-}  // namespace
 
-engine::RunConfig run_config_from(const Options& opt, bool for_bench, bool check_paths) {
-  engine::RunConfig c;
-  if (check_paths) {
+const std::vector<std::string> kOperators = {"blur", "gaussian", "pixelate", "dp-pix", "dp-blur", "noise", "mask",
+                                             "eyes", "mouth",    "eyes-mouth"};
+
+/// "blur 40, gaussian 9, dp-blur 99": the operators' own defaults of one parameter (help text).
+template <class Get>
+std::string op_defaults(const std::vector<std::string>& ops, Get get) {
+  std::string s;
+  for (const auto& op : ops) s += (s.empty() ? "" : ", ") + op + " " + format_g(get(perturb::OperatorSpec::defaults(op)));
+  return "default: " + s;
+}
+
+std::vector<std::string> explainer_names() {
+  std::vector<std::string> v;
+  for (const auto& e : explain::explainer_registry()) v.emplace_back(e.name);
+  return v;
+}
+
+std::vector<Row> input_rows(bool for_bench) {
+  std::vector<Row> r = {
+      {row("data", "", "data directory: DATA/<identity>/<images>").required().operational(),
+       [](RunBuild& b, const Value& v) { b.c.data_dir = v.text; }},
+      {row("labels", "", "labels CSV (default: DATA/labels.csv if present; 'none' = ImageFolder)").operational(), nullptr},
+      {row("model", "", "steering model: TorchScript file, native checkpoint, or faceapi:recognition; A,B[,C] = ensemble "
+                        "steering (each model's attribution normalised per image, identified while any model identifies)")
+           .required(),
+       [](RunBuild& b, const Value& v) {
+         b.c.model = v.text;
+         engine::split_model_list(b.c.model);  // names a malformed list before any work
+       }},
+      {row("judge", "", "a model that never steers: an image stops only when the steering models and the judge all fail "
+                        "to identify it (the judge is then not an independent attacker)"),
+       [](RunBuild& b, const Value& v) { b.c.judge = v.text; }},
+      {row("device", "cpu", "cpu or cuda[:i]").operational(), [](RunBuild& b, const Value& v) { b.c.device = v.text; }},
+      {row("ops", "auto", "selection/operator implementation: auto (ATen on a CUDA device, OpenCV on the CPU) | opencv | "
+                          "aten (ATen on the data's device; agrees with opencv to 1e-6)",
+           one_of({"auto", "opencv", "aten"}))
+           .operational(),
+       [](RunBuild& b, const Value& v) { b.c.engine.op.ops = perturb::parse_ops_path(v.text); }},
+  };
+  if (!for_bench)
+    r.push_back({row("out", "", "run directory (created owner-only; an existing one is resumed or refused)")
+                     .required()
+                     .operational()
+                     .not_in_sweeps("is set per run by the sweep (use --out or [sweep] out)"),
+                 nullptr});
+  return r;
+}
+
+std::vector<Row> operator_rows() {
+  using perturb::OperatorSpec;
+  const std::vector<std::string> dp = {"dp-pix", "dp-blur"};
+  return {
+      {row("method", "edi", "edi | conventional | none (the control: the originals, no perturbation, zero passes)",
+           one_of({"edi", "conventional", "none"})),
+       [](RunBuild& b, const Value& v) { b.c.engine.method = engine::parse_method(v.text); }},
+      {row("operator", "blur", "blur|gaussian|pixelate|dp-pix|dp-blur|noise|mask (EDI and conventional) or "
+                               "eyes|mouth|eyes-mouth (conventional)", one_of(kOperators)),
+       [](RunBuild& b, const Value& v) {
+         b.op = v.text;
+         const bool region = v.text == "eyes" || v.text == "mouth" || v.text == "eyes-mouth";
+         if (region) b.c.engine.region = perturb::parse_region(v.text);
+         b.c.engine.op = OperatorSpec::defaults(region ? "mask" : v.text);
+       }},
+      {row("k", "", "kernel size (" + op_defaults({"blur", "gaussian", "dp-blur"}, [](const OperatorSpec& s) { return s.k; }) +
+                        "; gaussian/dp-blur: odd)", integer(1, 4096)),
+       [](RunBuild& b, const Value& v) { b.c.engine.op.k = static_cast<int>(v.integer); }},
+      {row("sigma", "", "Gaussian sigma in px (gaussian, dp-blur; 0 = OpenCV's rule from k) or noise sigma on [0,1] (" +
+                            op_defaults({"noise"}, [](const OperatorSpec& s) { return s.sigma; }) + ")",
+           number(0, 1000)),
+       [](RunBuild& b, const Value& v) { b.c.engine.op.sigma = v.number; }},
+      {row("n", "", "pixelation block size (" + op_defaults({"pixelate"}, [](const OperatorSpec& s) { return s.n; }) + ")",
+           integer(1, 4096)),
+       [](RunBuild& b, const Value& v) { b.c.engine.op.n = static_cast<int>(v.integer); }},
+      {row("b", "", "DP-Pix block size (" + op_defaults(dp, [](const OperatorSpec& s) { return s.b; }) + ")", integer(1, 4096)),
+       [](RunBuild& b, const Value& v) { b.c.engine.op.b = static_cast<int>(v.integer); }},
+      {row("m", "", "DP-Pix sensitivity (" + op_defaults(dp, [](const OperatorSpec& s) { return s.m; }) + ")",
+           number(0, 1e9, true)),
+       [](RunBuild& b, const Value& v) { b.c.engine.op.m = v.number; }},
+      {row("eps", "", "DP-Pix privacy budget epsilon (" + op_defaults(dp, [](const OperatorSpec& s) { return s.eps; }) + ")",
+           number(0, 1e12, true)),
+       [](RunBuild& b, const Value& v) { b.c.engine.op.eps = v.number; }},
+      {row("dp-scale", "fan", "DP noise scale: fan (255·m/(b²ε) grey levels) | authors (the authors' code: 255× more on [0,1])",
+           one_of({"fan", "authors"})),
+       [](RunBuild& b, const Value& v) {
+         b.c.engine.op.dp_scale = v.text == "fan" ? perturb::DpScale::kFan : perturb::DpScale::kAuthors;
+       }},
+      {row("color", "0,0,0", "mask colour R,G,B in [0,1]"),
+       [](RunBuild& b, const Value& v) { b.c.engine.op.color = parse_color(v.text); }},
+      // The authors' masking rules (issue 13 item 7): no default value, so runs that do not give them keep their hash.
+      {row("mask-rule", "", "mask operator (EDI): entry (default: each selected entry) | pixel (the authors' rule: a pixel "
+                            "whose R entry is selected is set to the colour in all channels)", one_of({"entry", "pixel"})),
+       [](RunBuild& b, const Value& v) { b.c.engine.op.mask_rule = perturb::parse_mask_rule(v.text); }},
+      {row("region-fallback", "", "eyes|mouth|eyes-mouth: box (default: a default face box / face-relative parts where "
+                                  "detection fails) | none (the authors' code: nothing drawn where detection fails)",
+           one_of({"box", "none"})),
+       [](RunBuild& b, const Value& v) { b.c.engine.op.region_fallback = perturb::parse_region_fallback(v.text); }},
+  };
+}
+
+std::vector<Row> explain_rows() {
+  return {
+      {row("q", "90", "percentile: entries with attribution >= the q-th percentile are perturbed", number(0, 100, false, true)),
+       [](RunBuild& b, const Value& v) { b.c.engine.select.q = v.number; }},
+      {row("select", "entry", "entry (per pixel per channel, the paper) | pixel (max over channels)", one_of({"entry", "pixel"})),
+       [](RunBuild& b, const Value& v) { b.c.engine.select.granularity = explain::parse_granularity(v.text); }},
+      {row("explainer", "gradient", "gradient | abs-gradient | smoothgrad | integrated-gradients", one_of(explainer_names())),
+       [](RunBuild& b, const Value& v) { b.c.engine.explain.method = explain::parse_attribution(v.text); }},
+      {row("target", "runner-up", "loss target: runner-up (the paper) | true-class | feature (embedding and gallery models: "
+                                  "push the embedding away from the original's)", one_of({"runner-up", "true-class", "feature"})),
+       [](RunBuild& b, const Value& v) { b.c.engine.explain.target = explain::parse_target(v.text); }},
+      {row("smoothgrad-samples", "16", "SmoothGrad samples", integer(1, 1024)),
+       [](RunBuild& b, const Value& v) { b.c.engine.explain.smoothgrad_samples = static_cast<int>(v.integer); }},
+      {row("smoothgrad-sigma", "0.15", "SmoothGrad noise sigma on [0,1]", number(0, 1, true)),
+       [](RunBuild& b, const Value& v) { b.c.engine.explain.smoothgrad_sigma = v.number; }},
+      {row("ig-steps", "32", "Integrated Gradients steps", integer(1, 4096)),
+       [](RunBuild& b, const Value& v) { b.c.engine.explain.ig_steps = static_cast<int>(v.integer); }},
+      {row("ig-baseline", "", "Integrated Gradients: the constant baseline image value on [0,1] (default " +
+                                  format_g(explain::ExplainSpec{}.ig_baseline) + "; 0 = black)", number(0, 1)),
+       [](RunBuild& b, const Value& v) { b.c.engine.explain.ig_baseline = v.number; }},
+      {row("eot", "0", "expectation over transformation: average the attribution over N random small transformations "
+                       "(0 = off)", integer(0, 64)),
+       [](RunBuild& b, const Value& v) { b.c.engine.steering.eot = static_cast<int>(v.integer); }},
+      {row("eot-shift", "4", "EOT: max shift in pixels", number(0, 32)),
+       [](RunBuild& b, const Value& v) { b.c.engine.steering.eot_shift = v.number; }},
+      {row("eot-scale", "0.05", "EOT: max relative scale change", number(0, 0.5)),
+       [](RunBuild& b, const Value& v) { b.c.engine.steering.eot_scale = v.number; }},
+      {row("eot-blur", "0.8", "EOT: max Gaussian blur sigma in pixels", number(0, 4)),
+       [](RunBuild& b, const Value& v) { b.c.engine.steering.eot_blur = v.number; }},
+      {row("eot-brightness", "0.1", "EOT: max relative brightness change", number(0, 0.5)),
+       [](RunBuild& b, const Value& v) { b.c.engine.steering.eot_brightness = v.number; }},
+  };
+}
+
+std::vector<Row> stop_rows(bool for_bench) {
+  std::vector<Row> r = {
+      {row("stop", "image", "image (per image) | dataset (the paper's residual-risk target) | fixed (benchmark: --passes)",
+           one_of({"image", "dataset", "fixed"})),
+       [](RunBuild& b, const Value& v) { b.c.engine.stop = engine::parse_stop_rule(v.text); }},
+      {row("criterion", "top1", "still identified when: top1 | topk (true id in top --top-k) | prob (true prob > --tau)",
+           one_of({"top1", "topk", "prob"})),
+       [](RunBuild& b, const Value& v) { b.c.engine.criterion = engine::parse_criterion(v.text); }},
+      {row("top-k", "5", "k of the topk criterion", integer(1, 100000)),
+       [](RunBuild& b, const Value& v) { b.c.engine.top_k = static_cast<int>(v.integer); }},
+      {row("tau", "0.01", "probability threshold of the prob criterion", number(0, 1, true, true)),
+       [](RunBuild& b, const Value& v) { b.c.engine.tau = v.number; }},
+      {row("target-risk", "1", "dataset rule: stop once the identified share is <= this percentage; a comma list "
+                               "(60,27.3,10) runs to the lowest and writes a snapshot at the first pass at or below each"),
+       [](RunBuild& b, const Value& v) { engine::set_targets(b.c.engine, engine::parse_targets(v.text)); }},
+  };
+  if (!for_bench)
+    r.push_back({row("matched-to", "", "record only (set by a sweep's target-risk = match): the baselines the targets came "
+                                       "from, NAME:TARGET pairs separated by commas")
+                     .not_in_sweeps("is set by the sweep (use target-risk = match)"),
+                 [](RunBuild&, const Value& v) { check_matched_to(v.text); }});
+  std::vector<Row> more = {
+      {row("max-passes", "50", "pass cap of the image and dataset rules", integer(1, 100000)),
+       [](RunBuild& b, const Value& v) { b.c.engine.max_passes = static_cast<int>(v.integer); }},
+      {row("passes", "10", "passes of the fixed rule", integer(1, 100000)),
+       [](RunBuild& b, const Value& v) { b.c.engine.passes = static_cast<int>(v.integer); }},
+      {row("escalate", "1", "at a stall, grow the operator's strength by this factor (1 = off)", number(1, 10)),
+       [](RunBuild& b, const Value& v) { b.c.engine.escalate_factor = v.number; }},
+      {row("escalate-max", "4", "at most this many escalations per image", integer(0, 64)),
+       [](RunBuild& b, const Value& v) { b.c.engine.escalate_max = static_cast<int>(v.integer); }},
+      {row("jpeg-roundtrip", "", "reproduce the authors' data path: JPEG encode/decode after every pass", flag()),
+       [](RunBuild& b, const Value& v) { b.c.engine.jpeg_roundtrip = v.on; }},
+      {row("jpeg-quality", "95", "JPEG quality of --jpeg-roundtrip", integer(1, 100)),
+       [](RunBuild& b, const Value& v) { b.c.engine.jpeg_quality = static_cast<int>(v.integer); }},
+      {row("seed", "0", "seed of every random draw (keyed by seed, image id, pass)", seed()),
+       [](RunBuild& b, const Value& v) { b.c.engine.seed = v.seed; }},
+  };
+  r.insert(r.end(), more.begin(), more.end());
+  return r;
+}
+
+std::vector<Row> output_rows(bool for_bench) {
+  std::vector<Row> r = {
+      {row("split", "all", "images to anonymize: all | train | val | test", one_of({"all", "train", "val", "test"})),
+       [](RunBuild& b, const Value& v) { b.c.split = engine::parse_split_selection(v.text); }},
+      {row("resize", "crop", "bring images to the model size: crop (shorter side, centre crop) | stretch",
+           one_of({"crop", "stretch"})),
+       [](RunBuild& b, const Value& v) { b.c.resize = data::parse_resize_mode(v.text, "resize"); }},
+      {row("shard-size", "64", "images per shard (unit of batching and checkpoints)", integer(1, 100000)),
+       [](RunBuild& b, const Value& v) { b.c.shard_size = static_cast<int>(v.integer); }},
+      {row("png-bits", "8", "bit depth of the anonymized PNGs: 8 | 16", one_of({"8", "16"})),
+       [](RunBuild& b, const Value& v) { b.c.png_bits = v.text == "16" ? 16 : 8; }},
+      {row("no-images", "", "do not write anonymized images", flag()).operational(),
+       [](RunBuild& b, const Value& v) { b.c.write_images = !v.on; }},
+      {row("verbose", "", "more progress output", flag()).operational(),
+       [](RunBuild& b, const Value& v) { b.c.verbose = v.on; }},
+  };
+  if (for_bench) {
+    r.push_back({row("batch", "1,8,16,32,64", "batch sizes to measure (comma-separated integers in [1, 4096])"), nullptr});
+    r.push_back({row("passes-per-batch", "3", "fixed passes measured per batch size", integer(1, 1000)), nullptr});
+    r.push_back({row("images", "64", "images used", integer(1, 100000)), nullptr});
+    return r;
+  }
+  r.push_back({row("checkpoint-every", "auto",
+                   "when a shard is committed: auto (commits at most 2 percent of rank time from their measured cost, at "
+                   "most --checkpoint-max-loss seconds of a shard's work apart), or seconds between two commits of a shard "
+                   "(0 = after every pass); final shards, a signal and the end of a run always commit; a crash loses at "
+                   "most that much work per shard, never exactness",
+                   number_or_auto(0, 86400))
+                   .operational(),
+               [](RunBuild& b, const Value& v) {
+                 b.c.checkpoint_auto = v.text == "auto";
+                 if (!b.c.checkpoint_auto) b.c.checkpoint_every = v.number;
+               }});
+  r.push_back({row("checkpoint-max-loss", "60",
+                   "with --checkpoint-every auto: the most seconds of a shard's work a crash may lose", number(0.01, 86400))
+                   .operational(),
+               [](RunBuild& b, const Value& v) { b.c.checkpoint_max_loss = v.number; }});
+  r.push_back({row("batch", "auto", "images per forward+backward (auto: the fastest of 8, 16, 32, measured)",
+                   integer_or_auto(1, 4096)),
+               [](RunBuild& b, const Value& v) { b.c.engine.batch = v.maybe ? static_cast<int>(*v.maybe) : 0; }});
+  return r;
+}
+
+/// Every row of `run` (or `bench`), in the order of --help and of the setters.
+std::vector<Row> run_rows(bool for_bench) {
+  std::vector<Row> all;
+  for (auto part : {input_rows(for_bench), operator_rows(), explain_rows(), stop_rows(for_bench), output_rows(for_bench)})
+    all.insert(all.end(), part.begin(), part.end());
+  return all;
+}
+
+/// Checks between options, after every row is set.
+void finish(const Options& opt, RunBuild& b) {
+  engine::RunConfig& c = b.c;
+  engine::EngineSpec& e = c.engine;
+  if (b.check_paths) {
     c.data_dir = opt.existing_dir("data");
     c.labels_csv = labels_option(opt, c.data_dir);
-  } else {  // a plan shown before the data exists: the paths are checked when the run starts
-    c.data_dir = opt.text("data");
-    if (opt.has("labels") && opt.text("labels") != "none") c.labels_csv = opt.text("labels");
+  } else if (opt.has("labels") && opt.text("labels") != "none") {
+    c.labels_csv = opt.text("labels");  // a plan shown before the data exists: checked when the run starts
   }
-  if (!for_bench) c.out = opt.output_path("out");
-  c.model = opt.text("model");
-  engine::split_model_list(c.model);  // names a malformed list before any work
-  c.judge = opt.has("judge") ? opt.text("judge") : std::string();
-  c.device = opt.text("device");
-  auto& e = c.engine;
-  e.method = engine::parse_method(opt.choice("method", {"edi", "conventional", "none"}));
-  const std::string op = opt.choice("operator", {"blur", "gaussian", "pixelate", "dp-pix", "dp-blur", "noise", "mask", "eyes", "mouth", "eyes-mouth"});
-  if (op == "eyes" || op == "mouth" || op == "eyes-mouth") {
-    e.region = perturb::parse_region(op);
-    e.op = perturb::OperatorSpec::defaults("mask");
-  } else {
-    e.op = perturb::OperatorSpec::defaults(op);
-  }
-  if (opt.has("k")) e.op.k = static_cast<int>(opt.integer("k", 1, 4096));
-  if (opt.has("sigma")) e.op.sigma = opt.number("sigma", 0, 1000);
-  if (opt.has("n")) e.op.n = static_cast<int>(opt.integer("n", 1, 4096));
-  if (opt.has("b")) e.op.b = static_cast<int>(opt.integer("b", 1, 4096));
-  if (opt.has("m")) e.op.m = opt.number("m", 0, 1e9, true);
-  if (opt.has("eps")) e.op.eps = opt.number("eps", 0, 1e12, true);
-  e.op.dp_scale = opt.choice("dp-scale", {"fan", "authors"}) == "fan" ? perturb::DpScale::kFan : perturb::DpScale::kAuthors;
-  e.op.color = parse_color(opt.text("color"));
-  e.op.ops = perturb::parse_ops_path(opt.choice("ops", {"auto", "opencv", "aten"}));
-  set_masking_rules(opt, e);
-  e.select.q = opt.number("q", 0, 100, false, true);
-  e.select.granularity = explain::parse_granularity(opt.choice("select", {"entry", "pixel"}));
-  e.explain.method = explain::parse_attribution(opt.text("explainer"));
-  e.explain.target = explain::parse_target(opt.text("target"));
-  e.explain.smoothgrad_samples = static_cast<int>(opt.integer("smoothgrad-samples", 1, 1024));
-  e.explain.smoothgrad_sigma = opt.number("smoothgrad-sigma", 0, 1, true);
-  e.explain.ig_steps = static_cast<int>(opt.integer("ig-steps", 1, 4096));
-  e.steering.eot = static_cast<int>(opt.integer("eot", 0, 64));
-  e.steering.eot_shift = opt.number("eot-shift", 0, 32);
-  e.steering.eot_scale = opt.number("eot-scale", 0, 0.5);
-  e.steering.eot_blur = opt.number("eot-blur", 0, 4);
-  e.steering.eot_brightness = opt.number("eot-brightness", 0, 0.5);
-  e.stop = engine::parse_stop_rule(opt.choice("stop", {"image", "dataset", "fixed"}));
-  e.criterion = engine::parse_criterion(opt.choice("criterion", {"top1", "topk", "prob"}));
-  e.top_k = static_cast<int>(opt.integer("top-k", 1, 100000));
-  e.tau = opt.number("tau", 0, 1, true, true);
-  engine::set_targets(e, engine::parse_targets(opt.text("target-risk")));
-  if (!for_bench && opt.has("matched-to")) check_matched_to(opt.text("matched-to"));
-  e.max_passes = static_cast<int>(opt.integer("max-passes", 1, 100000));
-  e.passes = static_cast<int>(opt.integer("passes", 1, 100000));
-  e.escalate_factor = opt.number("escalate", 1, 10);
-  e.escalate_max = static_cast<int>(opt.integer("escalate-max", 0, 64));
-  e.jpeg_roundtrip = opt.flag_set("jpeg-roundtrip");
-  e.jpeg_quality = static_cast<int>(opt.integer("jpeg-quality", 1, 100));
-  e.seed = opt.seed("seed");
-  if (!for_bench) {
-    const std::string b = opt.text("batch");
-    e.batch = b == "auto" ? 0 : static_cast<int>(opt.integer("batch", 1, 4096));
-  }
-  c.split = engine::parse_split_selection(opt.choice("split", {"all", "train", "val", "test"}));
-  c.resize = data::parse_resize_mode(opt.choice("resize", {"crop", "stretch"}), "resize");
-  c.shard_size = static_cast<int>(opt.integer("shard-size", 1, 100000));
-  if (!for_bench) {
-    c.checkpoint_auto = opt.text("checkpoint-every") == "auto";
-    if (!c.checkpoint_auto) {
-      try {
-        c.checkpoint_every = opt.number("checkpoint-every", 0, 86400);
-      } catch (const ConfigError&) {
-        throw ConfigError("--checkpoint-every " + opt.text("checkpoint-every") + ": expected auto or seconds in [0, 86400]");
-      }
-    }
-    c.checkpoint_max_loss = opt.number("checkpoint-max-loss", 0.01, 86400);
-  }
-  c.split_spec = split_option(opt, check_paths);
-  c.png_bits = static_cast<int>(opt.integer("png-bits", 8, 16));
-  if (c.png_bits != 8 && c.png_bits != 16) throw ConfigError("--png-bits " + std::to_string(c.png_bits) + ": expected 8 or 16");
-  c.write_images = !opt.flag_set("no-images");
-  c.verbose = opt.flag_set("verbose");
-  c.options = opt.effective();
+  const bool edi_mask = e.method == engine::Method::kEdi && e.op.name == "mask" && !e.region;
+  if (opt.has("mask-rule") && e.op.mask_rule == perturb::MaskRule::kPixel && !edi_mask)
+    throw ConfigError("--mask-rule pixel: applies to --method edi --operator mask only (a conventional or region "
+                      "mask already covers whole pixels)");
+  if (opt.has("region-fallback") && e.op.region_fallback == perturb::RegionFallback::kNone && !e.region)
+    throw ConfigError("--region-fallback none: applies to --operator eyes|mouth|eyes-mouth only");
+  c.split_spec = split_option(opt, b.check_paths);
   engine::EngineSpec check = e;
   if (check.batch == 0) check.batch = 1;  // auto is resolved later
   engine::validate(check);
-  return c;
+}
+
+}  // namespace
+
+void add_run_options(Options& opt, bool for_bench) {
+  const std::vector<Row> rows = run_rows(for_bench);
+  // --split-file, --max-megapixels and the split trio (data_options) after --verbose, as before.
+  for (const auto& r : rows) {
+    opt.add(r.row);
+    if (r.row.name == "device") add_data_set_options(opt);
+    if (r.row.name == "shard-size") add_split_options(opt, "split settings used when the run directory's manifest is created: ");
+  }
+  opt.add_common();
+}
+
+engine::RunConfig run_config_from(const Options& opt, bool for_bench, bool check_paths) {
+  RunBuild b;
+  b.check_paths = check_paths;
+  opt.apply(run_rows(for_bench), b);
+  if (!for_bench) b.c.out = opt.output_path("out");
+  finish(opt, b);
+  b.c.options = opt.hashed();
+  return b.c;
+}
+
+std::vector<int> bench_batches(const Options& opt) {
+  std::vector<int> batches;
+  std::stringstream ss(opt.text("batch"));
+  std::string part;
+  while (std::getline(ss, part, ',')) {
+    char* end = nullptr;
+    const long n = std::strtol(part.c_str(), &end, 10);
+    if (part.empty() || *end != '\0' || n < 1 || n > 4096)
+      throw ConfigError("--batch " + opt.text("batch") + ": expected comma-separated integers in [1, 4096]");
+    batches.push_back(static_cast<int>(n));
+  }
+  return batches;
 }
 
 }  // namespace edi::cli

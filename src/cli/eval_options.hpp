@@ -1,7 +1,10 @@
 #pragma once
-/// \file The evaluation options, declared once (cmd_metrics.cpp) and used by
+/// \file The evaluation options, one row each (eval_options.cpp), used by
 /// `edi-anon evaluate`, `aggregate --evaluate` and a sweep's [sweep] section,
 /// so that their names, defaults and bounds cannot drift apart.
+#include <string>
+#include <vector>
+
 #include "edi/metrics/evaluate.hpp"
 #include "options.hpp"
 
@@ -12,5 +15,7 @@ namespace edi::cli {
 void add_eval_options(Options& opt);
 /// The validated evaluation configuration (ConfigError names the option).
 metrics::EvalConfig eval_config_from(const Options& opt);
+/// A comma-separated list without empty items.
+std::vector<std::string> split_list(const std::string& text);
 
 }  // namespace edi::cli

@@ -37,41 +37,9 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-bool option_is_operational(const std::string& name) {
-  // split-file and max-megapixels act through the data set, which the manifest hash covers.
-  static const std::set<std::string> kOperational = {"threads",  "verbose",          "out",       "data",
-                                                     "labels",   "device",           "config",    "no-images",
-                                                     "examples", "checkpoint-every", "split-file", "max-megapixels",
-                                                     "checkpoint-max-loss"};
-  return kOperational.count(name) > 0;
-}
-
-std::string canonical_option_value(const std::string& v) {
-  if (v.empty()) return v;
-  std::size_t i = (v[0] == '+' || v[0] == '-') ? 1 : 0;
-  if (i < v.size() && v.find_first_not_of("0123456789", i) == std::string::npos) {  // an integer: exact, any size
-    const std::size_t first = std::min(v.find_first_not_of('0', i), v.size() - 1);
-    const std::string digits = v.substr(first);
-    return (v[0] == '-' && digits != "0" ? "-" : "") + digits;
-  }
-  char* end = nullptr;
-  const double d = std::strtod(v.c_str(), &end);
-  if (end != v.c_str() + v.size() || !std::isfinite(d)) return v;  // not one number: as written
-  char buf[40];
-  // The shortest text that reads back as the same double, in plain notation
-  // unless the number needs an exponent (90.0 -> "90", not "9e+01").
-  const bool plain = d == 0 || (std::fabs(d) >= 1e-5 && std::fabs(d) < 1e17);
-  for (int digits = 1; digits <= 17; ++digits) {
-    std::snprintf(buf, sizeof buf, "%.*g", digits, d);
-    if (std::strtod(buf, nullptr) == d && (!plain || std::strchr(buf, 'e') == nullptr)) break;
-  }
-  return buf;
-}
-
 std::string config_json(const engine::RunConfig& c) {
   json j = json::object();
-  for (const auto& [k, v] : c.options)
-    if (!option_is_operational(k)) j[k] = canonical_option_value(v);
+  for (const auto& [k, v] : c.options) j[k] = v;  // the result options, canonical (cli option rows)
   return j.dump();
 }
 
@@ -167,7 +135,7 @@ void config_diffs(const json& a, const json& b, std::vector<std::string>& diffs)
 void warn_resume(const json& stored, const json& now) {
   const std::string code = stored.value("code_version", "");
   if (!code.empty() && code != now["code_version"].get<std::string>())
-    std::fprintf(stderr, "edi-anon run: warning: resuming a run made by edi-anon %s with %s\n", code.c_str(),
+    std::fprintf(stderr, "%s: warning: resuming a run made by edi-anon %s with %s\n", edi::command_name().c_str(), code.c_str(),
                  now["code_version"].get<std::string>().c_str());
   std::vector<std::string> changed;
   if (stored.contains("device") && stored["device"] != now["device"])
@@ -176,7 +144,7 @@ void warn_resume(const json& stored, const json& now) {
     changed.push_back("threads per rank were " + std::to_string(stored["threads"].get<int>()) + ", now " +
                       std::to_string(now["threads"].get<int>()));
   for (const auto& w : changed)
-    std::fprintf(stderr, "edi-anon run: warning: %s: the outputs will not be byte-identical to an uninterrupted run\n", w.c_str());
+    std::fprintf(stderr, "%s: warning: %s: the outputs will not be byte-identical to an uninterrupted run\n", edi::command_name().c_str(), w.c_str());
 }
 
 void check_resume(const fs::path& path, const json& stored, const json& now, const fs::path& data_dir) {
@@ -326,8 +294,8 @@ RunHistory load_history(const Mpi& mpi, const engine::RunConfig& c, const fs::pa
         h = RunHistory::from_json(read_file(path), path.string());
       } catch (const DataError& e) {
         h = history_from_checkpoints(c.out, static_cast<int>(plan.size()), model.info().input_size);
-        std::fprintf(stderr, "edi-anon run: warning: %s; treated as missing: %zu pass(es) recovered from the checkpoints, "
-                     "the rest is recounted from the shards\n", e.what(), h.passes.size());
+        std::fprintf(stderr, "%s: warning: %s; treated as missing: %zu pass(es) recovered from the checkpoints, "
+                     "the rest is recounted from the shards\n", edi::command_name().c_str(), e.what(), h.passes.size());
       }
     }
     if (h.batch < 1) {
@@ -354,10 +322,10 @@ std::vector<std::int64_t> read_standing(const Mpi& mpi, const fs::path& out, int
       const NewestCheckpoint n = read_newest_checkpoint(out, s, side);
       for (std::size_t i = 0; i < n.bad_slots.size(); ++i) {
         if (n.checkpoint)
-          std::fprintf(stderr, "edi-anon run: warning: %s; shard %d falls back to its previous checkpoint (pass %d)\n",
+          std::fprintf(stderr, "%s: warning: %s; shard %d falls back to its previous checkpoint (pass %d)\n", edi::command_name().c_str(),
                        n.problems[i].c_str(), s, n.checkpoint->pass);
         else
-          std::fprintf(stderr, "edi-anon run: warning: %s; shard %d is recomputed\n", n.problems[i].c_str(), s);
+          std::fprintf(stderr, "%s: warning: %s; shard %d is recomputed\n", edi::command_name().c_str(), n.problems[i].c_str(), s);
         fs::remove(shard_checkpoint_path(out, s, n.bad_slots[i]));
       }
       if (n.checkpoint) committed[static_cast<std::size_t>(s)] = n.checkpoint->pass;
@@ -384,9 +352,9 @@ int resume_point(const Mpi& mpi, const RunHistory& history, const std::vector<st
   if (!history.loop_ended() && history_next < start_pass) {
     if (min_committed != limit && history_next < min_committed && mpi.root())
       std::fprintf(stderr,
-                   "edi-anon run: warning: %s has the pass history up to pass %d but every shard is committed through "
+                   "%s: warning: %s has the pass history up to pass %d but every shard is committed through "
                    "pass %lld; the passes in between are recounted from the final shard state and are not exact\n",
-                   history_path.c_str(), history_next - 1, static_cast<long long>(min_committed));
+                   edi::command_name().c_str(), history_path.c_str(), history_next - 1, static_cast<long long>(min_committed));
     start_pass = history_next;
   }
   return start_pass;

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "edi/core/context.hpp"
 #include "edi/core/error.hpp"
 #include "edi/cluster/checkpoint.hpp"
 #include "edi/cluster/signals.hpp"
@@ -37,10 +38,10 @@ void ShardStore::restore(int s, Held& h) {
   NewestCheckpoint n = read_newest_checkpoint(setup_.out, s, setup_.input_size);
   for (const std::string& problem : n.problems) {
     if (n.checkpoint)
-      std::fprintf(stderr, "edi-anon run: warning: %s; shard %d falls back to its previous checkpoint (pass %d)\n", problem.c_str(),
+      std::fprintf(stderr, "%s: warning: %s; shard %d falls back to its previous checkpoint (pass %d)\n", edi::command_name().c_str(), problem.c_str(),
                    s, n.checkpoint->pass);
     else
-      std::fprintf(stderr, "edi-anon run: warning: %s; shard %d is recomputed\n", problem.c_str(), s);
+      std::fprintf(stderr, "%s: warning: %s; shard %d is recomputed\n", edi::command_name().c_str(), problem.c_str(), s);
   }
   if (!n.checkpoint) return;
   restore_shard(h.shard, *n.checkpoint);

@@ -18,18 +18,6 @@ using json = nlohmann::json;
 
 namespace {
 
-std::vector<std::string> split_list(const std::string& v) {
-  std::vector<std::string> out;
-  std::size_t start = 0;
-  while (true) {
-    const auto bar = v.find('|', start);
-    out.push_back(trim(v.substr(start, bar == std::string::npos ? std::string::npos : bar - start)));
-    if (bar == std::string::npos) break;
-    start = bar + 1;
-  }
-  return out;
-}
-
 /// Characters safe in a directory name.
 std::string safe(const std::string& s) {
   std::string out;
@@ -61,7 +49,7 @@ struct ParsedFile {
   std::vector<Family> families;
 };
 
-ParsedFile parse_file(const fs::path& path) {
+ParsedFile parse_file(const fs::path& path, const KeyCheck& check) {
   ParsedFile f;
   for (const IniItem& item : read_ini(path, "--config", "sweep file")) {
     const std::string& section = item.section;
@@ -82,16 +70,14 @@ ParsedFile parse_file(const fs::path& path) {
     const std::string& key = item.key;
     const std::string& value = item.value;
     if (section.empty()) throw ConfigError(where + ": key '" + key + "' outside a section");
-    if (key == "out" && section != "sweep")
-      throw ConfigError(where + ": 'out' is set per run by the sweep (use --out or [sweep] out)");
-    if (key == "matched-to" && section != "sweep")
-      throw ConfigError(where + ": 'matched-to' is set by the sweep (use target-risk = match)");
+    if (section != "sweep" && check)
+      if (const std::string why = check(key); !why.empty()) throw ConfigError(where + ": '" + key + "' " + why);
     if (section == "sweep") {
       f.settings[key] = value;
     } else if (section == "run") {
       f.common.emplace_back(key, value);
     } else {
-      auto values = split_list(value);
+      auto values = split_bars(value);
       for (const auto& v : values)
         if (v.empty()) throw ConfigError(where + ": key '" + key + "' has an empty list value");
       if (key == "target-risk" && values.size() > 1 && std::count(values.begin(), values.end(), "match"))
@@ -168,8 +154,20 @@ std::string SweepEntry::option(const std::string& key, const std::string& fallba
   return fallback;
 }
 
-SweepPlan read_sweep(const fs::path& path) {
-  ParsedFile f = parse_file(path);
+std::vector<std::string> split_bars(const std::string& v) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (true) {
+    const auto bar = v.find('|', start);
+    out.push_back(trim(v.substr(start, bar == std::string::npos ? std::string::npos : bar - start)));
+    if (bar == std::string::npos) break;
+    start = bar + 1;
+  }
+  return out;
+}
+
+SweepPlan read_sweep(const fs::path& path, const KeyCheck& check) {
+  ParsedFile f = parse_file(path, check);
   SweepPlan plan;
   plan.settings = f.settings;
   bool control = true;
@@ -198,16 +196,6 @@ SweepPlan read_sweep(const fs::path& path) {
     if (!names.insert(e.name).second) throw ConfigError(path.string() + ": two runs would both be named '" + e.name + "'");
   plan.entries = std::move(entries);
   return plan;
-}
-
-std::vector<std::string> entry_arguments(const SweepEntry& e) {
-  std::vector<std::string> args;
-  for (const auto& [k, v] : e.options) {
-    if (v == "true" && (k == "jpeg-roundtrip" || k == "no-images" || k == "verbose")) args.push_back("--" + k);
-    else if (v == "false" && (k == "jpeg-roundtrip" || k == "no-images" || k == "verbose")) continue;
-    else args.push_back("--" + k + "=" + v);
-  }
-  return args;
 }
 
 long long entry_index(const SweepPlan& plan, const std::string& name) {

@@ -19,4 +19,14 @@ std::string host_name() {
   return host;
 }
 
+namespace {
+std::string& command_name_storage() {
+  static std::string name = "edi-anon";
+  return name;
+}
+}  // namespace
+
+const std::string& command_name() { return command_name_storage(); }
+void set_command_name(const std::string& name) { command_name_storage() = name; }
+
 }  // namespace edi

@@ -241,3 +241,35 @@ TEST(Sweep, ASignalDuringTheEvaluationExits75) {
   EXPECT_FALSE(fs::exists(d / "out" / "c" / "metrics.json"));
   EXPECT_TRUE(fs::exists(d / "out" / "c" / "summary.json"));
 }
+
+// Run options in a sweep file go through the same rows as `edi-anon run`:
+// switches take true or false, keys the sweep sets are refused with their line,
+// a bad --index is a config error (exit 2, one line), and [sweep] bools name the key.
+TEST(Sweep, RunKeysFollowTheOptionRows) {
+  TempDir d;
+  const fs::path ini = d / "s.ini";
+  const std::string head = "[run]\ndata = D\nmodel = M.pt\n";
+  edi::write_file_atomic(ini, head + "jpeg-roundtrip = true\nno-images = false\n[grid.a]\nk = 5 | 9\n");
+  auto r = run_edi(sweep_cmd(ini, d / "out", "--list"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("--jpeg-roundtrip --k=5"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("no-images"), std::string::npos) << r.output;
+  edi::write_file_atomic(ini, head + "jpeg-roundtrip = maybe\n[grid.a]\nk = 5\n");
+  r = run_edi(sweep_cmd(ini, d / "out", "--list"));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.output, "edi-anon sweep: error: " + ini.string() + ": run 'control': jpeg-roundtrip = maybe: "
+                      "expected true or false\n");
+  edi::write_file_atomic(ini, head + "threads = 4\n[grid.a]\nk = 5\n");
+  r = run_edi(sweep_cmd(ini, d / "out", "--list"));
+  EXPECT_EQ(r.output, "edi-anon sweep: error: " + ini.string() + ":4: 'threads' is set by the sweep's --threads\n");
+  edi::write_file_atomic(ini, head + "[grid.a]\nk = 5\n");
+  for (const std::string index : {"abc", "7", "-1", "1x"}) {
+    r = run_edi(sweep_cmd(ini, d / "out", "--list --index " + index));
+    EXPECT_EQ(r.exit_code, 2) << index;
+    EXPECT_EQ(r.output, "edi-anon sweep: error: --index " + index + ": expected an integer in [0, 1]\n");
+  }
+  edi::write_file_atomic(ini, "[sweep]\nevaluate = yes\n" + head + "[grid.a]\nk = 5\n");
+  r = run_edi(sweep_cmd(ini, d / "out", "--list"));
+  EXPECT_EQ(r.output, "edi-anon sweep: error: " + ini.string() + ": [sweep] evaluate = yes: expected true or false\n");
+  EXPECT_FALSE(fs::exists(d / "out"));
+}

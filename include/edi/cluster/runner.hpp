@@ -18,15 +18,9 @@
 
 namespace edi::cluster {
 
-/// Options that do not change results (excluded from the config hash).
-bool option_is_operational(const std::string& name);
-
-/// An option value as the config hash sees it: one number is written in one
-/// way ("90.0", "9e1" and "90" are "90"; integers exactly, any size), anything
-/// else as written.
-std::string canonical_option_value(const std::string& value);
-
-/// Canonical JSON of the result-relevant options (values canonical), and its sha256.
+/// Canonical JSON of config.options: the result-relevant options with their
+/// canonical values, as the cli's option rows give them (operational options
+/// such as threads or paths are not among them); its sha256 is the config hash.
 std::string config_json(const engine::RunConfig& config);
 
 struct DistRunOutcome {

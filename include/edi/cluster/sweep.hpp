@@ -19,6 +19,7 @@
 /// conventional entry move before the other entries (stable order), so that
 /// the baselines run first, also as job-array indices.
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -41,11 +42,15 @@ struct SweepPlan {
   std::vector<SweepEntry> entries;
 };
 
-/// Read and expand a sweep file; ConfigError names the file, line and key.
-SweepPlan read_sweep(const std::filesystem::path& path);
+/// Why a [run] or [grid.NAME] key may not be set in a sweep file ("" = it
+/// may); the cli derives it from its option rows (e.g. out, matched-to).
+using KeyCheck = std::function<std::string(const std::string& key)>;
 
-/// Options as command-line arguments ("--key=value").
-std::vector<std::string> entry_arguments(const SweepEntry& entry);
+/// Read and expand a sweep file; ConfigError names the file, line and key.
+SweepPlan read_sweep(const std::filesystem::path& path, const KeyCheck& check = {});
+
+/// A '|'-separated list, each item trimmed (empty items kept): the one splitter of sweep lists.
+std::vector<std::string> split_bars(const std::string& list);
 
 /// Index of the entry named `name` in the plan, or -1.
 long long entry_index(const SweepPlan& plan, const std::string& name);

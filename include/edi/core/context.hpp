@@ -9,4 +9,9 @@ std::string utc_now();
 /// This machine's host name.
 std::string host_name();
 
+/// "edi-anon <command>", the prefix of the messages library code prints
+/// (set by the cli before it runs a command; "edi-anon" until then).
+const std::string& command_name();
+void set_command_name(const std::string& name);
+
 }  // namespace edi

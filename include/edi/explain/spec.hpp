@@ -3,11 +3,8 @@
 /// how entries are selected, how the deletion curve is run; the registry of
 /// explainer names for CLI help; validation with one-line ConfigError messages.
 ///
-/// Option names used in messages (the CLI is expected to use the same):
-///   --explainer, --target, --smoothgrad-samples, --smoothgrad-sigma,
-///   --ig-steps, --ig-rule, --ig-baseline, --max-rows, --q, --select,
-///   --deletion-fractions, --deletion-baseline, --deletion-value,
-///   --deletion-blur-sigma.
+/// Messages name a field as `--` plus the name of the cli option row that
+/// sets it (src/cli/engine_options.cpp; test_cli_rows checks that they agree).
 #include <cstdint>
 #include <string>
 #include <string_view>

@@ -1,0 +1,64 @@
+// The evaluation options: one row per option (see engine_options.cpp for how
+// to add a row).
+#include "eval_options.hpp"
+
+#include <sstream>
+
+namespace edi::cli {
+
+namespace {
+
+using Row = Bound<metrics::EvalConfig>;
+
+const std::vector<Row>& eval_rows() {
+  static const std::vector<Row> rows = {
+      {row("attacker", "lbph,faceapi,adaptive",
+           "independent attackers (repeatable or comma-separated): lbph, faceapi (face-api's dlib ResNet-34 gallery), "
+           "faceres (HSE FaceRec gallery: another architecture and training set), adaptive, none, or a second identity "
+           "model file"),
+       [](metrics::EvalConfig& c, const Value& v) {
+         c.attackers.clear();
+         for (const auto& a : split_list(v.text))
+           if (a != "none") c.attackers.push_back(a);
+       }},
+      {row("utility", "", "utility model TASK[/NAME]=MODEL (repeatable), e.g. gender=gender.pt, "
+                          "gender/faceapi=faceapi:age-gender, age=faceapi:age-gender"),
+       [](metrics::EvalConfig& c, const Value& v) {
+         for (const auto& u : split_list(v.text)) c.utility.push_back(metrics::parse_utility_spec(u));
+       }},
+      {row("steering", "", "steering model (default: the one summary.json names, checked by sha256)"),
+       [](metrics::EvalConfig& c, const Value& v) { c.steering_model = v.text; }},
+      {row("bootstrap", "1000", "identity-cluster bootstrap resamples for the 95% intervals (0 = Clopper-Pearson for "
+                                "rates, none otherwise)", integer(0, 1000000)),
+       [](metrics::EvalConfig& c, const Value& v) { c.bootstrap.resamples = static_cast<int>(v.integer); }},
+      {row("seed", "0", "seed of the bootstrap and of the adaptive attacker", seed()),
+       [](metrics::EvalConfig& c, const Value& v) { c.bootstrap.seed = c.adaptive_seed = v.seed; }},
+      {row("adaptive-epochs", "12", "training epochs of the adaptive attacker", integer(1, 1000)),
+       [](metrics::EvalConfig& c, const Value& v) { c.adaptive_epochs = static_cast<int>(v.integer); }},
+      {row("batch", "64", "images per forward pass", integer(1, 4096)),
+       [](metrics::EvalConfig& c, const Value& v) { c.batch = static_cast<int>(v.integer); }},
+      {row("device", "cpu", "cpu or cuda[:i]"), [](metrics::EvalConfig& c, const Value& v) { c.device = v.text; }},
+  };
+  return rows;
+}
+
+}  // namespace
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> v;
+  std::stringstream ss(text);
+  std::string part;
+  while (std::getline(ss, part, ','))
+    if (!part.empty()) v.push_back(part);
+  return v;
+}
+
+void add_eval_options(Options& opt) { opt.add(eval_rows()); }
+
+metrics::EvalConfig eval_config_from(const Options& opt) {
+  metrics::EvalConfig c;
+  opt.apply(eval_rows(), c);
+  return c;
+}
+
+}  // namespace edi::cli
