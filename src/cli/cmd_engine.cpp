@@ -21,9 +21,11 @@ int cmd_run(const Args& args) {
   Options opt("run", "--data DIR --model MODEL --out RUNDIR [--method edi|conventional] [--operator OP] [options]",
               "Anonymize a data set: EDI (explain -> select -> perturb, pass after pass, until each image is\n"
               "no longer identified or the dataset-level risk target is met) or a conventional baseline.\n"
-              "Runs as one process or under mpirun/srun (ranks share fixed shards). Every pass is\n"
-              "checkpointed; rerunning the same command resumes. SIGTERM/SIGUSR1: checkpoint, exit 75.\n"
-              "Writes RUNDIR/images/*.png, outcomes.csv, trajectories.csv, results.h5, summary.json.");
+              "Runs as one process or under mpirun/srun (ranks share fixed shards). Each shard is\n"
+              "checkpointed after its pass (or every --checkpoint-every seconds); rerunning the same\n"
+              "command resumes exactly. SIGTERM/SIGUSR1: checkpoint, exit 75.\n"
+              "Writes RUNDIR/images/*.png, outcomes.csv, trajectories.csv, results.h5, summary.json and,\n"
+              "last, complete.json (layout: docs/run-directory.md).");
   add_run_options(opt);
   if (!opt.parse(args)) return 0;
   const engine::RunConfig c = run_config_from(opt);

@@ -84,6 +84,10 @@ void add_run_options(Options& opt, bool for_bench) {
     opt.add("checkpoint-every", "0",
             "seconds between two commits of a shard, in [0, 86400] (0 = after every pass); final shards, a signal and "
             "the end of a run always commit; a crash loses at most this much work per shard, never exactness");
+  if (!for_bench)
+    opt.add("examples", "0",
+            "images kept in results.h5 /examples, in [0, 1000]: the first N selected, with their pass-0 attribution and "
+            "applied mask and their ORIGINAL faces (identifiable; 0 = none stored)");
   if (for_bench)
     opt.add("batch", "1,8,16,32,64", "batch sizes to measure (comma-separated)")
         .add("passes-per-batch", "3", "fixed passes measured per batch size")
@@ -209,6 +213,7 @@ engine::RunConfig run_config_from(const Options& opt, bool for_bench, bool check
   c.resize = data::parse_resize_mode(opt.choice("resize", {"crop", "stretch"}), "resize");
   c.shard_size = static_cast<int>(opt.integer("shard-size", 1, 100000));
   if (!for_bench) c.checkpoint_every = opt.number("checkpoint-every", 0, 86400);
+  if (!for_bench) c.examples = static_cast<int>(opt.integer("examples", 0, 1000));
   c.split_spec = split_option(opt, check_paths);
   c.png_bits = static_cast<int>(opt.integer("png-bits", 8, 16));
   if (c.png_bits != 8 && c.png_bits != 16) throw ConfigError("--png-bits " + std::to_string(c.png_bits) + ": expected 8 or 16");

@@ -26,6 +26,9 @@
 #include "edi/models/faceapi.hpp"
 #include "edi/models/human.hpp"
 #include "edi/models/registry.hpp"
+#include "edi/rundir/examples.hpp"
+#include "edi/rundir/layout.hpp"
+#include "edi/rundir/record.hpp"
 #include "edi/version.hpp"
 
 namespace edi::cluster {
@@ -549,7 +552,7 @@ struct PassLoop {
       mpi.barrier();
       for (auto& [s, h] : store.held()) {
         if (c.write_images) engine::write_images(dir / "images", h.shard, c.png_bits);
-        engine::write_outcomes(part_path(dir, s), *manifest, {&h.shard});
+        rundir::write_outcomes(part_path(dir, s), *manifest, {&h.shard});
       }
       mpi.barrier();
       if (mpi.root()) {
@@ -699,7 +702,6 @@ struct FinalInputs {
   const engine::RunData* data = nullptr;
   const engine::EngineSpec* spec = nullptr;
   models::Classifier* model = nullptr;
-  const engine::SteeringModels* steering = nullptr;  ///< all steering models and the judge
   const engine::Engine* engine = nullptr;
   int n_shards = 0;
   Clock::time_point started;
@@ -731,14 +733,14 @@ void write_final_outputs(const Mpi& mpi, ShardStore& store, ClaimBoard& board, c
     sum.final_risk_percent = sum.passes.empty() ? 0.0 : sum.passes.back().risk_percent;
     sum.timing = in.engine->timing();
     sum.seconds = std::chrono::duration<double>(Clock::now() - in.started).count();
-    engine::write_outcomes(c.out / "outcomes.csv", in.data->manifest, views);
-    engine::write_trajectories(c.out / "trajectories.csv", views);
+    rundir::write_outcomes(c.out / rundir::file::kOutcomes, in.data->manifest, views);
+    rundir::write_trajectories(c.out / rundir::file::kTrajectories, in.data->manifest, views);
     ResultsInfo info;
     info.config = c;
     info.spec = *in.spec;
     info.provenance_json = read_file(c.out / "provenance.json");
     info.ranks = mpi.size();
-    info.steering = in.steering;
+    info.example_ids = rundir::example_ids(in.data->manifest, in.data->selected, c.examples);
     write_results(c.out / "results.h5", info, in.data->manifest, views, sum, *in.model);
     write_summary_json(c.out / "summary.json", info, in.data->manifest, sum);
     write_completion_marker(c.out, sum);
@@ -780,6 +782,9 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
   engine::EngineSpec spec = c.engine;
   spec.batch = saved.batch;
   engine::Engine engine(spec, models);
+  // --examples N: the pass-0 masks the engine applies to the first N images, captured as they happen.
+  rundir::ExampleCapture examples(c.out, rundir::example_ids(d.manifest, d.selected, c.examples), sha256_hex(config_json(c)));
+  if (!examples.empty() && spec.method == engine::Method::kEdi) engine.set_mask_observer(examples.observer());
   const bool conventional = spec.method == engine::Method::kConventional;
   const int limit = spec.pass_limit();  // 0 for a conventional baseline and the control (method none)
 
@@ -846,7 +851,6 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
   in.data = &d;
   in.spec = &spec;
   in.model = model;
-  in.steering = &models;
   in.engine = &engine;
   in.n_shards = n_shards;
   in.started = t_start;

@@ -1,9 +1,12 @@
 #pragma once
 /// \file Per-shard checkpoints: a shard is committed to
-/// `checkpoints/shard-NNNNN.h5` (temp file, flush, rename) after a pass, or at
-/// most every `--checkpoint-every` seconds, holding the current images, every
-/// image's record and trajectory, the pass and a SHA-256 checksum of the
-/// records (the image state is protected by HDF5's Fletcher-32 per image).
+/// `checkpoints/shard-NNNNN.h5` (temp file, fsync, rename, fsync of the
+/// directory) after its pass, or with `--checkpoint-every S` only once S
+/// seconds have passed since its last commit (a final shard, a signal and the
+/// end of the run always commit). A checkpoint holds the current images, every
+/// image's record and trajectory (rundir's one flattening), the pass, the
+/// run's pass history and a SHA-256 checksum over all of it but the images,
+/// which HDF5 protects with a Fletcher-32 checksum per image chunk.
 /// A shard file is always one committed state, never a mix; a corrupt one is
 /// detected and the shard recomputed.
 ///
