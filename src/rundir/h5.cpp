@@ -74,6 +74,15 @@ struct Group::Impl {
   std::string file;  ///< path of the file, for messages
   std::string path;  ///< "/" or "/name"
   H5::Group group;
+  /// The no-throw twin of closing: H5::Group's own destructor would print to
+  /// std::cerr when its close fails.
+  ~Impl() {
+    try {
+      group.close();
+    } catch (...) {
+    }
+    g_bottom.clear();
+  }
 };
 
 struct File::Impl {
@@ -89,7 +98,10 @@ struct Access {
   }
   static Group make(std::string file, std::string path, H5::Group group) {
     Group g;
-    g.impl_ = std::make_shared<Group::Impl>(Group::Impl{std::move(file), std::move(path), std::move(group)});
+    g.impl_ = std::make_shared<Group::Impl>();
+    g.impl_->file = std::move(file);
+    g.impl_->path = std::move(path);
+    g.impl_->group = group;
     return g;
   }
 };

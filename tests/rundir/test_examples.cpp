@@ -26,7 +26,7 @@ std::vector<float> read_all(const rundir::h5::Group& g, const std::string& name,
 }  // namespace
 
 TEST(Examples, NoneStoredByDefault) {
-  const testing::Sweep& s = testing::sweep();
+  const edi::testing::Sweep& s = edi::testing::sweep();
   for (const fs::path& run : {s.conv5, s.control}) {
     const auto f = rundir::h5::File::open_read(run / rundir::file::kResults);
     const auto root = f.root();
@@ -37,7 +37,7 @@ TEST(Examples, NoneStoredByDefault) {
 }
 
 TEST(Examples, OptInStoresTheAppliedPassZeroMasks) {
-  const testing::Sweep& s = testing::sweep();
+  const edi::testing::Sweep& s = edi::testing::sweep();
   EXPECT_TRUE(fs::is_regular_file(rundir::example_capture_path(s.edi, 0)));
   const auto f = rundir::h5::File::open_read(s.edi / rundir::file::kResults);
   const auto root = f.root();
