@@ -4,7 +4,7 @@
 #include <H5Cpp.h>
 
 #include <algorithm>
-#include <optional>
+#include <memory>
 #include <utility>
 
 #include "edi/core/error.hpp"
@@ -64,6 +64,49 @@ auto call(const std::string& where, const char* what, Fn&& fn) -> decltype(fn())
   }
 }
 
+/// An HDF5 C++ object closed exactly once, printing nothing: a failed close is
+/// never retried (HDF5 can crash closing an id again after a failed close,
+/// and the C++ API's own destructors would retry and print to std::cerr), so
+/// the handle is abandoned then, on that error path only.
+template <class T>
+class Owned {
+ public:
+  Owned() = default;
+  Owned(const Owned&) = delete;
+  Owned& operator=(const Owned&) = delete;
+  ~Owned() { close_noexcept(); }
+  template <class... A>
+  void emplace(A&&... a) {
+    close_noexcept();
+    p_ = std::make_unique<T>(std::forward<A>(a)...);
+  }
+  T* operator->() const { return p_.get(); }
+  explicit operator bool() const { return p_ != nullptr; }
+  /// Throws H5::Exception when HDF5 cannot close.
+  void close() {
+    if (!p_) return;
+    std::unique_ptr<T> p = std::move(p_);
+    try {
+      p->close();
+    } catch (...) {
+      (void)p.release();
+      throw;
+    }
+  }
+  void close_noexcept() noexcept {
+    if (!p_) return;
+    std::unique_ptr<T> p = std::move(p_);
+    try {
+      p->close();
+    } catch (...) {
+      (void)p.release();
+    }
+  }
+
+ private:
+  std::unique_ptr<T> p_;
+};
+
 std::string join(const std::string& group, const std::string& name) {
   return group == "/" ? "/" + name : group + "/" + name;
 }
@@ -73,21 +116,12 @@ std::string join(const std::string& group, const std::string& name) {
 struct Group::Impl {
   std::string file;  ///< path of the file, for messages
   std::string path;  ///< "/" or "/name"
-  H5::Group group;
-  /// The no-throw twin of closing: H5::Group's own destructor would print to
-  /// std::cerr when its close fails.
-  ~Impl() {
-    try {
-      group.close();
-    } catch (...) {
-    }
-    g_bottom.clear();
-  }
+  Owned<H5::Group> group;  ///< closed by its no-throw twin when the last handle goes
 };
 
 struct File::Impl {
   std::string file;
-  std::optional<H5::H5File> h5;
+  Owned<H5::H5File> h5;
 };
 
 /// Access to a Group's handle from the free functions.
@@ -101,7 +135,7 @@ struct Access {
     g.impl_ = std::make_shared<Group::Impl>();
     g.impl_->file = std::move(file);
     g.impl_->path = std::move(path);
-    g.impl_->group = group;
+    g.impl_->group.emplace(group);
     return g;
   }
 };
@@ -163,22 +197,14 @@ void File::flush() const {
 
 void File::close() {
   if (!impl_ || !impl_->h5) return;
-  call(impl_->file, "cannot close the file", [&] { impl_->h5->close(); });
-  impl_->h5.reset();
+  call(impl_->file, "cannot close the file", [&] { impl_->h5.close(); });
 }
 
 void File::close_noexcept() noexcept {
   if (!impl_ || !impl_->h5) return;
-  try {
-    silence_this_thread();
-    impl_->h5->close();
-  } catch (...) {  // the error path: the file is abandoned (its temp file is removed by its owner)
-  }
+  silence_this_thread();
+  impl_->h5.close_noexcept();  // the error path: the file is abandoned (its temp file is removed by its owner)
   g_bottom.clear();
-  try {
-    impl_->h5.reset();
-  } catch (...) {
-  }
 }
 
 // ------------------------------------------------------------------ datasets
@@ -196,18 +222,21 @@ void write_1d(Group& g, const std::string& name, const std::vector<T>& v, const 
       props.setChunk(1, &chunk);
       props.setDeflate(4);
     }
-    H5::DataSet ds = Access::of(g).group.createDataSet(name, type, space, props);
-    if (n) ds.write(v.data(), type);
+    Owned<H5::DataSet> ds;
+    ds.emplace(Access::of(g).group->createDataSet(name, type, space, props));
+    if (n) ds->write(v.data(), type);
+    ds.close();
   });
 }
 
 template <class T>
 std::vector<T> read_1d(const Group& g, const std::string& name, const H5::PredType& type) {
   return call(object_where(g, name), "cannot read the dataset", [&] {
-    H5::DataSet ds = Access::of(g).group.openDataSet(name);
-    const hssize_t n = ds.getSpace().getSimpleExtentNpoints();
+    Owned<H5::DataSet> ds;
+    ds.emplace(Access::of(g).group->openDataSet(name));
+    const hssize_t n = ds->getSpace().getSimpleExtentNpoints();
     std::vector<T> v(static_cast<std::size_t>(n));
-    if (n) ds.read(v.data(), type);
+    if (n) ds->read(v.data(), type);
     return v;
   });
 }
@@ -232,8 +261,10 @@ void write_nd(Group& g, const std::string& name, const T* data, const Dims& dims
         props.setDeflate(1);
       }
     }
-    H5::DataSet ds = Access::of(g).group.createDataSet(name, type, space, props);
-    if (total) ds.write(data, type);
+    Owned<H5::DataSet> ds;
+    ds.emplace(Access::of(g).group->createDataSet(name, type, space, props));
+    if (total) ds->write(data, type);
+    ds.close();
   });
 }
 
@@ -258,8 +289,10 @@ void write_strings(Group& g, const std::string& name, const std::vector<std::str
     const hsize_t n = v.size();
     H5::DataSpace space(1, &n);
     const H5::StrType type = utf8_string_type();
-    H5::DataSet ds = Access::of(g).group.createDataSet(name, type, space);
-    if (n) ds.write(ptrs.data(), type);
+    Owned<H5::DataSet> ds;
+    ds.emplace(Access::of(g).group->createDataSet(name, type, space));
+    if (n) ds->write(ptrs.data(), type);
+    ds.close();
   });
 }
 
@@ -281,12 +314,13 @@ std::vector<std::uint8_t> read_bytes(const Group& g, const std::string& n) { ret
 
 std::vector<std::string> read_strings(const Group& g, const std::string& name) {
   return call(object_where(g, name), "cannot read the dataset", [&] {
-    H5::DataSet ds = Access::of(g).group.openDataSet(name);
-    H5::DataSpace space = ds.getSpace();
+    Owned<H5::DataSet> ds;
+    ds.emplace(Access::of(g).group->openDataSet(name));
+    H5::DataSpace space = ds->getSpace();
     const hssize_t n = space.getSimpleExtentNpoints();
     std::vector<char*> ptrs(static_cast<std::size_t>(n), nullptr);
-    H5::StrType type = ds.getStrType();
-    if (n) ds.read(ptrs.data(), type);
+    H5::StrType type = ds->getStrType();
+    if (n) ds->read(ptrs.data(), type);
     std::vector<std::string> out;
     for (char* p : ptrs) out.emplace_back(p ? p : "");
     if (n) H5Dvlen_reclaim(type.getId(), space.getId(), H5P_DEFAULT, ptrs.data());
@@ -296,7 +330,7 @@ std::vector<std::string> read_strings(const Group& g, const std::string& name) {
 
 Dims dims(const Group& g, const std::string& name) {
   return call(object_where(g, name), "cannot read the dataset's shape", [&] {
-    H5::DataSpace space = Access::of(g).group.openDataSet(name).getSpace();
+    H5::DataSpace space = Access::of(g).group->openDataSet(name).getSpace();
     std::vector<hsize_t> d(static_cast<std::size_t>(space.getSimpleExtentNdims()));
     space.getSimpleExtentDims(d.data());
     return Dims(d.begin(), d.end());
@@ -306,16 +340,17 @@ Dims dims(const Group& g, const std::string& name) {
 void read_array(const Group& g, const std::string& name, float* out, std::size_t count) {
   const std::string where = object_where(g, name);
   const bool fits = call(where, "cannot read the dataset", [&] {
-    H5::DataSet ds = Access::of(g).group.openDataSet(name);
-    if (static_cast<std::size_t>(ds.getSpace().getSimpleExtentNpoints()) != count) return false;
-    if (count) ds.read(out, H5::PredType::NATIVE_FLOAT);
+    Owned<H5::DataSet> ds;
+    ds.emplace(Access::of(g).group->openDataSet(name));
+    if (static_cast<std::size_t>(ds->getSpace().getSimpleExtentNpoints()) != count) return false;
+    if (count) ds->read(out, H5::PredType::NATIVE_FLOAT);
     return true;
   });
   if (!fits) throw IoError(where + ": cannot read the dataset (expected " + std::to_string(count) + " elements)");
 }
 
 bool has_dataset(const Group& g, const std::string& name) {
-  return call(object_where(g, name), "cannot look up the dataset", [&] { return Access::of(g).group.nameExists(name); });
+  return call(object_where(g, name), "cannot look up the dataset", [&] { return Access::of(g).group->nameExists(name); });
 }
 
 // ------------------------------------------------------------------ attributes
@@ -323,32 +358,38 @@ bool has_dataset(const Group& g, const std::string& name) {
 void set_attr(Group& g, const std::string& name, const std::string& value) {
   call(g.where() + "@" + name, "cannot write the attribute", [&] {
     const H5::StrType type = utf8_string_type();
-    H5::Attribute a = Access::of(g).group.createAttribute(name, type, H5::DataSpace(H5S_SCALAR));
-    a.write(type, value);
+    Owned<H5::Attribute> a;
+    a.emplace(Access::of(g).group->createAttribute(name, type, H5::DataSpace(H5S_SCALAR)));
+    a->write(type, value);
+    a.close();
   });
 }
 
 void set_attr(Group& g, const std::string& name, std::int64_t value) {
   call(g.where() + "@" + name, "cannot write the attribute", [&] {
-    H5::Attribute a = Access::of(g).group.createAttribute(name, H5::PredType::NATIVE_INT64, H5::DataSpace(H5S_SCALAR));
-    a.write(H5::PredType::NATIVE_INT64, &value);
+    Owned<H5::Attribute> a;
+    a.emplace(Access::of(g).group->createAttribute(name, H5::PredType::NATIVE_INT64, H5::DataSpace(H5S_SCALAR)));
+    a->write(H5::PredType::NATIVE_INT64, &value);
+    a.close();
   });
 }
 
 void set_attr(Group& g, const std::string& name, double value) {
   call(g.where() + "@" + name, "cannot write the attribute", [&] {
-    H5::Attribute a = Access::of(g).group.createAttribute(name, H5::PredType::NATIVE_DOUBLE, H5::DataSpace(H5S_SCALAR));
-    a.write(H5::PredType::NATIVE_DOUBLE, &value);
+    Owned<H5::Attribute> a;
+    a.emplace(Access::of(g).group->createAttribute(name, H5::PredType::NATIVE_DOUBLE, H5::DataSpace(H5S_SCALAR)));
+    a->write(H5::PredType::NATIVE_DOUBLE, &value);
+    a.close();
   });
 }
 
 bool has_attr(const Group& g, const std::string& name) {
-  return call(g.where() + "@" + name, "cannot look up the attribute", [&] { return Access::of(g).group.attrExists(name); });
+  return call(g.where() + "@" + name, "cannot look up the attribute", [&] { return Access::of(g).group->attrExists(name); });
 }
 
 std::string get_attr_string(const Group& g, const std::string& name) {
   return call(g.where() + "@" + name, "cannot read the attribute", [&] {
-    H5::Attribute a = Access::of(g).group.openAttribute(name);
+    H5::Attribute a = Access::of(g).group->openAttribute(name);
     std::string v;
     a.read(a.getStrType(), v);  // the stored type: HDF5 does not convert between character sets
     return v;
@@ -357,7 +398,7 @@ std::string get_attr_string(const Group& g, const std::string& name) {
 
 std::int64_t get_attr_int(const Group& g, const std::string& name) {
   return call(g.where() + "@" + name, "cannot read the attribute", [&] {
-    H5::Attribute a = Access::of(g).group.openAttribute(name);
+    H5::Attribute a = Access::of(g).group->openAttribute(name);
     std::int64_t v = 0;
     a.read(H5::PredType::NATIVE_INT64, &v);
     return v;
@@ -366,7 +407,7 @@ std::int64_t get_attr_int(const Group& g, const std::string& name) {
 
 double get_attr_double(const Group& g, const std::string& name) {
   return call(g.where() + "@" + name, "cannot read the attribute", [&] {
-    H5::Attribute a = Access::of(g).group.openAttribute(name);
+    H5::Attribute a = Access::of(g).group->openAttribute(name);
     double v = 0;
     a.read(H5::PredType::NATIVE_DOUBLE, &v);
     return v;
