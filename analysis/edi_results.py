@@ -6,7 +6,7 @@ and notebook access to a sweep:
     traj = er.load_trajectories("runs/johns-demo/edi-blur")   # one row per image and pass
 
 A *run* argument is a run directory or its ``results.h5``; results follow
-docs/results-schema.md. Metrics come from ``RUNDIR/metrics.json`` (docs/metrics-schema.md,
+docs/run-directory.md. Metrics come from ``RUNDIR/metrics.json`` (docs/metrics-schema.md,
 version 2; version 1 is still read, its `all` rates labelled as mixing threat models),
 ``RUNDIR/snapshots/<T>/metrics.json`` (rows ``<run>@<T>``) or an ``aggregate.json``.
 """

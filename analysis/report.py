@@ -249,9 +249,12 @@ def figures(rows, results):
             grid += safe_figure("written images per run", lambda part=runs[i:i + 14]: sample_grid(part, ids))
     except SystemExit as e:
         grid += f'<p class="note">written images per run: not drawn ({esc(e)})</p>'
-    with_ex = [r for r in multi if r["examples"] and len(r["examples"].get("original", []))]
+    with_ex = [r for r in multi if image_grid.has_examples(r)]
     if with_ex:
         grid += safe_figure(f"explanation grid of {er.label(with_ex[0])}", lambda: image_grid.figure(with_ex[0], 4))
+    elif multi:
+        grid += ('<p class="note">explanation grid: not drawn (no run stored examples in results.h5; '
+                 'the runs were made without <code>--examples N</code>, which also embeds the original faces)</p>')
     return "<h2>Plots</h2>" + "\n".join(html_parts), grid
 
 

@@ -23,8 +23,9 @@ int cmd_run(const Args& args) {
               "no longer identified or the dataset-level risk target is met) or a conventional baseline.\n"
               "Runs as one process or under mpirun/srun (ranks share fixed shards). Every shard is\n"
               "checkpointed (by default at most 2 percent of rank time, see --checkpoint-every); rerunning the same\n"
-              "command resumes. SIGTERM/SIGUSR1 (also during the final writes): checkpoint, exit 75.\n"
-              "Writes RUNDIR/images/*.png, outcomes.csv, trajectories.csv, results.h5, summary.json.");
+              "command resumes exactly. SIGTERM/SIGUSR1 (also during the final writes): checkpoint, exit 75.\n"
+              "Writes RUNDIR/images/*.png, outcomes.csv, trajectories.csv, results.h5, summary.json and,\n"
+              "last, complete.json (layout: docs/run-directory.md).");
   add_run_options(opt);
   if (!opt.parse(args)) return 0;
   const engine::RunConfig c = run_config_from(opt);

@@ -288,6 +288,12 @@ std::vector<Row> output_rows(bool for_bench) {
                    "with --checkpoint-every auto: the most seconds of a shard's work a crash may lose", number(0.01, 86400))
                    .operational(),
                [](RunBuild& b, const Value& v) { b.c.checkpoint_max_loss = v.number; }});
+  r.push_back({row("examples", "0",
+                   "images kept in results.h5 /examples: the first N selected, with their pass-0 attribution and applied "
+                   "mask and their ORIGINAL faces (identifiable; 0 = none stored)",
+                   integer(0, 1000))
+                   .operational(),
+               [](RunBuild& b, const Value& v) { b.c.examples = static_cast<int>(v.integer); }});
   r.push_back({row("batch", "auto", "images per forward+backward (auto: the fastest of 8, 16, 32, measured)",
                    integer_or_auto(1, 4096)),
                [](RunBuild& b, const Value& v) { b.c.engine.batch = v.maybe ? static_cast<int>(*v.maybe) : 0; }});

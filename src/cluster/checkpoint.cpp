@@ -13,6 +13,7 @@
 #include "edi/core/error.hpp"
 #include "edi/core/fs.hpp"
 #include "edi/cluster/h5.hpp"
+#include "edi/rundir/record.hpp"
 
 namespace edi::cluster {
 
@@ -26,36 +27,8 @@ fs::path shard_checkpoint_path(const fs::path& rundir, int shard, int slot) {
 
 namespace {
 
-/// Flattened records and trajectories: the arrays stored and checksummed.
-struct Flat {
-  std::vector<std::uint8_t> status, identified;
-  std::vector<std::int32_t> stop_pass, escalation, stalls;
-  std::vector<std::int32_t> t_image, t_pass, t_rank, t_top1;
-  std::vector<float> t_prob, t_changed, t_psnr, t_linf;
-};
-
-Flat flatten(const std::vector<engine::ImageRecord>& records) {
-  Flat f;
-  for (std::size_t i = 0; i < records.size(); ++i) {
-    const auto& r = records[i];
-    f.status.push_back(static_cast<std::uint8_t>(r.status));
-    f.identified.push_back(r.identified ? 1 : 0);
-    f.stop_pass.push_back(r.stop_pass);
-    f.escalation.push_back(r.escalation);
-    f.stalls.push_back(r.stalls);
-    for (const auto& p : r.trajectory) {
-      f.t_image.push_back(static_cast<std::int32_t>(i));
-      f.t_pass.push_back(p.pass);
-      f.t_rank.push_back(p.true_rank);
-      f.t_top1.push_back(p.top1);
-      f.t_prob.push_back(p.true_prob);
-      f.t_changed.push_back(p.changed_share);
-      f.t_psnr.push_back(p.psnr);
-      f.t_linf.push_back(p.linf);
-    }
-  }
-  return f;
-}
+/// The arrays stored and checksummed: the run directory's one flattening.
+using Flat = rundir::RecordColumns;
 
 template <class T>
 void add(std::string& buf, const std::vector<T>& v) {
@@ -83,28 +56,28 @@ std::string checksum(int pass, const std::vector<std::string>& ids, const at::Te
 
 /// The between-phases part of a checkpoint: the pass evaluated, the pending
 /// images and their attributions.
-void write_pending(H5::Group& root, const engine::Shard& shard, int evaluated, const std::vector<std::int32_t>& pending) {
+void write_pending(h5::Group& root, const engine::Shard& shard, int evaluated, const std::vector<std::int32_t>& pending) {
   h5::set_attr(root, "evaluated", std::int64_t{evaluated});
   h5::write_vector(root, "pending", pending);
   if (pending.empty()) return;
   const at::Tensor a = shard.pending_attribution.contiguous().to(at::kFloat);
   if (a.dim() != 4 || a.size(0) != static_cast<std::int64_t>(pending.size()))
     throw IoError("shard " + std::to_string(shard.index) + ": pending attributions do not match the pending images");
-  std::vector<hsize_t> dims;
-  for (auto d : a.sizes()) dims.push_back(static_cast<hsize_t>(d));
+  h5::Dims dims;
+  for (auto d : a.sizes()) dims.push_back(static_cast<std::uint64_t>(d));
   h5::write_checked_array(root, "pending_attribution", a.data_ptr<float>(), dims);
 }
 
 /// Largest image side a checkpoint may claim when the caller does not say.
-constexpr hsize_t kMaxSide = 8192;
+constexpr std::uint64_t kMaxSide = 8192;
 
 /// A 4-D image array of `n` images, 3 channels, square side `side` (0: any up to kMaxSide).
-bool fits(const std::vector<hsize_t>& d, std::size_t n, int side) {
+bool fits(const h5::Dims& d, std::size_t n, int side) {
   if (d.size() != 4 || d[0] != n || d[1] != 3 || d[2] != d[3] || d[2] == 0) return false;
-  return side > 0 ? d[2] == static_cast<hsize_t>(side) : d[2] <= kMaxSide;
+  return side > 0 ? d[2] == static_cast<std::uint64_t>(side) : d[2] <= kMaxSide;
 }
 
-at::Tensor read_images(const H5::Group& g, const std::string& name, const std::vector<hsize_t>& d) {
+at::Tensor read_images(const h5::Group& g, const std::string& name, const h5::Dims& d) {
   at::Tensor t = at::empty({static_cast<long>(d[0]), static_cast<long>(d[1]), static_cast<long>(d[2]), static_cast<long>(d[3])}, at::kFloat);
   if (t.numel()) h5::read_array(g, name, t.data_ptr<float>(), static_cast<std::size_t>(t.numel()));
   return t;
@@ -147,16 +120,15 @@ void commit_into_slot(const fs::path& temp, const fs::path& slot) {
 
 void write_shard_checkpoint(const fs::path& path, const engine::Shard& shard, int pass, const std::string& config_sha256,
                             int evaluated, const std::string& history) {
-  h5::quiet();
   const at::Tensor state = shard.state.contiguous();
   const at::Tensor labels = shard.labels.contiguous();
-  const Flat f = flatten(shard.records);
+  const Flat f = rundir::flatten(shard.records);
   const std::vector<std::int32_t> pending = evaluated >= 0 ? std::vector<std::int32_t>(shard.pending.begin(), shard.pending.end())
                                                           : std::vector<std::int32_t>{};
   AtomicPath out(path);
-  try {
-    H5::H5File file(out.temp().string(), H5F_ACC_TRUNC);
-    H5::Group root = file.openGroup("/");
+  {
+    h5::File file = h5::File::create(out.temp());
+    h5::Group root = file.root();
     h5::set_attr(root, "format", std::string("edi-anon-shard-checkpoint"));
     h5::set_attr(root, "schema_version", std::int64_t{1});
     h5::set_attr(root, "pass", std::int64_t{pass});
@@ -166,43 +138,30 @@ void write_shard_checkpoint(const fs::path& path, const engine::Shard& shard, in
     if (!history.empty()) h5::set_attr(root, "history", history);
     h5::write_strings(root, "ids", shard.ids);
     h5::write_vector(root, "labels", std::vector<std::int64_t>(labels.data_ptr<std::int64_t>(), labels.data_ptr<std::int64_t>() + labels.numel()));
-    std::vector<hsize_t> dims;
-    for (auto d : state.sizes()) dims.push_back(static_cast<hsize_t>(d));
+    h5::Dims dims;
+    for (auto d : state.sizes()) dims.push_back(static_cast<std::uint64_t>(d));
     h5::write_checked_array(root, "state", state.data_ptr<float>(), dims);
-    h5::write_vector(root, "status", f.status);
-    h5::write_vector(root, "identified", f.identified);
-    h5::write_vector(root, "stop_pass", f.stop_pass);
-    h5::write_vector(root, "escalation", f.escalation);
-    h5::write_vector(root, "stalls", f.stalls);
-    H5::Group t = file.createGroup("trajectory");
-    h5::write_vector(t, "image", f.t_image);
-    h5::write_vector(t, "pass", f.t_pass);
-    h5::write_vector(t, "true_rank", f.t_rank);
-    h5::write_vector(t, "top1", f.t_top1);
-    h5::write_vector(t, "true_prob", f.t_prob);
-    h5::write_vector(t, "changed_share", f.t_changed);
-    h5::write_vector(t, "psnr", f.t_psnr);
-    h5::write_vector(t, "linf", f.t_linf);
+    rundir::H5Sink sink(file);
+    sink.table(rundir::checkpoint_image_table(f));
+    sink.table(rundir::trajectory_table(f));
     if (evaluated >= 0) write_pending(root, shard, evaluated, pending);
-    file.flush(H5F_SCOPE_GLOBAL);
+    file.flush();
     file.close();
-  } catch (const H5::Exception& e) {
-    throw IoError(out.temp().string() + ": HDF5 write failed: " + e.getDetailMsg() + h5::take_error_bottom());
   }
   commit_into_slot(out.temp(), path);
 }
 
 namespace {
 
-/// The records and trajectories of an open checkpoint (sizes checked by the caller).
-Flat read_flat(const H5::H5File& file, const H5::Group& root) {
+/// The records and trajectories of an open checkpoint (sizes checked by rundir::column_problem).
+Flat read_flat(const h5::File& file, const h5::Group& root) {
   Flat f;
   f.status = h5::read_bytes(root, "status");
   f.identified = h5::read_bytes(root, "identified");
   f.stop_pass = h5::read_ints(root, "stop_pass");
   f.escalation = h5::read_ints(root, "escalation");
   f.stalls = h5::read_ints(root, "stalls");
-  H5::Group t = file.openGroup("trajectory");
+  const h5::Group t = file.open_group("trajectory");
   f.t_image = h5::read_ints(t, "image");
   f.t_pass = h5::read_ints(t, "pass");
   f.t_rank = h5::read_ints(t, "true_rank");
@@ -212,37 +171,6 @@ Flat read_flat(const H5::H5File& file, const H5::Group& root) {
   f.t_psnr = h5::read_floats(t, "psnr");
   f.t_linf = h5::read_floats(t, "linf");
   return f;
-}
-
-/// Empty when the sizes agree, else what does not.
-std::string size_problem(const Flat& f, std::size_t n) {
-  const std::size_t m = f.t_image.size();
-  if (f.status.size() != n || f.identified.size() != n || f.stop_pass.size() != n || f.escalation.size() != n ||
-      f.stalls.size() != n || f.t_pass.size() != m || f.t_rank.size() != m || f.t_top1.size() != m || f.t_prob.size() != m ||
-      f.t_changed.size() != m || f.t_psnr.size() != m || f.t_linf.size() != m)
-    return "inconsistent record sizes";
-  for (std::uint8_t st : f.status)
-    if (st > static_cast<std::uint8_t>(engine::Status::kFixed)) return "unknown image status " + std::to_string(st);
-  for (std::int32_t i : f.t_image)
-    if (i < 0 || static_cast<std::size_t>(i) >= n) return "trajectory refers to image " + std::to_string(i);
-  return {};
-}
-
-/// Records with their trajectories from the flat arrays (checked by size_problem).
-std::vector<engine::ImageRecord> unflatten(const Flat& f, std::size_t n) {
-  std::vector<engine::ImageRecord> records(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    auto& r = records[i];
-    r.status = static_cast<engine::Status>(f.status[i]);
-    r.identified = f.identified[i] != 0;
-    r.stop_pass = f.stop_pass[i];
-    r.escalation = f.escalation[i];
-    r.stalls = f.stalls[i];
-  }
-  for (std::size_t k = 0; k < f.t_image.size(); ++k)
-    records[static_cast<std::size_t>(f.t_image[k])].trajectory.push_back(
-        {f.t_pass[k], f.t_prob[k], f.t_rank[k], f.t_top1[k], f.t_changed[k], f.t_psnr[k], f.t_linf[k]});
-  return records;
 }
 
 /// An open error that says nothing about the file's contents (the disk, the
@@ -264,7 +192,6 @@ void check_openable(const fs::path& path) {
 }  // namespace
 
 std::optional<ShardCheckpoint> read_shard_checkpoint(const fs::path& path, std::string* problem, int expected_side) {
-  h5::quiet();
   auto fail = [&](const std::string& why) -> std::optional<ShardCheckpoint> {
     if (problem) *problem = path.string() + ": " + why;
     return std::nullopt;
@@ -276,13 +203,13 @@ std::optional<ShardCheckpoint> read_shard_checkpoint(const fs::path& path, std::
   std::string stored;
   std::vector<std::int32_t> pending;
   try {
-    H5::H5File file(path.string(), H5F_ACC_RDONLY);
-    H5::Group root = file.openGroup("/");
+    const h5::File file = h5::File::open_read(path);
+    const h5::Group root = file.root();
     if (h5::get_attr_string(root, "format") != "edi-anon-shard-checkpoint") return fail("not a shard checkpoint");
     c.pass = static_cast<int>(h5::get_attr_int(root, "pass"));
     c.config_sha256 = h5::get_attr_string(root, "config_sha256");
     stored = h5::get_attr_string(root, "checksum");
-    if (root.attrExists("history")) c.history = h5::get_attr_string(root, "history");
+    if (h5::has_attr(root, "history")) c.history = h5::get_attr_string(root, "history");
     c.ids = h5::read_strings(root, "ids");
     const auto labels = h5::read_longs(root, "labels");
     c.labels = at::tensor(labels.empty() ? std::vector<std::int64_t>{} : labels, at::kLong);
@@ -290,7 +217,7 @@ std::optional<ShardCheckpoint> read_shard_checkpoint(const fs::path& path, std::
     if (labels.size() != c.ids.size() || !fits(d, c.ids.size(), expected_side)) return fail("inconsistent shapes");
     c.state = read_images(root, "state", d);
     f = read_flat(file, root);
-    if (root.attrExists("evaluated")) {
+    if (h5::has_attr(root, "evaluated")) {
       c.evaluated = static_cast<int>(h5::get_attr_int(root, "evaluated"));
       pending = h5::read_ints(root, "pending");
       if (c.evaluated != c.pass + 1) return fail("evaluated pass " + std::to_string(c.evaluated) + " does not follow pass " + std::to_string(c.pass));
@@ -298,31 +225,29 @@ std::optional<ShardCheckpoint> read_shard_checkpoint(const fs::path& path, std::
         if (i < 0 || static_cast<std::size_t>(i) >= c.ids.size()) return fail("pending image " + std::to_string(i) + " out of range");
       if (!pending.empty()) {
         const auto pd = h5::dims(root, "pending_attribution");
-        if (pd.size() != 4 || pd[0] != pending.size() || std::vector<hsize_t>(pd.begin() + 1, pd.end()) != std::vector<hsize_t>(d.begin() + 1, d.end()))
+        if (pd.size() != 4 || pd[0] != pending.size() || h5::Dims(pd.begin() + 1, pd.end()) != h5::Dims(d.begin() + 1, d.end()))
           return fail("inconsistent pending shapes");
         c.pending_attribution = read_images(root, "pending_attribution", pd);
       }
     }
-  } catch (const H5::Exception& e) {
-    return fail("unreadable (" + e.getDetailMsg() + ")" + h5::take_error_bottom());
+  } catch (const IoError& e) {  // from h5: "FILE:/DATASET: what (bottom of the HDF5 error stack)"
+    return fail(std::string("unreadable (") + e.what() + ")");
   }
   const std::size_t n = c.ids.size();
-  if (const std::string why = size_problem(f, n); !why.empty()) return fail(why);
+  if (const std::string why = rundir::column_problem(f, n); !why.empty()) return fail(why);
   if (checksum(c.pass, c.ids, c.labels, f, c.evaluated, pending, c.history) != stored) return fail("checksum mismatch");
-  c.records = unflatten(f, n);
+  c.records = rundir::unflatten(f);
   c.pending.assign(pending.begin(), pending.end());
   return c;
 }
 
 std::string read_checkpoint_config(const fs::path& path) {
-  h5::quiet();
   try {
-    H5::H5File file(path.string(), H5F_ACC_RDONLY);
-    H5::Group root = file.openGroup("/");
+    const h5::File file = h5::File::open_read(path);
+    const h5::Group root = file.root();
     if (h5::get_attr_string(root, "format") != "edi-anon-shard-checkpoint") return {};
     return h5::get_attr_string(root, "config_sha256");
-  } catch (const H5::Exception&) {
-    h5::take_error_bottom();
+  } catch (const IoError&) {
     return {};
   }
 }
@@ -333,12 +258,11 @@ namespace {
 /// a slot is tried last).
 int header_pass(const fs::path& path) {
   try {
-    H5::H5File file(path.string(), H5F_ACC_RDONLY);
-    H5::Group root = file.openGroup("/");
+    const h5::File file = h5::File::open_read(path);
+    const h5::Group root = file.root();
     if (h5::get_attr_string(root, "format") != "edi-anon-shard-checkpoint") return -2;
     return static_cast<int>(h5::get_attr_int(root, "pass"));
-  } catch (const H5::Exception&) {
-    h5::take_error_bottom();
+  } catch (const IoError&) {
     return -2;
   }
 }
@@ -346,7 +270,6 @@ int header_pass(const fs::path& path) {
 }  // namespace
 
 NewestCheckpoint read_newest_checkpoint(const fs::path& rundir, int shard, int expected_side) {
-  h5::quiet();
   NewestCheckpoint out;
   std::vector<std::pair<int, int>> order;  // (header pass, slot) of the slots that exist
   for (int slot = 0; slot < kCheckpointSlots; ++slot) {

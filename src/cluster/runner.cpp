@@ -29,6 +29,9 @@
 #include "edi/models/faceapi.hpp"
 #include "edi/models/human.hpp"
 #include "edi/models/registry.hpp"
+#include "edi/rundir/examples.hpp"
+#include "edi/rundir/layout.hpp"
+#include "edi/rundir/record.hpp"
 #include "edi/version.hpp"
 
 namespace edi::cluster {
@@ -537,7 +540,7 @@ struct PassLoop {
       mpi.barrier();
       for (auto& [s, h] : store.held()) {
         if (c.write_images) engine::write_images(dir / "images", h.shard, c.png_bits);
-        engine::write_outcomes(part_path(dir, s), *manifest, {&h.shard});
+        rundir::write_outcomes(part_path(dir, s), *manifest, {&h.shard});
       }
       mpi.barrier();
       if (mpi.root()) {
@@ -688,7 +691,6 @@ struct FinalInputs {
   const engine::RunData* data = nullptr;
   const engine::EngineSpec* spec = nullptr;
   models::Classifier* model = nullptr;
-  const engine::SteeringModels* steering = nullptr;  ///< all steering models and the judge
   const engine::Engine* engine = nullptr;
   int n_shards = 0;
   Clock::time_point started;
@@ -750,11 +752,11 @@ bool write_root_outputs(const Mpi& mpi, ShardStore& store, const FinalInputs& in
   info.spec = *in.spec;
   info.provenance_json = read_file(c.out / "provenance.json");
   info.ranks = mpi.size();
-  info.steering = in.steering;
+  info.example_ids = rundir::example_ids(in.data->manifest, in.data->selected, c.examples);
   const std::vector<std::pair<std::string, std::function<void()>>> steps = {
       {"quarantine.csv", [&] { data::write_quarantine(quarantined, c.out / "quarantine.csv"); }},
-      {"outcomes.csv", [&] { engine::write_outcomes(c.out / "outcomes.csv", in.data->manifest, views); }},
-      {"trajectories.csv", [&] { engine::write_trajectories(c.out / "trajectories.csv", views); }},
+      {"outcomes.csv", [&] { rundir::write_outcomes(c.out / rundir::file::kOutcomes, in.data->manifest, views); }},
+      {"trajectories.csv", [&] { rundir::write_trajectories(c.out / rundir::file::kTrajectories, in.data->manifest, views); }},
       {"results.h5", [&] { write_results(c.out / "results.h5", info, in.data->manifest, views, sum, *in.model); }},
       {"summary.json", [&] { write_summary_json(c.out / "summary.json", info, in.data->manifest, sum); }},
   };
@@ -837,6 +839,9 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
   engine::EngineSpec spec = c.engine;
   spec.batch = saved.batch;
   engine::Engine engine(spec, models);
+  // --examples N: the pass-0 masks the engine applies to the first N images, captured as they happen.
+  rundir::ExampleCapture examples(c.out, rundir::example_ids(d.manifest, d.selected, c.examples), sha256_hex(config_json(c)));
+  if (!examples.empty() && spec.method == engine::Method::kEdi) engine.set_mask_observer(examples.observer());
   const bool conventional = spec.method == engine::Method::kConventional;
   const int limit = spec.pass_limit();  // 0 for a conventional baseline and the control (method none)
 
@@ -911,7 +916,6 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
   in.data = &d;
   in.spec = &spec;
   in.model = model;
-  in.steering = &models;
   in.engine = &engine;
   in.n_shards = n_shards;
   in.started = t_start;

@@ -171,37 +171,4 @@ void write_images(const fs::path& dir, const Shard& shard, int bits) {
   }
 }
 
-namespace {
-std::string fmt(double v) { return format_g(v, 7); }
-}  // namespace
-
-void write_outcomes(const fs::path& path, const data::Manifest& m, const std::vector<const Shard*>& shards) {
-  std::map<std::string, const data::ManifestEntry*> by_id;
-  for (const auto& e : m.entries) by_id[e.id] = &e;
-  std::string out = csv_line({"id", "identity", "label", "split", "status", "stop_pass", "evaluations", "escalation", "stalls",
-                              "final_true_prob", "final_true_rank", "final_top1", "identified", "psnr", "changed_share", "linf"});
-  for (const Shard* s : shards) {
-    for (std::size_t i = 0; i < s->size(); ++i) {
-      const ImageRecord& r = s->records[i];
-      const data::ManifestEntry& e = *by_id.at(s->ids[i]);
-      const TrajectoryPoint last = r.trajectory.empty() ? TrajectoryPoint{} : r.trajectory.back();
-      out += csv_line({s->ids[i], m.identities[static_cast<std::size_t>(e.identity)], std::to_string(e.identity), data::split_name(e.split),
-                       status_name(r.status), std::to_string(r.stop_pass), std::to_string(r.trajectory.size()), std::to_string(r.escalation),
-                       std::to_string(r.stalls), fmt(last.true_prob), std::to_string(last.true_rank), std::to_string(last.top1),
-                       r.identified ? "1" : "0", fmt(last.psnr), fmt(last.changed_share), fmt(last.linf)});
-    }
-  }
-  write_file_atomic(path, out);
-}
-
-void write_trajectories(const fs::path& path, const std::vector<const Shard*>& shards) {
-  std::string out = csv_line({"id", "pass", "true_prob", "true_rank", "top1", "changed_share", "psnr", "linf"});
-  for (const Shard* s : shards)
-    for (std::size_t i = 0; i < s->size(); ++i)
-      for (const TrajectoryPoint& p : s->records[i].trajectory)
-        out += csv_line({s->ids[i], std::to_string(p.pass), fmt(p.true_prob), std::to_string(p.true_rank), std::to_string(p.top1),
-                         fmt(p.changed_share), fmt(p.psnr), fmt(p.linf)});
-  write_file_atomic(path, out);
-}
-
 }  // namespace edi::engine

@@ -1,5 +1,6 @@
-// The run directory as evaluate reads it: summary/provenance/manifest, the
-// images of outcomes.csv, their originals and the anonymized PNGs.
+// The run directory as evaluate reads it, through edi/rundir (layout, JSON
+// fallbacks, outcomes.csv): summary/provenance/manifest, the images of
+// outcomes.csv, their originals and the anonymized PNGs.
 #include <algorithm>
 #include <cstdlib>
 #include <set>
@@ -9,7 +10,11 @@
 #include "edi/core/fs.hpp"
 #include "edi/data/image.hpp"
 #include "edi/engine/run_io.hpp"
+#include "edi/rundir/layout.hpp"
+#include "edi/rundir/read.hpp"
 #include "eval_parts.hpp"
+
+namespace rd = ::edi::rundir;  // ('rundir' names a run directory's path below)
 
 namespace edi::metrics::detail {
 
@@ -17,51 +22,24 @@ namespace fs = std::filesystem;
 
 namespace {
 
-json read_json_or(const fs::path& p, json fallback) {
-  if (!fs::is_regular_file(p)) return fallback;
-  json j = json::parse(read_file(p), nullptr, false);
-  return j.is_discarded() ? fallback : j;
-}
-
-/// Model reference and sha256 from summary.json, then provenance.json, then the options.
-void read_model(RunMeta& m, const json& provenance) {
-  const json& s = m.summary;
-  if (s.contains("model") && s["model"].is_object()) {
-    m.model_ref = s["model"].value("reference", std::string());
-    m.model_sha = s["model"].value("sha256", std::string());
-  } else if (s.contains("model") && s["model"].is_string()) {
-    m.model_ref = s["model"].get<std::string>();
-  }
-  if (provenance.contains("model") && provenance["model"].is_object()) {
-    if (m.model_ref.empty()) m.model_ref = provenance["model"].value("reference", std::string());
-    if (m.model_sha.empty()) m.model_sha = provenance["model"].value("sha256", std::string());
-  }
-  if (m.model_ref.empty()) m.model_ref = m.options.value("model", std::string());
-}
+using rd::read_json_or;
 
 std::vector<Item> read_items(const fs::path& rundir, const data::Manifest& manifest) {
-  const fs::path path = rundir / "outcomes.csv";
-  const CsvTable outcomes = parse_csv(read_file(path), path.string());
+  const fs::path path = rundir / rd::file::kOutcomes;
   std::map<std::string, std::size_t> entry_of;
   for (std::size_t i = 0; i < manifest.entries.size(); ++i) entry_of[manifest.entries[i].id] = i;
-  const auto col = [&](const char* name) {
-    const int c = csv_column(outcomes, name);
-    if (c < 0) throw DataError(path.string() + ": no column '" + name + "'");
-    return static_cast<std::size_t>(c);
-  };
-  const std::size_t c_id = col("id"), c_status = col("status"), c_stop = col("stop_pass"), c_rank = col("final_true_rank");
   std::vector<Item> items;
-  for (const auto& row : outcomes.rows) {
+  for (const rd::OutcomeRow& row : rd::read_outcomes(path, {"status", "stop_pass", "final_true_rank"})) {
     Item it;
-    it.id = row[c_id];
+    it.id = row.id;
     const auto e = entry_of.find(it.id);
     if (e == entry_of.end()) throw DataError(path.string() + ": image " + it.id + " is not in the manifest");
     it.entry = e->second;
     it.label = manifest.entries[it.entry].identity;
     it.split = manifest.entries[it.entry].split;
-    it.status = row[c_status];
-    it.stop_pass = std::stoi(row[c_stop]);
-    it.outcome_rank = std::stoi(row[c_rank]);
+    it.status = row.status;
+    it.stop_pass = row.stop_pass;
+    it.outcome_rank = row.final_true_rank;
     items.push_back(it);
   }
   if (items.empty()) throw DataError(rundir.string() + ": the run has no images");
@@ -118,33 +96,31 @@ RunMeta read_run_meta(const fs::path& dir) {
   const fs::path rundir = snapshot ? dir.parent_path().parent_path() : dir;
   if (!snapshot && !run_finished(dir))
     throw DataError(dir.string() + ": not a finished run directory (no complete.json; the runner writes it last)");
-  for (const char* f : {"manifest.csv", "outcomes.csv", "summary.json"}) {
-    if (snapshot && std::string(f) == "summary.json") continue;  // the run may still be going on
-    const fs::path p = std::string(f) == "outcomes.csv" ? dir / f : rundir / f;
+  for (const char* f : {rd::file::kManifest, rd::file::kOutcomes, rd::file::kSummary}) {
+    if (snapshot && f == rd::file::kSummary) continue;  // the run may still be going on
+    const fs::path p = f == rd::file::kOutcomes ? dir / f : rundir / f;
     if (!fs::is_regular_file(p)) throw DataError(dir.string() + ": not a finished run directory (no " + p.string() + ")");
   }
   RunMeta m;
-  m.summary = read_json_or(rundir / "summary.json", json::object());
+  const fs::path summary = rundir / rd::file::kSummary;
+  m.summary = read_json_or(summary, json::object());
   if (!snapshot && (m.summary.is_discarded() || !m.summary.is_object() || m.summary.empty()))
-    throw DataError((rundir / "summary.json").string() + ": not valid JSON");
+    throw DataError(summary.string() + ": not valid JSON");
   // provenance.json (the distributed runner) holds the config and model hash.
-  const json provenance = read_json_or(rundir / "provenance.json", json::object());
-  m.options = m.summary.value("options", json::object());
-  if (m.options.empty()) m.options = provenance.value("config", json::object());
-  m.manifest = data::read_manifest(rundir / "manifest.csv");
+  const rd::RunDescription d = rd::describe_run(m.summary, read_json_or(rundir / rd::file::kProvenance, json::object()));
+  m.options = d.options;
+  m.manifest = data::read_manifest(rundir / rd::file::kManifest);
   m.resize = data::parse_resize_mode(m.options.value("resize", std::string("crop")), "resize");
-  m.method = m.summary.value("method", provenance.value("method", m.options.value("method", std::string("edi"))));
-  // The control perturbs nothing: its operator option (inherited from a sweep's [run]) means nothing.
-  m.op = m.method == "none" ? std::string("none") : m.summary.value("operator", m.options.value("operator", std::string("?")));
-  read_model(m, provenance);
-  m.passes_run = m.summary.value("passes_run", -1);
-  if (m.passes_run < 0)
-    m.passes_run = m.summary.value("passes", json::array()).empty() ? 0 : m.summary["passes"].back().value("pass", 0);
-  m.run_seconds = m.summary.value("timing", json::object()).value("seconds", 0.0);
+  m.method = d.method;
+  m.op = d.op;
+  m.model_ref = d.model_ref;
+  m.model_sha = d.model_sha;
+  m.passes_run = d.passes_run;
+  m.run_seconds = d.run_seconds;
   if (snapshot) {
-    const json snap = read_json_or(dir / "snapshot.json", json());
+    const json snap = read_json_or(dir / rd::file::kSnapshotMarker, json());
     if (!snap.is_object() || snap.value("format", "") != "edi-anon-snapshot")
-      throw DataError((dir / "snapshot.json").string() + ": not an edi-anon snapshot (expected format edi-anon-snapshot)");
+      throw DataError((dir / rd::file::kSnapshotMarker).string() + ": not an edi-anon snapshot (expected format edi-anon-snapshot)");
     m.passes_run = snap.value("pass", 0);
     m.run_seconds = 0.0;
   }
@@ -154,9 +130,9 @@ RunMeta read_run_meta(const fs::path& dir) {
 RunInputs read_run_inputs(const fs::path& rundir, const Log& say) {
   RunInputs in;
   in.rundir = rundir;
-  in.images_dir = rundir / "images";
+  in.images_dir = rundir / rd::dir::kImages;
   in.meta = read_run_meta(rundir);
-  if (is_snapshot_dir(rundir)) in.snapshot = read_json_or(rundir / "snapshot.json", json());
+  if (is_snapshot_dir(rundir)) in.snapshot = read_json_or(rundir / rd::file::kSnapshotMarker, json());
   std::vector<Item> items = read_items(rundir, in.meta.manifest);
   // Originals at the model resolution (sha256-checked), anonymized PNGs.
   // The anonymized images are stored at the steering model's resolution.
@@ -182,26 +158,10 @@ RunInputs read_run_inputs(const fs::path& rundir, const Log& say) {
 
 namespace edi::metrics {
 
-bool run_finished(const std::filesystem::path& dir) { return std::filesystem::is_regular_file(dir / "complete.json"); }
+bool run_finished(const std::filesystem::path& dir) { return rd::run_finished(dir); }
 
-bool is_snapshot_dir(const std::filesystem::path& dir) { return std::filesystem::is_regular_file(dir / "snapshot.json"); }
+bool is_snapshot_dir(const std::filesystem::path& dir) { return rd::is_snapshot_dir(dir); }
 
-std::vector<std::filesystem::path> list_snapshots(const std::filesystem::path& rundir) {
-  namespace fs = std::filesystem;
-  std::vector<std::pair<double, fs::path>> found;
-  std::error_code ec;
-  if (!fs::is_directory(rundir / "snapshots", ec)) return {};
-  for (const auto& e : fs::directory_iterator(rundir / "snapshots", ec)) {
-    if (!e.is_directory() || !is_snapshot_dir(e.path())) continue;
-    char* end = nullptr;
-    const std::string name = e.path().filename().string();
-    const double t = std::strtod(name.c_str(), &end);
-    found.emplace_back(end && *end == 0 ? t : -1.0, e.path());
-  }
-  std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.first > b.first; });  // highest target first
-  std::vector<fs::path> out;
-  for (const auto& f : found) out.push_back(f.second);
-  return out;
-}
+std::vector<std::filesystem::path> list_snapshots(const std::filesystem::path& dir) { return rd::list_snapshots(dir); }
 
 }  // namespace edi::metrics

@@ -16,11 +16,13 @@
 #include "edi/core/fs.hpp"
 #include "edi/metrics/format.hpp"
 #include "edi/metrics/stats.hpp"
+#include "edi/rundir/layout.hpp"
 #include "edi/version.hpp"
 
 namespace edi::report {
 
 namespace fs = std::filesystem;
+namespace rd = ::edi::rundir;
 using nlohmann::json;
 
 namespace {
@@ -146,7 +148,7 @@ RunStatus classify_run(const fs::path& dir) {
     s.reason = "no such directory";
     return s;
   }
-  for (const char* marker : {"error.txt", "error.json", "FAILED"}) {
+  for (const char* marker : {rd::file::kError, "error.json", "FAILED"}) {
     if (fs::exists(dir / marker)) {
       s.state = "failed";
       std::string text;
@@ -163,20 +165,20 @@ RunStatus classify_run(const fs::path& dir) {
   const bool snapshot = metrics::is_snapshot_dir(dir);
   if (!snapshot && !metrics::run_finished(dir)) {
     s.state = "not-finished";
-    s.reason = fs::is_regular_file(dir / "summary.json")
+    s.reason = fs::is_regular_file(dir / rd::file::kSummary)
                    ? "no complete.json: the run is running, was interrupted, or is being resumed"
                    : "no complete.json and no results: the run did not finish";
     return s;
   }
-  if (fs::is_regular_file(dir / "metrics.json")) {
-    const json m = json::parse(read_file(dir / "metrics.json"), nullptr, false);
+  if (fs::is_regular_file(dir / rd::file::kMetrics)) {
+    const json m = json::parse(read_file(dir / rd::file::kMetrics), nullptr, false);
     if (m.is_discarded() || m.value("format", "") != "edi-anon-metrics") {
       s.state = "failed";
       s.reason = "metrics.json is not a valid edi-anon metrics file";
       return s;
     }
-    const fs::path marker = dir / (snapshot ? "snapshot.json" : "complete.json");
-    if (fs::last_write_time(dir / "metrics.json") >= fs::last_write_time(marker) && m.value("version", 0) >= 2) {
+    const fs::path marker = dir / (snapshot ? rd::file::kSnapshotMarker : rd::file::kComplete);
+    if (fs::last_write_time(dir / rd::file::kMetrics) >= fs::last_write_time(marker) && m.value("version", 0) >= 2) {
       s.state = "ok";
       return s;
     }
@@ -213,7 +215,7 @@ Row make_row(const fs::path& dir, const std::string& run_name, double target) {
   r.run_name = run_name;
   r.target = target;
   r.name = std::isnan(target) ? run_name : run_name + "@" + dir.filename().string();
-  r.m = json::parse(read_file(dir / "metrics.json"));
+  r.m = json::parse(read_file(dir / rd::file::kMetrics));
   r.method = r.m["run"].value("method", "?");
   r.op = r.m["run"].value("operator", "?");
   r.description = r.m["run"].value("description", "");
@@ -434,7 +436,7 @@ struct ImageUtility {
 };
 std::map<std::string, ImageUtility> read_image_utility(const fs::path& dir, const std::string& task) {
   std::map<std::string, ImageUtility> out;
-  const fs::path p = dir / "metrics-images.csv";
+  const fs::path p = dir / rd::file::kMetricsImages;
   if (!fs::is_regular_file(p)) return out;
   const CsvTable csv = parse_csv(read_file(p), p.string());
   const int ci = csv_column(csv, "id"), cid = csv_column(csv, "identity"), cl = csv_column(csv, task + "_label"),

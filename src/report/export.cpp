@@ -16,10 +16,13 @@
 #include "edi/data/manifest.hpp"
 #include "edi/data/private_file.hpp"
 #include "edi/engine/run_io.hpp"
+#include "edi/rundir/layout.hpp"
+#include "edi/rundir/read.hpp"
 
 namespace edi::report {
 
 namespace fs = std::filesystem;
+namespace rd = ::edi::rundir;
 
 namespace {
 
@@ -60,7 +63,7 @@ std::vector<int> chosen_tasks(const ExportConfig& cfg, const data::Manifest& m) 
     }
   }
   if (tasks.empty()) throw ConfigError(cfg.run.string() + ": the data set has no attribute tasks (labels.csv) to export");
-  const std::string src = (cfg.run / "manifest.csv").string();
+  const std::string src = (cfg.run / rd::file::kManifest).string();
   for (int t : tasks) {
     const auto& task = m.tasks[static_cast<std::size_t>(t)];
     if (const std::string why = path_component_problem(task.name); !why.empty())
@@ -115,10 +118,10 @@ std::string path_component_problem(const std::string& name) {
 }
 
 ExportResult export_run(const ExportConfig& cfg) {
-  for (const char* f : {"manifest.csv", "outcomes.csv"})
+  for (const char* f : {rd::file::kManifest, rd::file::kOutcomes})
     if (!fs::is_regular_file(cfg.run / f)) throw DataError(cfg.run.string() + ": not a finished run directory (no " + f + ")");
-  if (!fs::is_directory(cfg.run / "images")) throw DataError(cfg.run.string() + ": the run wrote no images (run without --no-images)");
-  const data::Manifest m = data::read_manifest(cfg.run / "manifest.csv");
+  if (!fs::is_directory(cfg.run / rd::dir::kImages)) throw DataError(cfg.run.string() + ": the run wrote no images (run without --no-images)");
+  const data::Manifest m = data::read_manifest(cfg.run / rd::file::kManifest);
   if (fs::exists(cfg.out) && !fs::is_empty(cfg.out)) throw ConfigError("--out " + cfg.out.string() + ": exists and is not empty");
   if (inside(cfg.out, cfg.run)) throw ConfigError("--out " + cfg.out.string() + ": must not be inside the run directory");
   if (inside(cfg.out, m.data_root)) throw ConfigError("--out " + cfg.out.string() + ": must not be inside the data directory");
@@ -127,11 +130,7 @@ ExportResult export_run(const ExportConfig& cfg) {
   const std::vector<int> tasks = chosen_tasks(cfg, m);
   for (int t : tasks) r.tasks.push_back(m.tasks[static_cast<std::size_t>(t)].name);
 
-  const fs::path outcomes = cfg.run / "outcomes.csv";
-  const CsvTable out = parse_csv(read_file(outcomes), outcomes.string());
-  const int c_id = csv_column(out, "id"), c_changed = csv_column(out, "changed_share");
-  const int c_identified = csv_column(out, "identified"), c_status = csv_column(out, "status");
-  if (c_id < 0) throw DataError(outcomes.string() + ": no column 'id'");
+  const fs::path outcomes = cfg.run / rd::file::kOutcomes;
   std::map<std::string, const data::ManifestEntry*> by_id;
   for (const auto& e : m.entries) by_id[e.id] = &e;
 
@@ -142,27 +141,24 @@ ExportResult export_run(const ExportConfig& cfg) {
   mapping += csv_line({"name", "task", "id", "identity", "split", "state"});
   std::vector<std::vector<std::string>> rows;
   std::vector<CopyJob> jobs;
-  for (const auto& row : out.rows) {
-    const std::string& id = row[static_cast<std::size_t>(c_id)];
+  for (const rd::OutcomeRow& row : rd::read_outcomes(outcomes)) {
+    const std::string& id = row.id;
     const auto it = by_id.find(id);
     if (it == by_id.end()) throw DataError(outcomes.string() + ": image " + id + " is not in the manifest");
     const data::ManifestEntry& e = *it->second;
     const std::string identity = m.identities[static_cast<std::size_t>(e.identity)];
     const std::string split = data::split_name(e.split);
-    const fs::path src = engine::image_output_path(cfg.run / "images", data::checked_relative_id(id, outcomes.string()).generic_string());
+    const fs::path src = rd::image_path(cfg.run / rd::dir::kImages, data::checked_relative_id(id, outcomes.string()).generic_string());
     if (!fs::is_regular_file(src)) throw DataError(src.string() + ": anonymized image missing");
     bool unchanged = sha256_file(src) == e.sha256;
-    if (c_changed >= 0) {
-      const std::string& ch = row[static_cast<std::size_t>(c_changed)];
-      if (!ch.empty() && std::stod(ch) == 0.0) unchanged = true;
-    }
+    if (row.changed_share && *row.changed_share == 0.0) unchanged = true;
     if (unchanged) {
       ++r.withheld_unchanged;
       rows.push_back({"", "", id, identity, split, "withheld: identical to the original"});
       continue;
     }
-    const bool identified = c_identified >= 0 && row[static_cast<std::size_t>(c_identified)] == "1";
-    const std::string status = c_status >= 0 ? row[static_cast<std::size_t>(c_status)] : std::string("?");
+    const bool identified = row.identified;
+    const std::string& status = row.status;
     if (identified && cfg.withhold_identified) {
       ++r.withheld_identified;
       rows.push_back({"", "", id, identity, split, "withheld: still identified (status " + status + ")"});
@@ -192,7 +188,7 @@ ExportResult export_run(const ExportConfig& cfg) {
   // leaves the key to what was written.
   std::sort(rows.begin(), rows.end());
   for (const auto& x : rows) mapping += csv_line(x);
-  r.mapping = cfg.run / "export-mapping.csv";
+  r.mapping = cfg.run / rd::file::kExportMapping;
   data::write_private_file(r.mapping, mapping);
   // Shuffled order: neither creation order nor inode numbers follow identity.
   std::seed_seq seq(secret.begin(), secret.end());

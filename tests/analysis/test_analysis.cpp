@@ -75,6 +75,25 @@ TEST(Analysis, RunScriptsProduceFigures) {
   expect_figure(tmp / "image-grid");
 }
 
+// Without --examples a run stores no example (no original faces in results.h5): the grid falls back to
+// the anonymized PNGs of images/ and says that examples were not stored.
+TEST(Analysis, ImageGridWithoutStoredExamplesFallsBackToImages) {
+  const Sweep& s = sweep();
+  TempDir tmp;
+  const CommandResult h = python(tmp, "res = er.load_results(" + json(s.conv5.string()).dump() + ")\nprint('examples', len(res['examples']))\n");
+  ASSERT_EQ(h.exit_code, 0) << h.output;
+  EXPECT_NE(h.output.find("examples 0"), std::string::npos) << h.output;
+  const auto r = run_command(script("image_grid.py") + " " + s.conv5.string() + " --rows 3 --out " + tmp.path().string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  expect_figure(tmp / "image-grid");
+  // Neither examples nor images: one clear line, exit 1.
+  const fs::path bare = copy_run(s.conv5, tmp / "bare");
+  fs::remove_all(bare / "images");
+  const auto b = run_command(script("image_grid.py") + " " + bare.string() + " --out " + tmp.path().string());
+  EXPECT_NE(b.exit_code, 0);
+  EXPECT_NE(b.output.find("examples were not stored (run with --examples N)"), std::string::npos) << b.output;
+}
+
 TEST(Analysis, FrontierFromAggregateAndRuns) {
   TempDir tmp;
   const fs::path dir = evaluated_sweep(tmp);

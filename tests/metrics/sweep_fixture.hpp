@@ -132,7 +132,8 @@ inline const Sweep& sweep() {
     must("train --data " + d + " --size 32 --epochs 6 --seed 1 --out " + s.id_model.string());
     must("train --data " + d + " --task gender --size 32 --epochs 4 --seed 1 --out " + s.gender_model.string());
     const std::string m = " --data " + d + " --model " + s.id_model.string();
-    must("run" + m + " --out " + s.edi.string() + " --operator blur --k 3 --max-passes 4");
+    // --examples: the explanation grid (analysis/image_grid.py) needs stored examples, opt-in since they embed originals.
+    must("run" + m + " --out " + s.edi.string() + " --operator blur --k 3 --max-passes 4 --examples 4");
     must("run" + m + " --out " + s.conv5.string() + " --method conventional --operator blur --k 5");
     must("run" + m + " --out " + s.conv1.string() + " --method conventional --operator blur --k 1");
     must("run" + m + " --out " + s.train_only.string() + " --method conventional --operator blur --k 5 --split train");

@@ -1,9 +1,13 @@
 #pragma once
 /// \file Per-shard checkpoints: a shard is committed to one of its two slots
 /// `checkpoints/shard-NNNNN.h5` / `shard-NNNNN.b.h5` (temp file, fsync, unlink
-/// the older slot, rename into it) by the checkpoint interval, holding the current images, every
-/// image's record and trajectory, the pass and a SHA-256 checksum of the
-/// records (the image state is protected by HDF5's Fletcher-32 per image).
+/// the older slot, rename into it, fsync of the directory) when the checkpoint
+/// policy says so (`--checkpoint-every auto` by default; a final shard, a
+/// signal and the end of the run always commit). A checkpoint holds the
+/// current images, every image's record and trajectory (rundir's one
+/// flattening), the pass, the run's pass history and a SHA-256 checksum over
+/// all of it but the images, which HDF5 protects with a Fletcher-32 checksum
+/// per image chunk.
 /// A shard file is always one committed state, never a mix; a corrupt one is
 /// detected and the shard recomputed.
 ///

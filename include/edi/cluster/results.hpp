@@ -1,6 +1,7 @@
 #pragma once
-/// \file The per-run results file (`results.h5`, schema in
-/// docs/results-schema.md) and `summary.json`, written by rank 0.
+/// \file The per-run results file (`results.h5`) and `summary.json`, written
+/// by rank 0 through the run directory's sinks (edi/rundir; schema in
+/// docs/run-directory.md).
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -15,12 +16,13 @@ struct ResultsInfo {
   engine::EngineSpec spec;      ///< with the batch size actually used
   std::string provenance_json;  ///< RUNDIR/provenance.json
   int ranks = 1;
-  int examples = 8;             ///< images whose explanation is kept
-  /// The run's steering models (ensemble, judge): the examples' pass-0
-  /// attribution is the steering's, not the first model's alone. Null: `model`.
-  const engine::SteeringModels* steering = nullptr;
+  /// Images kept in /examples (`--examples N`: the first N selected; none by
+  /// default). Their pass-0 masks and attributions are the ones the run's
+  /// ExampleCapture took from the engine (edi/rundir/examples.hpp).
+  std::vector<std::string> example_ids;
 };
 
+/// `model`: only its input size (the examples' originals are decoded at it); it is not run.
 void write_results(const std::filesystem::path& path, const ResultsInfo& info, const data::Manifest& manifest,
                    const std::vector<const engine::Shard*>& shards, const engine::RunSummary& summary,
                    models::Classifier& model);

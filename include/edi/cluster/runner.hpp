@@ -1,14 +1,17 @@
 #pragma once
 /// \file The distributed run: MPI ranks share fixed shards of image ids
 /// (handed out dynamically each pass, the holder of a shard first in line),
-/// every pass commits each shard to an HDF5 checkpoint, rank 0 reduces the
+/// each shard is committed to an HDF5 checkpoint after its pass (or every
+/// `--checkpoint-every` seconds; see checkpoint.hpp), rank 0 reduces the
 /// counts for the dataset-level rule and prints one line per pass, and the
 /// final outputs are the same for any rank count and any interruption.
 ///
 /// Resume is the default: a run directory with a provenance record continues
 /// from the last committed pass of each shard, also with another rank count.
 /// A resume whose configuration, model or data differ is refused, naming what
-/// differs. Threads per rank and --verbose may change between resumes.
+/// differs. The operational options (option_is_operational: threads per
+/// rank, --verbose, --checkpoint-every, --examples, --no-images, ...) may
+/// change between resumes.
 #include <functional>
 #include <string>
 

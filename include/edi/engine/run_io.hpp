@@ -1,16 +1,9 @@
 #pragma once
 /// \file Everything around the loop for one run: the data (manifest, split,
 /// decoding at the model size, sha256 checks), the steering model, fixed
-/// shards, and writers of the run directory's outputs. The loop over passes
-/// and ranks is edi/cluster/runner.hpp.
-///
-/// Run directory (created owner-only):
-///   manifest.csv       the data set (written once, then checked)
-///   quarantine.csv     images that could not be used in this run, and why
-///   images/<id>.png    anonymized images (the data set's relative paths, .png)
-///   outcomes.csv       one row per image: status, stop pass, final risk, quality
-///   trajectories.csv   one row per image and evaluation
-///   summary.json       effective config, per-pass risk, counts, timing, versions
+/// shards, and the anonymized PNGs. The loop over passes and ranks is
+/// edi/cluster/runner.hpp; the run directory (created owner-only) is owned by
+/// edi/rundir (layout.hpp; every file and column in docs/run-directory.md).
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
@@ -54,6 +47,8 @@ struct RunConfig {
   bool checkpoint_auto = true;
   double checkpoint_max_loss = 60;
   bool write_images = true;
+  /// Images kept with their originals in results.h5 /examples (0: none).
+  int examples = 0;
   bool verbose = false;
   EngineSpec engine;
   /// Effective options, name → value, recorded in summary.json.
@@ -113,9 +108,8 @@ struct RunSummary {
   double loop_seconds = 0;        ///< summed over ranks: the pass loop (wall per rank)
 };
 
-/// Writers of the run directory's files (used by the distributed runner).
-void write_outcomes(const std::filesystem::path& path, const data::Manifest& manifest, const std::vector<const Shard*>& shards);
-void write_trajectories(const std::filesystem::path& path, const std::vector<const Shard*>& shards);
+/// The anonymized PNGs of a shard (the run directory's other files are
+/// written through edi/rundir).
 void write_images(const std::filesystem::path& dir, const Shard& shard, int bits);
 /// `images/<id>` with the extension replaced by .png.
 std::filesystem::path image_output_path(const std::filesystem::path& dir, const std::string& id);
