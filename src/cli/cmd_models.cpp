@@ -209,9 +209,9 @@ void describe_embedder(models::Embedder& model, int threads) {
 
 int cmd_inspect(const Args& args) {
   Options opt("inspect", "--model MODEL [options]",
-              "Describe a model (TorchScript or native file with its sidecar, faceapi:age-gender, or the embedder\n"
-              "faceapi:recognition) and time its forward and forward+backward (input gradient) passes at batch 1\n"
-              "and --batch, in ms per image.");
+              "Describe a model (TorchScript or native file with its sidecar, faceapi:age-gender, or the\n"
+              "embedder faceapi:recognition) and time its forward and forward+backward (input gradient) passes at\n"
+              "batch 1 and --batch, in ms per image.");
   opt.required("model", "model file, faceapi:age-gender or faceapi:recognition")
       .add("task", "", "sub-task of multi-head models (faceapi:age-gender: gender or age)")
       .add("device", "cpu", "cpu or cuda[:i]")

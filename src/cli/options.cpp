@@ -11,7 +11,7 @@
 
 #include "edi/core/error.hpp"
 #include "edi/core/ini.hpp"
-#include "edi/core/threads.hpp"
+#include "edi/data/threads.hpp"
 
 namespace edi::cli {
 

@@ -69,33 +69,29 @@ void on_root(const Mpi& mpi, Fn&& fn) {
   }
 }
 
-/// The model's and its sidecar's sha256 ("" where there is no such file).
-std::pair<std::string, std::string> model_hashes(const std::string& model) {
-  if (model.rfind("faceapi:", 0) == 0 || model.rfind("human:", 0) == 0) {
-    // A ported net: its weights are the asset files (fetched and sha256-checked at set-up).
-    const bool human = model.rfind("human:", 0) == 0;
-    const fs::path dir = human ? models::human_assets_dir() : models::faceapi_assets_dir();
-    const std::string stem = human ? "faceres" : model == "faceapi:age-gender" ? "age_gender_model" : "face_recognition_model";
-    std::error_code ec;
-    const fs::path weights = dir / (stem + ".bin");
-    const std::string sha = fs::is_regular_file(weights, ec) ? sha256_file(weights) : std::string();
-    return {"builtin:" + model + (sha.empty() ? std::string() : ":" + sha), std::string()};
-  }
-  std::error_code ec;
-  const std::string sha = fs::is_regular_file(model, ec) ? sha256_file(model) : std::string();
-  const fs::path sidecar = models::sidecar_path(model);
-  const std::string sidecar_sha = fs::is_regular_file(sidecar, ec) ? sha256_file(sidecar) : std::string();
-  return {sha, sidecar_sha};
+/// A loaded model's sha256 and its sidecar's, as recorded in provenance.json,
+/// from what loading hashed (ModelInfo): no model file is read again here. A
+/// ported net (faceapi:NET, human:NET) is "builtin:<reference>:<sha256 of its
+/// weights asset>" with no sidecar.
+std::pair<std::string, std::string> model_hashes(const std::string& reference, const models::ModelInfo& info) {
+  const models::ModelRef ref = models::ModelRef::parse(reference);
+  if (ref.builtin())
+    return {"builtin:" + ref.text + (info.file_sha256.empty() ? std::string() : ":" + info.file_sha256), std::string()};
+  return {info.file_sha256, info.sidecar_sha256};
 }
 
 /// The hashes of every steering model and the judge, in order, comma-separated
 /// (one model: exactly model_hashes()).
-std::pair<std::string, std::string> run_model_hashes(const engine::RunConfig& c) {
+std::pair<std::string, std::string> run_model_hashes(const engine::RunConfig& c, const engine::SteeringModels& loaded) {
   std::vector<std::string> refs = engine::split_model_list(c.model);
-  if (!c.judge.empty()) refs.push_back(c.judge);
+  std::vector<const models::Classifier*> infos;
+  for (const auto& m : loaded.steer) infos.push_back(m.get());
+  if (!c.judge.empty()) refs.push_back(c.judge), infos.push_back(loaded.judge.get());
+  if (refs.size() != infos.size()) throw Error("provenance: " + std::to_string(infos.size()) + " models loaded for " +
+                                               std::to_string(refs.size()) + " references");
   std::string sha, sidecar;
   for (std::size_t i = 0; i < refs.size(); ++i) {
-    const auto [a, b] = model_hashes(refs[i]);
+    const auto [a, b] = model_hashes(refs[i], infos[i]->info());
     sha += (i ? "," : "") + a;
     sidecar += (i ? "," : "") + b;
   }
@@ -103,8 +99,8 @@ std::pair<std::string, std::string> run_model_hashes(const engine::RunConfig& c)
 }
 
 /// The run directory's provenance record; a resume must match it.
-json make_provenance(const engine::RunConfig& c, const data::Manifest& m) {
-  const auto [model_sha, sidecar_sha] = run_model_hashes(c);
+json make_provenance(const engine::RunConfig& c, const data::Manifest& m, const engine::SteeringModels& loaded) {
+  const auto [model_sha, sidecar_sha] = run_model_hashes(c, loaded);
   json p;
   p["format"] = "edi-anon-provenance";
   p["version"] = 1;
@@ -238,20 +234,29 @@ void remove_stale_temp_files(const fs::path& dir) {
   }
 }
 
-/// Rank 0: the run directory checked and locked (one writer), its completion
-/// marker removed, the manifest, the provenance record (written, or compared
-/// with the stored one on a resume), stale temp files removed. Every rank then
-/// reads the manifest.
-engine::RunData prepare_run(const Mpi& mpi, const engine::RunConfig& c, std::unique_ptr<RunLock>& lock) {
+/// Rank 0: the run directory checked and locked (one writer), the manifest.
+/// Then every rank reads the manifest and loads the steering models (and the
+/// judge) into `models`. Then rank 0 writes the provenance record, with the
+/// model hashes that loading took (or compares it with the stored one on a
+/// resume), removes the completion marker and stale temp files.
+engine::RunData prepare_run(const Mpi& mpi, const engine::RunConfig& c, std::unique_ptr<RunLock>& lock,
+                            engine::SteeringModels& models) {
+  bool existing = false;
+  engine::RunData first;  // rank 0: the manifest as built or read first, which the provenance records
   on_root(mpi, [&] {
     check_out_dir(c);
     create_private_dir(c.out);
     lock = std::make_unique<RunLock>(c.out);
-    const bool existing = fs::exists(c.out / "provenance.json");
+    existing = fs::exists(c.out / "provenance.json");
     if (!existing) check_checkpoint_configs(c.out, sha256_hex(config_json(c)));
-    engine::RunData d = engine::prepare_data(c);
+    first = engine::prepare_data(c);
     create_private_dir(c.out / "checkpoints");
-    const json now = make_provenance(c, d.manifest);
+  });
+  mpi.barrier();
+  engine::RunData d = engine::prepare_data(c);  // the manifest exists now: every rank reads it
+  models = engine::load_steering_models(c.model, c.judge, c.device, d.manifest, c.resize);
+  on_root(mpi, [&] {
+    const json now = make_provenance(c, first.manifest, models);
     if (existing) check_resume(c.out / "provenance.json", read_provenance(c.out / "provenance.json"), now, c.data_dir);
     else write_file_atomic(c.out / "provenance.json", now.dump(2) + "\n");
     // From here on the directory is being worked on: not finished.
@@ -261,7 +266,7 @@ engine::RunData prepare_run(const Mpi& mpi, const engine::RunConfig& c, std::uni
     remove_stale_temp_files(c.out);
   });
   mpi.barrier();
-  return engine::prepare_data(c);  // the manifest exists now: every rank reads it
+  return d;
 }
 
 /// The longest pass history stored in the shard checkpoints (each commit
@@ -828,8 +833,8 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
     engine::validate(check);
   }
   std::unique_ptr<RunLock> lock;  // rank 0, for the whole run
-  const engine::RunData d = prepare_run(mpi, c, lock);
-  const engine::SteeringModels models = engine::load_steering_models(c.model, c.judge, c.device, d.manifest, c.resize);
+  engine::SteeringModels models;
+  const engine::RunData d = prepare_run(mpi, c, lock, models);
   models::Classifier* model = &models.primary();
   const int side = model->info().input_size;
   const auto plan = engine::make_shards(d.selected, c.shard_size);

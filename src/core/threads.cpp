@@ -1,8 +1,5 @@
 #include "edi/core/threads.hpp"
 
-#include <ATen/Parallel.h>
-#include <opencv2/core.hpp>
-
 #include <malloc.h>
 
 #include <cstdlib>
@@ -25,20 +22,6 @@ int default_thread_count() {
   if (auto n = positive_env("SLURM_CPUS_PER_TASK")) return *n;
   if (auto n = positive_env("OMP_NUM_THREADS")) return *n;
   return 1;
-}
-
-void apply_thread_count(int threads) {
-  at::set_num_threads(threads);
-  // Inter-op threads can be set only once per process, before any parallel work.
-  static bool interop_set = false;
-  if (!interop_set) {
-    try {
-      at::set_num_interop_threads(1);
-    } catch (...) {
-    }
-    interop_set = true;
-  }
-  cv::setNumThreads(threads);
 }
 
 }  // namespace edi

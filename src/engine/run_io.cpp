@@ -14,6 +14,7 @@
 #include "edi/models/faceapi.hpp"
 #include "edi/models/gallery.hpp"
 #include "edi/models/human.hpp"
+#include "edi/models/registry.hpp"
 
 namespace edi::engine {
 

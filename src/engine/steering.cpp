@@ -60,14 +60,7 @@ std::string describe(const SteeringSpec& s) { return s.eot > 0 ? " eot=" + std::
 
 std::vector<std::string> split_model_list(const std::string& models) {
   std::vector<std::string> out;
-  std::string item;
-  std::istringstream in(models);
-  while (std::getline(in, item, ',')) {
-    const auto a = item.find_first_not_of(" \t"), b = item.find_last_not_of(" \t");
-    if (a == std::string::npos) throw ConfigError("--model '" + models + "': expected model references separated by commas, found an empty one");
-    out.push_back(item.substr(a, b - a + 1));
-  }
-  if (out.empty()) throw ConfigError("--model: expected a model reference (or A,B,C for ensemble steering)");
+  for (const auto& ref : edi::models::ModelRef::parse(models).list()) out.push_back(ref.text);
   return out;
 }
 

@@ -70,7 +70,7 @@ std::vector<int> argmax_rows(const at::Tensor& scores) {
 }
 
 fs::path resolve_model(const std::string& ref, const fs::path& rundir) {
-  if (ref.rfind("faceapi:", 0) == 0) return ref;
+  if (models::kind_of(ref) == models::ModelKind::kFaceApi) return ref;
   fs::path p(ref);
   if (p.is_absolute() || fs::exists(p)) return p;
   if (fs::exists(rundir.parent_path() / p)) return rundir.parent_path() / p;

@@ -97,12 +97,12 @@ Rate rank_rate(const RunInputs& in, const std::vector<int>& ranks, const std::ve
 
 TrainingCheck check_training(const std::string& ref, const data::Manifest& manifest) {
   TrainingCheck c;
-  if (ref == "faceapi:recognition") {
+  if (ref == models::kFaceApiRecognition) {
     c.held_out = true;
     c.what = "a gallery enrolled on the run's train-split originals: test-split probes' originals are not in it";
     return c;
   }
-  if (ref.rfind("faceapi:", 0) == 0) {
+  if (models::kind_of(ref) == models::ModelKind::kFaceApi) {
     c.what = ref + " has no training record";
     return c;
   }
@@ -168,7 +168,7 @@ SteeringResult evaluate_steering(const RunInputs& in, const EvalConfig& cfg, con
   bool from_images = false;
   const std::vector<std::string> members = engine::split_model_list(s.ref_raw);
   try {
-    if (members.size() == 1 && s.ref.rfind("faceapi:", 0) != 0 && !s.sha.empty() && fs::is_regular_file(s.ref) &&
+    if (members.size() == 1 && models::kind_of(s.ref) != models::ModelKind::kFaceApi && !s.sha.empty() && fs::is_regular_file(s.ref) &&
         sha256_file(s.ref) != s.sha)
       throw ModelError(s.ref + ": file differs from the steering model the run used (sha256 mismatch)");
     // An ensemble identifies an image while any member does: the best rank over the members.
@@ -338,12 +338,12 @@ AttackerResult evaluate_gallery(const RunInputs& in, const EvalConfig& cfg, cons
 
 AttackerResult evaluate_faceapi(const RunInputs& in, const EvalConfig& cfg, const SteeringResult& steer, const Log& say) {
   return evaluate_gallery(in, cfg, steer, say,
-                          {"faceapi", "faceapi:recognition", "face-api recognition net (dlib ResNet-34, 128-d), nearest identity centroid", true});
+                          {"faceapi", models::kFaceApiRecognition, "face-api recognition net (dlib ResNet-34, 128-d), nearest identity centroid", true});
 }
 
 AttackerResult evaluate_faceres(const RunInputs& in, const EvalConfig& cfg, const SteeringResult& steer, const Log& say) {
   return evaluate_gallery(in, cfg, steer, say,
-                          {"faceres", "human:faceres",
+                          {"faceres", models::kHumanFaceRes,
                            "HSE FaceRec (MobileNet, VGGFace2; 1024-d), nearest identity centroid (L2)", false});
 }
 

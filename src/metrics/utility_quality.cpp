@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "edi/core/error.hpp"
+#include "edi/models/registry.hpp"
 #include "eval_parts.hpp"
 
 namespace edi::metrics::detail {

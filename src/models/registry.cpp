@@ -161,7 +161,9 @@ Sidecar read_sidecar(const std::filesystem::path& model) {
   } catch (const IoError& e) {
     throw ModelError(path.string() + ": cannot read sidecar (" + e.what() + ")");
   }
-  return sidecar_from_json(text, path.string());
+  Sidecar s = sidecar_from_json(text, path.string());
+  s.file_sha256 = sha256_hex(text);  // the bytes just read: the file is not read twice
+  return s;
 }
 
 void write_sidecar(const std::filesystem::path& model, const Sidecar& sidecar) {
@@ -180,23 +182,33 @@ ModelInfo info_from_sidecar(const std::string& reference, const Sidecar& s, cons
   info.input_size = s.input_size;
   info.normalisation = s.normalisation;
   info.file_sha256 = file_sha256;
+  info.sidecar_sha256 = s.file_sha256;
   return info;
 }
 
 
-std::unique_ptr<Classifier> load_classifier(const std::string& reference, const LoadOptions& options) {
-  if (reference.rfind("faceapi:", 0) == 0) return load_faceapi_classifier(reference, options);
-  if (reference.rfind("human:", 0) == 0) return load_human_classifier(reference, options);
-  if (reference.empty()) throw ModelError("empty model reference (expected a model file or faceapi:age-gender)");
-  const std::filesystem::path path(reference);
+std::unique_ptr<Classifier> load_classifier(const ModelRef& reference, const LoadOptions& options) {
+  switch (reference.kind) {
+    case ModelKind::kFaceApi: return load_faceapi_classifier(reference, options);
+    case ModelKind::kHuman: return load_human_classifier(reference, options);
+    case ModelKind::kEnsemble:
+      throw ModelError(reference.text + ": an ensemble of models is not one classifier (a list is accepted only as the "
+                                        "steering --model of run, sweep and bench)");
+    case ModelKind::kFile: break;
+  }
+  const std::filesystem::path path(reference.text);
   if (!std::filesystem::exists(path))
-    throw ModelError(reference + ": no such model file (expected a TorchScript or native model with a .json sidecar, "
-                                 "or faceapi:age-gender)");
-  if (!std::filesystem::is_regular_file(path)) throw ModelError(reference + ": not a regular file");
+    throw ModelError(reference.text + ": no such model file (expected a TorchScript or native model with a .json sidecar, "
+                                      "or " + kFaceApiAgeGender + ")");
+  if (!std::filesystem::is_regular_file(path)) throw ModelError(reference.text + ": not a regular file");
   parse_device(options.device);  // ConfigError before any loading work
   const Sidecar sidecar = read_sidecar(path);
   if (sidecar.backend == "native") return load_native_classifier(path, sidecar, options);
   return load_torchscript_classifier(path, sidecar, options);
+}
+
+std::unique_ptr<Classifier> load_classifier(const std::string& reference, const LoadOptions& options) {
+  return load_classifier(ModelRef::parse(reference), options);
 }
 
 void check_classes(const Classifier& model, const data::Manifest& manifest, const std::string& task) {

@@ -13,6 +13,7 @@
 #include "edi/data/image.hpp"
 #include "edi/data/synth.hpp"
 #include "edi/models/classifier.hpp"
+#include "edi/models/registry.hpp"
 #include "support/testing.hpp"
 
 namespace edi::engine::fixtures {

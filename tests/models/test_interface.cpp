@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "edi/core/error.hpp"
-#include "edi/core/threads.hpp"
+#include "edi/data/threads.hpp"
 #include "edi/models/classifier.hpp"
 #include "edi/models/faceapi.hpp"
 #include "fixtures.hpp"

@@ -1,7 +1,9 @@
 #pragma once
 /// \file Thread policy. Debian's LibTorch picks an odd default and OpenCV's TBB
 /// takes every core, so the binary sets both explicitly: ranks × threads must
-/// not exceed the cores of the allocation.
+/// not exceed the cores of the allocation. The count is chosen here; applying
+/// it to LibTorch and OpenCV is apply_thread_count() in edi/data/threads.hpp
+/// (core links neither library).
 #include <optional>
 #include <string>
 
@@ -9,9 +11,6 @@ namespace edi {
 
 /// Default thread count: SLURM_CPUS_PER_TASK, else OMP_NUM_THREADS, else 1.
 int default_thread_count();
-
-/// Apply `threads` to LibTorch (intra-op and inter-op) and to OpenCV.
-void apply_thread_count(int threads);
 
 /// Keep freed memory in the process instead of returning it to the kernel.
 /// With glibc's defaults every pass allocates its batch tensors as fresh

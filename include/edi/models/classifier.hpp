@@ -1,21 +1,25 @@
 #pragma once
-/// \file One classifier interface for every back-end: TorchScript files, native
-/// LibTorch nets trained by `edi-anon train`, and the ported face-api nets.
+/// \file The models interface layer (stage model_api): one classifier and one
+/// embedder interface for every back-end (TorchScript files, native LibTorch
+/// nets trained by `edi-anon train`, the ported face-api and human nets), the
+/// load options and the one device parser. Back-ends depend on this layer, not
+/// on each other; load_classifier() and check_classes() are in
+/// edi/models/registry.hpp (stage models).
 ///
-/// A model is referred to everywhere by one string: a path to a TorchScript
-/// file (with a `.json` sidecar), a path to a native checkpoint, or
-/// `faceapi:recognition` / `faceapi:age-gender`.
+/// A model is referred to everywhere by one string, parsed once into a
+/// ModelRef (edi/models/model_ref.hpp, included): a path to a TorchScript file
+/// (with a `.json` sidecar), a path to a native checkpoint, `faceapi:NET`,
+/// `human:NET`, or a comma list of those (ensemble steering).
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
 
 #include <array>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
-namespace edi::data {
-struct Manifest;
-}
+#include "edi/models/model_ref.hpp"
 
 namespace edi::models {
 
@@ -35,7 +39,8 @@ struct ModelInfo {
   std::vector<std::string> classes;  ///< class names in logit order
   int input_size = 0;                ///< square input side in pixels
   Normalisation normalisation;
-  std::string file_sha256;           ///< hash of the weights file(s); empty if built in
+  std::string file_sha256;           ///< sha256 of the weights file, hashed once at load
+  std::string sidecar_sha256;        ///< sha256 of the JSON sidecar as read at load; empty without one
 };
 
 /// Images N×3×S×S float RGB in [0,1] (S = info().input_size) → logits N×C.
@@ -67,17 +72,9 @@ struct LoadOptions {
   std::string task;
 };
 
-/// Load any classifier by reference. Throws ModelError with one clear line
-/// (bad file, missing sidecar, unknown reference).
-std::unique_ptr<Classifier> load_classifier(const std::string& reference, const LoadOptions& options = {});
-
-/// Parse a device string; throws ConfigError if unknown or unavailable.
+/// Parse a device string ("cpu", "cuda", "cuda:<index>"); throws ConfigError
+/// naming it when malformed, or when this LibTorch build or machine lacks it.
+/// The one device parser of every model stage (src/models/api/device.cpp).
 c10::Device parse_device(const std::string& device);
-
-/// Check that `model` classifies exactly the classes of `task` in `manifest`
-/// ("identity": the manifest's identities; otherwise the attribute task's
-/// classes), same count, same names, same order. Throws ModelError with one
-/// line naming the model, the data set and the first difference.
-void check_classes(const Classifier& model, const data::Manifest& manifest, const std::string& task);
 
 }  // namespace edi::models

@@ -95,7 +95,7 @@ class FaceRecognitionNet : public Embedder {
   /// Load from `<dir>/face_recognition_model-weights_manifest.json` (+ .bin).
   /// Throws ModelError naming the missing or bad file.
   explicit FaceRecognitionNet(const std::filesystem::path& dir, const c10::Device& device = c10::Device("cpu"),
-                              std::string reference = "faceapi:recognition");
+                              std::string reference = kFaceApiRecognition);
   ~FaceRecognitionNet() override;
   FaceRecognitionNet(const FaceRecognitionNet&) = delete;
   FaceRecognitionNet& operator=(const FaceRecognitionNet&) = delete;
@@ -152,7 +152,7 @@ class AgeGenderNet {
 class AgeGenderClassifier : public Classifier {
  public:
   AgeGenderClassifier(std::shared_ptr<AgeGenderNet> net, const std::string& task,
-                      std::string reference = "faceapi:age-gender");
+                      std::string reference = kFaceApiAgeGender);
   const ModelInfo& info() const override { return info_; }
   at::Tensor logits(const at::Tensor& images) override;
   c10::Device device() const override { return net_->device(); }
@@ -167,10 +167,14 @@ class AgeGenderClassifier : public Classifier {
 
 /// `faceapi:age-gender` → AgeGenderClassifier (options.task: "gender" default,
 /// or "age"). `faceapi:recognition` is an embedder and is refused here with a
-/// ModelError pointing to GalleryClassifier. Unknown references → ModelError.
+/// ModelError pointing to GalleryClassifier. Other references → ModelError.
+std::unique_ptr<Classifier> load_faceapi_classifier(const ModelRef& reference, const LoadOptions& options = {});
+/// The same, parsing `reference` first (ModelRef::parse).
 std::unique_ptr<Classifier> load_faceapi_classifier(const std::string& reference, const LoadOptions& options = {});
 
 /// `faceapi:recognition` → FaceRecognitionNet. Other references → ModelError.
+std::unique_ptr<Embedder> load_faceapi_embedder(const ModelRef& reference, const LoadOptions& options = {});
+/// The same, parsing `reference` first (ModelRef::parse).
 std::unique_ptr<Embedder> load_faceapi_embedder(const std::string& reference, const LoadOptions& options = {});
 
 }  // namespace edi::models

@@ -127,7 +127,7 @@ class FaceResNet {
 /// GalleryClassifier from it for identities (as for faceapi:recognition).
 class FaceResEmbedder : public Embedder {
  public:
-  explicit FaceResEmbedder(std::shared_ptr<FaceResNet> net, std::string reference = "human:faceres");
+  explicit FaceResEmbedder(std::shared_ptr<FaceResNet> net, std::string reference = kHumanFaceRes);
   const ModelInfo& info() const override { return info_; }
   at::Tensor embed(const at::Tensor& images) override { return net_->embed(images); }
   c10::Device device() const override { return net_->device(); }
@@ -147,7 +147,7 @@ class FaceResEmbedder : public Embedder {
 class FaceResAgeGenderClassifier : public Classifier {
  public:
   FaceResAgeGenderClassifier(std::shared_ptr<FaceResNet> net, const std::string& task,
-                             std::string reference = "human:faceres-age-gender");
+                             std::string reference = kHumanFaceResAgeGender);
   const ModelInfo& info() const override { return info_; }
   at::Tensor logits(const at::Tensor& images) override;
   c10::Device device() const override { return net_->device(); }
@@ -159,26 +159,31 @@ class FaceResAgeGenderClassifier : public Classifier {
   ModelInfo info_;
 };
 
-/// Whether `reference` names a human embedder (`human:faceres`).
+/// Whether `reference` is exactly `human:faceres`.
 bool is_human_embedder_reference(const std::string& reference);
 
 /// `human:faceres` → FaceResEmbedder (options.device: cpu, cuda[:i]). Other
 /// references → ModelError; a bad device → ConfigError.
+std::unique_ptr<Embedder> load_human_embedder(const ModelRef& reference, const LoadOptions& options = {});
 std::unique_ptr<Embedder> load_human_embedder(const std::string& reference, const LoadOptions& options = {});
 
 /// `human:faceres-age-gender` → FaceResAgeGenderClassifier (options.task:
 /// "gender" default, or "age"). `human:faceres` is refused with a ModelError
-/// pointing to GalleryClassifier; unknown references → ModelError.
+/// pointing to GalleryClassifier; other references → ModelError.
+std::unique_ptr<Classifier> load_human_classifier(const ModelRef& reference, const LoadOptions& options = {});
 std::unique_ptr<Classifier> load_human_classifier(const std::string& reference, const LoadOptions& options = {});
 
-/// Whether `reference` names any ported embedder: faceapi:recognition or
-/// human:faceres.
+/// Whether `reference` parses to a ported embedder (ModelRef::is_embedder:
+/// faceapi:recognition or human:faceres); false for anything else, including
+/// text that is no reference at all.
 bool is_embedder_reference(const std::string& reference);
 
 /// Any ported embedder by reference (faceapi:recognition → FaceRecognitionNet,
-/// human:faceres → FaceResEmbedder); unknown references → ModelError, a bad
-/// device → ConfigError. For the steering-model and attacker code that today
-/// special-cases "faceapi:recognition".
+/// human:faceres → FaceResEmbedder); other references → ModelError, a bad
+/// device → ConfigError. For the steering-model and attacker code (a gallery
+/// over the embedder classifies identities).
+std::unique_ptr<Embedder> load_embedder(const ModelRef& reference, const LoadOptions& options = {});
+/// The string overloads parse `reference` first (ModelRef::parse).
 std::unique_ptr<Embedder> load_embedder(const std::string& reference, const LoadOptions& options = {});
 
 }  // namespace edi::models

@@ -22,7 +22,25 @@
 #include "edi/models/classifier.hpp"
 #include "edi/models/human.hpp"
 
+namespace edi::data {
+struct Manifest;
+}
+
 namespace edi::models {
+
+/// Load any classifier by reference: a model file with its sidecar,
+/// faceapi:age-gender or human:faceres-age-gender. Throws ModelError with one
+/// clear line (bad file, missing sidecar, unknown reference, an ensemble list
+/// or an embedder given where one classifier is needed).
+std::unique_ptr<Classifier> load_classifier(const ModelRef& reference, const LoadOptions& options = {});
+/// The same, parsing `reference` first.
+std::unique_ptr<Classifier> load_classifier(const std::string& reference, const LoadOptions& options = {});
+
+/// Check that `model` classifies exactly the classes of `task` in `manifest`
+/// ("identity": the manifest's identities; otherwise the attribute task's
+/// classes), same count, same names, same order. Throws ModelError with one
+/// line naming the model, the data set and the first difference.
+void check_classes(const Classifier& model, const data::Manifest& manifest, const std::string& task);
 
 /// Provenance of a model trained by `edi-anon train`.
 struct TrainingRecord {
@@ -54,6 +72,7 @@ struct Sidecar {
   Normalisation normalisation;
   std::optional<TrainingRecord> training;
   std::string source_json;   ///< optional "source" object, kept verbatim (JSON text)
+  std::string file_sha256;   ///< sha256 of the sidecar file's bytes (read_sidecar); empty when parsed from text
 };
 
 /// `<model>.json`.

@@ -319,7 +319,7 @@ AgeGenderClassifier::AgeGenderClassifier(std::shared_ptr<AgeGenderNet> net, cons
                                          std::string reference)
     : net_(std::move(net)) {
   if (task != "gender" && task != "age") {
-    throw ModelError("faceapi:age-gender has no task '" + task + "' (expected gender or age)");
+    throw ModelError(std::string(kFaceApiAgeGender) + " has no task '" + task + "' (expected gender or age)");
   }
   info_.reference = std::move(reference);
   info_.backend = "faceapi";
@@ -342,29 +342,37 @@ at::Tensor AgeGenderClassifier::logits(const at::Tensor& images) {
 
 // ----------------------------------------------------------------- loaders ---
 
-std::unique_ptr<Classifier> load_faceapi_classifier(const std::string& reference, const LoadOptions& options) {
-  if (reference == "faceapi:age-gender") {
+std::unique_ptr<Classifier> load_faceapi_classifier(const ModelRef& reference, const LoadOptions& options) {
+  if (reference.is(kFaceApiAgeGender)) {
     const std::string task = options.task.empty() ? "gender" : options.task;
     if (task != "gender" && task != "age") {
-      throw ModelError("faceapi:age-gender has no task '" + task + "' (expected gender or age)");
+      throw ModelError(reference.text + " has no task '" + task + "' (expected gender or age)");
     }
     auto net = std::make_shared<AgeGenderNet>(faceapi_assets_dir(), parse_device(options.device));
-    return std::make_unique<AgeGenderClassifier>(std::move(net), task, reference);
+    return std::make_unique<AgeGenderClassifier>(std::move(net), task, reference.text);
   }
-  if (reference == "faceapi:recognition") {
-    throw ModelError("faceapi:recognition is a face embedder (128-d descriptors), not a classifier: use it as --model of "
+  if (reference.is(kFaceApiRecognition)) {
+    throw ModelError(reference.text + " is a face embedder (128-d descriptors), not a classifier: use it as --model of "
                      "run, sweep or bench (a gallery enrolled on the train split classifies), as the faceapi attacker of "
                      "evaluate, or with inspect");
   }
-  throw ModelError("unknown face-api model reference '" + reference +
-                   "' (expected faceapi:age-gender or faceapi:recognition)");
+  throw ModelError("'" + reference.text + "' is not a face-api model (expected " + kFaceApiAgeGender + " or " +
+                   kFaceApiRecognition + ")");
+}
+
+std::unique_ptr<Classifier> load_faceapi_classifier(const std::string& reference, const LoadOptions& options) {
+  return load_faceapi_classifier(ModelRef::parse(reference), options);
+}
+
+std::unique_ptr<Embedder> load_faceapi_embedder(const ModelRef& reference, const LoadOptions& options) {
+  if (!reference.is(kFaceApiRecognition)) {
+    throw ModelError("'" + reference.text + "' is not a face-api embedder (expected " + kFaceApiRecognition + ")");
+  }
+  return std::make_unique<FaceRecognitionNet>(faceapi_assets_dir(), parse_device(options.device), reference.text);
 }
 
 std::unique_ptr<Embedder> load_faceapi_embedder(const std::string& reference, const LoadOptions& options) {
-  if (reference != "faceapi:recognition") {
-    throw ModelError("unknown face-api embedder reference '" + reference + "' (expected faceapi:recognition)");
-  }
-  return std::make_unique<FaceRecognitionNet>(faceapi_assets_dir(), parse_device(options.device), reference);
+  return load_faceapi_embedder(ModelRef::parse(reference), options);
 }
 
 }  // namespace edi::models

@@ -84,7 +84,7 @@ FaceResAgeGenderClassifier::FaceResAgeGenderClassifier(std::shared_ptr<FaceResNe
                                                        std::string reference)
     : net_(std::move(net)) {
   if (task != "gender" && task != "age")
-    throw ModelError("human:faceres-age-gender has no task '" + task + "' (expected gender or age)");
+    throw ModelError(std::string(kHumanFaceResAgeGender) + " has no task '" + task + "' (expected gender or age)");
   info_.reference = std::move(reference);
   info_.backend = "human";
   info_.architecture = "hse-faceres-mobilenet";
@@ -105,37 +105,54 @@ at::Tensor FaceResAgeGenderClassifier::logits(const at::Tensor& images) {
 
 // --------------------------------------------------------------- loaders ---
 
-bool is_human_embedder_reference(const std::string& reference) { return reference == "human:faceres"; }
+bool is_human_embedder_reference(const std::string& reference) { return reference == kHumanFaceRes; }
+
+std::unique_ptr<Embedder> load_human_embedder(const ModelRef& reference, const LoadOptions& options) {
+  if (!reference.is(kHumanFaceRes))
+    throw ModelError("'" + reference.text + "' is not a human embedder (expected " + kHumanFaceRes + ")");
+  auto net = std::make_shared<FaceResNet>(human_assets_dir(), parse_device(options.device));
+  return std::make_unique<FaceResEmbedder>(std::move(net), reference.text);
+}
 
 std::unique_ptr<Embedder> load_human_embedder(const std::string& reference, const LoadOptions& options) {
-  if (!is_human_embedder_reference(reference))
-    throw ModelError("unknown human embedder reference '" + reference + "' (expected human:faceres)");
-  auto net = std::make_shared<FaceResNet>(human_assets_dir(), parse_device(options.device));
-  return std::make_unique<FaceResEmbedder>(std::move(net), reference);
+  return load_human_embedder(ModelRef::parse(reference), options);
+}
+
+std::unique_ptr<Classifier> load_human_classifier(const ModelRef& reference, const LoadOptions& options) {
+  if (reference.is(kHumanFaceResAgeGender)) {
+    const std::string task = options.task.empty() ? "gender" : options.task;
+    if (task != "gender" && task != "age")
+      throw ModelError(reference.text + " has no task '" + task + "' (expected gender or age)");
+    auto net = std::make_shared<FaceResNet>(human_assets_dir(), parse_device(options.device));
+    return std::make_unique<FaceResAgeGenderClassifier>(std::move(net), task, reference.text);
+  }
+  if (reference.is(kHumanFaceRes))
+    throw ModelError(reference.text + " is an embedder, not a classifier: use it as --model (a gallery of the training "
+                     "split), as the attacker faceres, or with inspect; its heads are " + kHumanFaceResAgeGender);
+  throw ModelError("'" + reference.text + "' is not a human model (expected " + kHumanFaceRes + " or " +
+                   kHumanFaceResAgeGender + ")");
 }
 
 std::unique_ptr<Classifier> load_human_classifier(const std::string& reference, const LoadOptions& options) {
-  if (reference == "human:faceres-age-gender") {
-    const std::string task = options.task.empty() ? "gender" : options.task;
-    if (task != "gender" && task != "age")
-      throw ModelError("human:faceres-age-gender has no task '" + task + "' (expected gender or age)");
-    auto net = std::make_shared<FaceResNet>(human_assets_dir(), parse_device(options.device));
-    return std::make_unique<FaceResAgeGenderClassifier>(std::move(net), task, reference);
-  }
-  if (is_human_embedder_reference(reference))
-    throw ModelError(reference + " is an embedder, not a classifier: use it as --model (a gallery of the training "
-                                 "split), as the attacker faceres, or with inspect; its heads are human:faceres-age-gender");
-  throw ModelError("unknown human model reference '" + reference + "' (expected human:faceres or human:faceres-age-gender)");
+  return load_human_classifier(ModelRef::parse(reference), options);
 }
 
 bool is_embedder_reference(const std::string& reference) {
-  return reference == "faceapi:recognition" || is_human_embedder_reference(reference);
+  try {
+    return ModelRef::parse(reference).is_embedder();
+  } catch (const Error&) {
+    return false;  // not a reference at all: certainly not an embedder's
+  }
+}
+
+std::unique_ptr<Embedder> load_embedder(const ModelRef& reference, const LoadOptions& options) {
+  if (reference.is(kFaceApiRecognition)) return load_faceapi_embedder(reference, options);
+  if (reference.is(kHumanFaceRes)) return load_human_embedder(reference, options);
+  throw ModelError("'" + reference.text + "' is not an embedder (expected " + kFaceApiRecognition + " or " + kHumanFaceRes + ")");
 }
 
 std::unique_ptr<Embedder> load_embedder(const std::string& reference, const LoadOptions& options) {
-  if (reference == "faceapi:recognition") return load_faceapi_embedder(reference, options);
-  if (is_human_embedder_reference(reference)) return load_human_embedder(reference, options);
-  throw ModelError("unknown embedder reference '" + reference + "' (expected faceapi:recognition or human:faceres)");
+  return load_embedder(ModelRef::parse(reference), options);
 }
 
 }  // namespace edi::models

@@ -1,5 +1,5 @@
-// The one device parser of the model stages. It lives in the lowest of them
-// (faceapi), so that the ported nets, the human port and the registry share it.
+// The one device parser of the model stages. It lives in their interface layer
+// (model_api), so that the ported nets, the human port and the registry share it.
 #include <ATen/Context.h>
 
 #include <string>
