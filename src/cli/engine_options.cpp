@@ -53,6 +53,8 @@ void add_run_options(Options& opt, bool for_bench) {
       .add("eot-scale", "0.05", "EOT: max relative scale change, in [0, 0.5]")
       .add("eot-blur", "0.8", "EOT: max Gaussian blur sigma in pixels, in [0, 4]")
       .add("eot-brightness", "0.1", "EOT: max relative brightness change, in [0, 0.5]")
+      .add("precision", "", "steering model arithmetic: fp32 (default) | bf16 (autocast for the forward and the input "
+                            "gradient; loss, state, selection and operators stay fp32)")
       .add("stop", "image", "image (per image) | dataset (the paper's residual-risk target) | fixed (benchmark: --passes)")
       .add("criterion", "top1", "still identified when: top1 | topk (true id in top --top-k) | prob (true prob > --tau)")
       .add("top-k", "5", "k of the topk criterion")
@@ -87,7 +89,10 @@ void add_run_options(Options& opt, bool for_bench) {
   if (for_bench)
     opt.add("batch", "1,8,16,32,64", "batch sizes to measure (comma-separated)")
         .add("passes-per-batch", "3", "fixed passes measured per batch size")
-        .add("images", "64", "images used, in [1, 100000]");
+        .add("images", "64", "images used, in [1, 100000]")
+        .flag("compare-precision", "instead of the batch sweep: the run's stop rule with fp32, fp32 at half the batch (the "
+                                   "numerical noise floor) and bf16 in lock step at the first --batch; prints mask agreement "
+                                   "per pass, final risk, passes to stop and the wall times");
   else
     opt.add("batch", "auto", "images per forward+backward: a number in [1, 4096] or auto (fastest of 8, 16, 32, measured)");
   opt.add_common();
@@ -188,6 +193,9 @@ engine::RunConfig run_config_from(const Options& opt, bool for_bench, bool check
   e.steering.eot_scale = opt.number("eot-scale", 0, 0.5);
   e.steering.eot_blur = opt.number("eot-blur", 0, 4);
   e.steering.eot_brightness = opt.number("eot-brightness", 0, 0.5);
+  if (opt.has("precision")) e.steering.precision = engine::parse_precision(opt.choice("precision", {"fp32", "bf16"}));
+  if (e.steering.precision == engine::Precision::kBf16 && e.explain.target == explain::Target::kFeature)
+    throw ConfigError("--precision bf16: not available with --target feature (it differentiates the embedder itself); use fp32");
   e.stop = engine::parse_stop_rule(opt.choice("stop", {"image", "dataset", "fixed"}));
   e.criterion = engine::parse_criterion(opt.choice("criterion", {"top1", "topk", "prob"}));
   e.top_k = static_cast<int>(opt.integer("top-k", 1, 100000));
