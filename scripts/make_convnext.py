@@ -180,7 +180,7 @@ def main():
     atomic_write(a.out, lambda p: scripted.save(p))
     sidecar = {"format": "edi-anon-model", "version": 1, "backend": "torchscript", "architecture": f"convnext-{a.variant}",
                "task": "identity", "classes": classes, "input_size": a.size,
-               "normalisation": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+               "normalisation": {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]},  # RGB in [0, 1], as EDI-Anon
                "source": {"file": "scripts/make_convnext.py", "conversion": "script", "torch": torch.__version__,
                           "weights": "random (seed %d)" % a.seed}}
     if train_acc is not None:  # in "source": "training" is the native trainer's record (split, manifest hash)

@@ -84,8 +84,9 @@ BenchRow bench_engine(const EngineSpec& spec_in, const SteeringModels& models, c
     shards.push_back(engine.make_shard(static_cast<int>(shards.size()), {ids.begin() + first, ids.begin() + first + m},
                                        images.narrow(0, first, m), labels.narrow(0, first, m)));
   }
-  // The pure step runs between shards, so that both rates see the same load
-  // on a shared machine; its first call (and the engine's first pass) warms up.
+  // The pure steps run between shards (half as many as the shard's batches),
+  // so that both rates see the same load on a shared machine; the first call
+  // warms up.
   const SteeringModels pure_models = with_precision(models, spec.steering.precision, spec.explain.target);
   PureStep pure(pure_models.primary(), images, labels, batch);
   pure();
@@ -100,8 +101,12 @@ BenchRow bench_engine(const EngineSpec& spec_in, const SteeringModels& models, c
       engine.evaluate(shard, p);
       engine.perturb(shard, p);
       pass_s += std::chrono::duration<double>(Clock::now() - t0).count();
-      pass_pure_s += pure();
-      pass_pure_images += pure.batch();
+      // Half as many pure steps as the shard had batches (at least one).
+      const std::int64_t steps = std::max<std::int64_t>(1, (static_cast<std::int64_t>(shard.size()) + 2 * batch - 1) / (2 * batch));
+      for (std::int64_t k = 0; k < steps; ++k) {
+        pass_pure_s += pure();
+        pass_pure_images += pure.batch();
+      }
     }
     const double pass_rate = static_cast<double>(engine.timing().image_passes - before.image_passes) / pass_s;
     const double ratio = pass_rate / (static_cast<double>(pass_pure_images) / pass_pure_s);

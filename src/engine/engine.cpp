@@ -1,6 +1,7 @@
 #include "edi/engine/engine.hpp"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -48,20 +49,64 @@ at::Tensor rows_of(const at::Tensor& t, const std::vector<T>& idx, at::Tensor& b
   return buffer;
 }
 
-/// Per-image trajectory statistics of a batch in a few vector ops: share of
-/// entries changed by more than half a grey level, max |x − x0| and the MSE
-/// (float, reduced per image exactly as a per-image mean() would be).
+/// Per-image trajectory statistics of a batch: share of entries changed by
+/// more than half a grey level and max |x − x0| in one fused pass per image
+/// (a count and a max do not depend on the order), and the MSE by ATen's
+/// per-row mean (float, reduced exactly as a per-image mean() would be).
 struct RowStats {
-  at::Tensor changed, linf, mse;  ///< N float each, contiguous
+  std::vector<float> changed, linf;
+  at::Tensor mse;  ///< N float, contiguous
 };
 RowStats row_stats(const at::Tensor& state, const at::Tensor& original) {
-  const at::Tensor diff = (state - original).flatten(1);
-  const at::Tensor a = diff.abs();
+  const at::Tensor a = state.contiguous(), b = original.contiguous();
+  const std::int64_t n = a.size(0), per = n > 0 ? a.numel() / n : 0;
   RowStats r;
-  r.changed = a.gt(0.5f / 255.f).to(at::kFloat).mean(1).contiguous();
-  r.linf = a.amax(1).contiguous();
-  r.mse = diff.pow(2).mean(1).contiguous();
+  r.changed.resize(static_cast<std::size_t>(n));
+  r.linf.resize(static_cast<std::size_t>(n));
+  const float* ap = a.data_ptr<float>();
+  const float* bp = b.data_ptr<float>();
+  at::parallel_for(0, n, 1, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t i = lo; i < hi; ++i) {
+      const float* x = ap + i * per;
+      const float* y = bp + i * per;
+      std::int64_t count = 0;
+      float top = 0.f;
+      bool nan = false;
+      for (std::int64_t e = 0; e < per; ++e) {
+        const float d = std::fabs(x[e] - y[e]);
+        count += d > 0.5f / 255.f ? 1 : 0;
+        top = d > top ? d : top;
+        nan |= std::isnan(d);
+      }
+      // As mean() of the 0/1 floats: an exact count divided by the entries.
+      r.changed[static_cast<std::size_t>(i)] = static_cast<float>(count) / static_cast<float>(per);
+      r.linf[static_cast<std::size_t>(i)] = nan ? std::numeric_limits<float>::quiet_NaN() : top;
+    }
+  });
+  r.mse = (a - b).pow(2).flatten(1).mean(1).contiguous();
   return r;
+}
+
+/// Per image of a batch: did `next` change anywhere? As max|next − x| > 0
+/// (an entry that is NaN makes the image unchanged, like the max would).
+std::vector<bool> changed_rows(const at::Tensor& next_in, const at::Tensor& x_in) {
+  const at::Tensor a = next_in.contiguous(), b = x_in.contiguous();
+  const std::int64_t n = a.size(0), per = n > 0 ? a.numel() / n : 0;
+  std::vector<char> out(static_cast<std::size_t>(n), 0);
+  const float* ap = a.data_ptr<float>();
+  const float* bp = b.data_ptr<float>();
+  at::parallel_for(0, n, 1, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t i = lo; i < hi; ++i) {
+      bool any = false, nan = false;
+      for (std::int64_t e = i * per; e < (i + 1) * per; ++e) {
+        const float d = ap[e] - bp[e];
+        any |= d != 0.f;
+        nan |= std::isnan(d);
+      }
+      out[static_cast<std::size_t>(i)] = any && !nan ? 1 : 0;
+    }
+  });
+  return {out.begin(), out.end()};
 }
 
 float psnr_from_mse(float mse) {
@@ -245,8 +290,8 @@ at::Tensor Engine::judge_chunk(Shard& shard, const std::vector<int>& chunk, int 
   const auto* pp = r.true_prob.data_ptr<float>();
   const auto* rp = r.true_rank.data_ptr<std::int64_t>();
   const auto* tp = r.top1.data_ptr<std::int64_t>();
-  const auto* cp = st.changed.data_ptr<float>();
-  const auto* lp = st.linf.data_ptr<float>();
+  const float* cp = st.changed.data();
+  const float* lp = st.linf.data();
   const auto* mp = st.mse.data_ptr<float>();
   std::vector<std::int64_t> keep;
   for (std::size_t k = 0; k < chunk.size(); ++k) {
@@ -335,11 +380,10 @@ void Engine::perturb_level(Shard& shard, int pass, int level, const std::vector<
     if (spec_.jpeg_roundtrip) next = jpeg_roundtrip(next, spec_.jpeg_quality);
     timing_.perturb += since(t0);
     t0 = Clock::now();
-    const at::Tensor changed = (next - x).abs().flatten(1).amax(1).gt(0.f);
-    const auto* cp = changed.data_ptr<bool>();
+    const std::vector<bool> changed = changed_rows(next, x);
     for (std::size_t k = 0; k < local.size(); ++k) {
       ImageRecord& rec = shard.records[static_cast<std::size_t>(local[k])];
-      if (cp[k]) continue;
+      if (changed[k]) continue;
       // A fixed point: the same state gives the same mask and the same P(x).
       ++rec.stalls;
       if (spec_.escalate_factor > 1.0 && rec.escalation < spec_.escalate_max) {

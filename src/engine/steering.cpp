@@ -219,12 +219,13 @@ at::Tensor Steerer::feature_start(const std::vector<std::string>& ids, int pass,
 
 at::Tensor Steerer::attribution(models::Classifier& model, const at::Tensor& x, const at::Tensor& labels, const at::Tensor& originals,
                                 const std::vector<RngKey>& keys, const std::vector<std::string>& ids, int pass,
-                                at::Tensor* logits) const {
+                                at::Tensor* logits, at::Tensor* finite) const {
   const bool feature = explain_.target == explain::Target::kFeature;
   if (!feature && spec_.eot == 0) {  // the paper's rule: one call gives prediction and attribution
     auto fit_fn = [&](const at::Tensor& rows) { return fit(model, rows); };
     explain::ExplainResult r = explain::explain(model, x, labels, explain_, keys, fit_fn);
     *logits = r.logits;
+    *finite = r.finite;
     return r.attribution;
   }
   {
@@ -281,6 +282,12 @@ Steerer::Answer Steerer::answer(models::Classifier& model, const at::Tensor& log
 
 SteerResult Steerer::combine(const std::vector<Answer>& answers) const {
   SteerResult r;
+  if (answers.size() == 1) {  // one model: its answer as is
+    r.true_prob = answers.front().prob;
+    r.true_rank = answers.front().rank;
+    r.top1 = answers.front().top1;
+    return r;
+  }
   r.true_prob = answers.front().prob.clone();
   r.true_rank = answers.front().rank.clone();
   r.top1 = answers.front().top1.clone();
@@ -315,9 +322,10 @@ SteerResult Steerer::explain(const at::Tensor& x, const at::Tensor& labels, cons
   std::vector<Answer> answers;
   at::Tensor total;
   const bool ensemble = models_.steer.size() > 1;
+  at::Tensor finite;  // from the explain step itself when one model answers
   for (const auto& m : models_.steer) {
     at::Tensor logits;
-    at::Tensor a = attribution(*m, x, labels, originals, keys, ids, pass, &logits);
+    at::Tensor a = attribution(*m, x, labels, originals, keys, ids, pass, &logits, &finite);
     answers.push_back(answer(*m, logits, labels));
     if (ensemble) a = a / l2_per_image(a);  // each model's per-image direction counts once
     total = total.defined() ? total + a : a;
@@ -329,7 +337,7 @@ SteerResult Steerer::explain(const at::Tensor& x, const at::Tensor& labels, cons
   }
   SteerResult r = combine(answers);
   r.attribution = total.contiguous();
-  r.finite = at::isfinite(r.attribution).flatten(1).all(1);
+  r.finite = !ensemble && finite.defined() ? finite : at::isfinite(r.attribution).flatten(1).all(1);
   return r;
 }
 

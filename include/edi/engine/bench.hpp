@@ -28,8 +28,9 @@ int choose_batch(models::Classifier& model, const at::Tensor& images, const at::
                  const std::vector<int>& candidates = {8, 16, 32});
 
 /// Engine throughput in fixed-pass mode over `images` in shards of
-/// max(batch, shard_size) images. After each shard of each pass, one step of
-/// the pure forward + input-gradient loop of the first steering model at the
+/// max(batch, shard_size) images. After each shard of each pass, steps (half
+/// as many as the shard's batches, at least one) of the pure forward +
+/// input-gradient loop of the first steering model at the
 /// same batch size is timed, so that the engine and its bound are measured
 /// under the same load (the machine may be shared); model_rate is that loop's
 /// images/s over all its steps, and ratio_lo/hi the spread of the per-pass

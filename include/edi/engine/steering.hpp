@@ -141,7 +141,7 @@ class Steerer {
   SteerResult combine(const std::vector<Answer>& answers) const;
   at::Tensor attribution(models::Classifier& model, const at::Tensor& x, const at::Tensor& targets,
                          const at::Tensor& originals, const std::vector<RngKey>& keys, const std::vector<std::string>& ids,
-                         int pass, at::Tensor* logits) const;
+                         int pass, at::Tensor* logits, at::Tensor* finite) const;
   at::Tensor fit(models::Classifier& model, const at::Tensor& rows) const;
 
   const SteeringModels& models_;
