@@ -45,6 +45,7 @@ at::Tensor rows_of(const at::Tensor& t, const std::vector<T>& idx, at::Tensor& b
   if (consecutive(idx)) return t.narrow(0, static_cast<std::int64_t>(idx.front()), static_cast<std::int64_t>(idx.size()));
   std::vector<std::int64_t> v(idx.begin(), idx.end());
   if (!buffer.defined()) buffer = at::empty({0}, t.options());
+  buffer.resize_({0});  // keeps its storage; index_select_out grows it only when needed
   at::index_select_out(buffer, t, 0, at::from_blob(v.data(), {static_cast<std::int64_t>(v.size())}, at::kLong));
   return buffer;
 }
