@@ -20,6 +20,7 @@ $EDI synth --identities 20 --per-identity 30 --size 64 --out "$OUT/data" >/dev/n
 $PY tests/engine/reference.py model --out "$OUT/model.pt" --classes 20 --size 64 --train-data "$OUT/data"
 OP=(--operator blur --k 5 --q 90)
 
+if [ "$SECTIONS" != engine ]; then
 log "training target: small-cnn on the synthetic 20 x 30 set at 64 px, one thread"
 t0=$(date +%s.%N)
 $EDI train --data "$OUT/data" --task identity --arch small-cnn --out "$OUT/small-cnn.pt" --threads 1 --seed 0 \
@@ -27,6 +28,7 @@ $EDI train --data "$OUT/data" --task identity --arch small-cnn --out "$OUT/small
 train_s=$($PY -c "import time;print(round(time.time() - $t0, 1))")
 train_acc=$($PY -c "import json;print(round(100*json.load(open('$OUT/small-cnn.pt.json'))['training']['test_accuracy'], 2))")
 train_epochs=$($PY -c "import json;print(json.load(open('$OUT/small-cnn.pt.json'))['training']['epochs_run'])")
+fi
 
 log "engine bench (C++)"
 $EDI bench --data "$OUT/data" --model "$OUT/model.pt" "${OP[@]}" --batch 1,8,16,32,64 --passes-per-batch 3 --images 600 --threads 1 \
