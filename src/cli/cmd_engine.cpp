@@ -82,11 +82,34 @@ int cmd_run(const Args& args) {
   }
 }
 
+namespace {
+void print_precision_comparison(const engine::PrecisionComparison& c) {
+  std::printf("precision comparison: A = fp32 batch %d (reference), B = fp32 batch %d (numerical noise floor), C = bf16 batch %d\n",
+              c.batch, c.noise_batch, c.batch);
+  std::printf("  %4s  %6s  %14s  %14s  %22s\n", "pass", "masks", "mask agree B", "mask agree C", "identified A / B / C");
+  for (const auto& p : c.passes)
+    std::printf("  %4d  %6lld  %13.4f%%  %13.4f%%  %10lld / %lld / %lld\n", p.pass, static_cast<long long>(p.masks),
+                100 * p.agreement[1], 100 * p.agreement[2], static_cast<long long>(p.identified[0]),
+                static_cast<long long>(p.identified[1]), static_cast<long long>(p.identified[2]));
+  std::printf("  final identified share (risk): A %.2f %%, B %.2f %%, C %.2f %% of %lld images\n", c.final_risk[0], c.final_risk[1],
+              c.final_risk[2], static_cast<long long>(c.images));
+  std::printf("  stopped: A %lld, B %lld, C %lld; mean stop pass: A %.3f, B %.3f, C %.3f\n", static_cast<long long>(c.stopped[0]),
+              static_cast<long long>(c.stopped[1]), static_cast<long long>(c.stopped[2]), c.mean_stop_pass[0], c.mean_stop_pass[1],
+              c.mean_stop_pass[2]);
+  std::printf("  same outcome as A (status and stop pass): B %lld, C %lld of %lld\n", static_cast<long long>(c.same_stop_pass[1]),
+              static_cast<long long>(c.same_stop_pass[2]), static_cast<long long>(c.images));
+  std::printf("  engine wall s: A %.2f, B %.2f, C %.2f; bf16 speed-up over fp32 (A/C): %.2f\n", c.wall[0], c.wall[1], c.wall[2],
+              c.wall[0] / std::max(c.wall[2], 1e-12));
+}
+}  // namespace
+
 int cmd_bench(const Args& args) {
   Options opt("bench", "--data DIR --model MODEL [--batch B,B,...] [--passes-per-batch N] [options]",
               "Measure the engine: image-passes/s at several batch sizes, its time split (model\n"
-              "forward+backward, explain post-processing, perturbation, bookkeeping) and the pure model\n"
-              "forward+backward rate at each batch size (the engine's upper bound).");
+              "forward+backward, selection, operator, bookkeeping; shares and ms per image-pass) and the\n"
+              "pure model forward+backward rate at each batch size (the engine's upper bound), timed\n"
+              "between the engine's shards so that both see the same load (the pass range is the spread\n"
+              "of the per-pass engine/pure ratios: the noise).");
   add_run_options(opt, true);
   if (!opt.parse(args)) return 0;
   engine::RunConfig c = run_config_from(opt, true);
@@ -105,20 +128,30 @@ int cmd_bench(const Args& args) {
   std::printf("bench: %s\n  model %s (%d px, %zu classes), %zu images, %d fixed passes per batch size, %d thread(s)\n",
               engine::describe([&] { auto s = c.engine; s.batch = 1; return s; }()).c_str(), c.model.c_str(),
               model->info().input_size, model->info().classes.size(), ds.ids.size(), passes, threads);
-  std::printf("  %5s  %14s  %16s  %7s  %7s  %7s  %7s  %7s\n", "batch", "model fwd+bwd/s", "engine img-pass/s", "engine%",
-              "model", "explain", "perturb", "book");
-  double best = 0;
+  if (opt.flag_set("compare-precision")) {
+    print_precision_comparison(engine::compare_precision(c.engine, models, ds.ids, ds.images, ds.labels, batches.front()));
+    return 0;
+  }
+  std::printf("  %5s  %14s  %16s  %7s  %13s  %7s  %7s  %7s  %7s  | ms per image-pass: %6s %7s %8s %6s\n", "batch",
+              "model fwd+bwd/s", "engine img-pass/s", "engine%", "(pass range)", "model", "explain", "perturb", "book",
+              "model", "select", "operator", "book");
+  double best = 0, best_share = 0;
   int best_batch = 0;
   for (int b : batches) {
-    const engine::BenchRow r = engine::bench_engine(c.engine, models, ds.ids, ds.images, ds.labels, b, passes);
+    const engine::BenchRow r = engine::bench_engine(c.engine, models, ds.ids, ds.images, ds.labels, b, passes, c.shard_size);
     const double tot = std::max(r.wall, 1e-12);
-    std::printf("  %5d  %14.1f  %16.1f  %6.1f%%  %6.1f%%  %6.1f%%  %6.1f%%  %6.1f%%\n", b, r.model_rate, r.engine_rate,
-                100.0 * r.engine_rate / r.model_rate, 100 * r.split.model / tot, 100 * r.split.explain / tot,
-                100 * r.split.perturb / tot, 100 * r.split.book / tot);
+    const double ms = 1000.0 / static_cast<double>(std::max<std::int64_t>(1, r.split.image_passes));
+    char range[32];
+    std::snprintf(range, sizeof range, "%.1f-%.1f%%", 100 * r.ratio_lo, 100 * r.ratio_hi);
+    std::printf("  %5d  %14.1f  %16.1f  %6.1f%%  %13s  %6.1f%%  %6.1f%%  %6.1f%%  %6.1f%%  |                    %6.2f %7.3f %8.3f %6.3f\n",
+                b, r.model_rate, r.engine_rate, 100.0 * r.engine_rate / r.model_rate, range,
+                100 * r.split.model / tot, 100 * r.split.explain / tot, 100 * r.split.perturb / tot, 100 * r.split.book / tot,
+                ms * r.split.model, ms * r.split.explain, ms * r.split.perturb, ms * r.split.book);
     std::fflush(stdout);
-    if (r.engine_rate > best) best = r.engine_rate, best_batch = b;
+    if (r.engine_rate > best) best = r.engine_rate, best_batch = b, best_share = r.engine_rate / r.model_rate;
   }
   std::printf("  fastest engine batch: %d (%.1f image-passes/s)\n", best_batch, best);
+  std::printf("  engine at its fastest batch: %.1f %% of the pure forward+backward rate at that batch\n", 100 * best_share);
   return 0;
 }
 

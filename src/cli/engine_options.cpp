@@ -207,6 +207,11 @@ std::vector<Row> explain_rows() {
        [](RunBuild& b, const Value& v) { b.c.engine.steering.eot_blur = v.number; }},
       {row("eot-brightness", "0.1", "EOT: max relative brightness change", number(0, 0.5)),
        [](RunBuild& b, const Value& v) { b.c.engine.steering.eot_brightness = v.number; }},
+      // No default, so runs that do not give it keep their config hash.
+      {row("precision", "", "steering model arithmetic: fp32 (default) | bf16 (autocast for the forward and the input "
+                            "gradient; loss, state, selection and operators stay fp32)",
+           one_of({"fp32", "bf16"})),
+       [](RunBuild& b, const Value& v) { b.c.engine.steering.precision = engine::parse_precision(v.text); }},
   };
 }
 
@@ -271,6 +276,12 @@ std::vector<Row> output_rows(bool for_bench) {
     r.push_back({row("batch", "1,8,16,32,64", "batch sizes to measure (comma-separated integers in [1, 4096])"), nullptr});
     r.push_back({row("passes-per-batch", "3", "fixed passes measured per batch size", integer(1, 1000)), nullptr});
     r.push_back({row("images", "64", "images used", integer(1, 100000)), nullptr});
+    r.push_back({row("compare-precision", "",
+                     "instead of the batch sweep: the run's stop rule with fp32, fp32 at half the batch (the numerical "
+                     "noise floor) and bf16 in lock step at the first --batch; prints mask agreement per pass, final "
+                     "risk, passes to stop and the wall times",
+                     flag()),
+                 nullptr});
     return r;
   }
   r.push_back({row("checkpoint-every", "auto",
@@ -324,6 +335,8 @@ void finish(const Options& opt, RunBuild& b) {
                       "mask already covers whole pixels)");
   if (opt.has("region-fallback") && e.op.region_fallback == perturb::RegionFallback::kNone && !e.region)
     throw ConfigError("--region-fallback none: applies to --operator eyes|mouth|eyes-mouth only");
+  if (e.steering.precision == engine::Precision::kBf16 && e.explain.target == explain::Target::kFeature)
+    throw ConfigError("--precision bf16: not available with --target feature (it differentiates the embedder itself); use fp32");
   c.split_spec = split_option(opt, b.check_paths);
   engine::EngineSpec check = e;
   if (check.batch == 0) check.batch = 1;  // auto is resolved later

@@ -1,6 +1,7 @@
 #include "edi/engine/steering.hpp"
 
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
 #include <ATen/core/grad_mode.h>
 
 #include <cmath>
@@ -46,7 +47,79 @@ constexpr double kFeatureStartSigma = 2.0 / 255.0;
 
 at::Tensor l2_per_image(const at::Tensor& a) { return a.flatten(1).norm(2, 1).clamp_min(1e-30).view({-1, 1, 1, 1}); }
 
+/// Autocast to bfloat16 on `device` for its lifetime (restores the previous state).
+class Bf16Autocast {
+ public:
+  explicit Bf16Autocast(c10::Device device) : cuda_(device.is_cuda()) {
+    namespace ac = at::autocast;
+    was_on_ = cuda_ ? ac::is_enabled() : ac::is_cpu_enabled();
+    was_dtype_ = cuda_ ? ac::get_autocast_gpu_dtype() : ac::get_autocast_cpu_dtype();
+    if (cuda_) {
+      ac::set_enabled(true);
+      ac::set_autocast_gpu_dtype(at::kBFloat16);
+    } else {
+      ac::set_cpu_enabled(true);
+      ac::set_autocast_cpu_dtype(at::kBFloat16);
+    }
+    ac::increment_nesting();
+  }
+  ~Bf16Autocast() {
+    namespace ac = at::autocast;
+    if (ac::decrement_nesting() == 0) ac::clear_cache();
+    if (cuda_) {
+      ac::set_enabled(was_on_);
+      ac::set_autocast_gpu_dtype(was_dtype_);
+    } else {
+      ac::set_cpu_enabled(was_on_);
+      ac::set_autocast_cpu_dtype(was_dtype_);
+    }
+  }
+  Bf16Autocast(const Bf16Autocast&) = delete;
+  Bf16Autocast& operator=(const Bf16Autocast&) = delete;
+
+ private:
+  bool cuda_;
+  bool was_on_;
+  at::ScalarType was_dtype_;
+};
+
+/// A steering model whose forward runs under bf16 autocast; float32 logits.
+class Bf16Classifier : public models::Classifier {
+ public:
+  explicit Bf16Classifier(std::shared_ptr<models::Classifier> inner) : inner_(std::move(inner)) {}
+  const models::ModelInfo& info() const override { return inner_->info(); }
+  c10::Device device() const override { return inner_->device(); }
+  std::int64_t parameter_count() const override { return inner_->parameter_count(); }
+  at::Tensor logits(const at::Tensor& images) override {
+    at::Tensor z;
+    {
+      Bf16Autocast on(inner_->device());
+      z = inner_->logits(images);
+    }
+    return z.to(at::kFloat);
+  }
+
+ private:
+  std::shared_ptr<models::Classifier> inner_;
+};
+
 }  // namespace
+
+Precision parse_precision(const std::string& text) {
+  if (text == "fp32") return Precision::kFp32;
+  if (text == "bf16") return Precision::kBf16;
+  throw ConfigError("--precision " + text + ": expected fp32 or bf16");
+}
+
+const char* precision_name(Precision p) { return p == Precision::kBf16 ? "bf16" : "fp32"; }
+
+SteeringModels with_precision(SteeringModels models, Precision precision, explain::Target target) {
+  if (precision == Precision::kFp32) return models;
+  if (target == explain::Target::kFeature)
+    throw ConfigError("--precision bf16: not available with --target feature (it differentiates the embedder itself); use fp32");
+  for (auto& m : models.steer) m = std::make_shared<Bf16Classifier>(std::move(m));
+  return models;
+}
 
 void validate(const SteeringSpec& s) {
   if (s.eot < 0 || s.eot > 64) throw ConfigError("--eot " + std::to_string(s.eot) + ": expected an integer in [0, 64] (0 = off)");
@@ -56,7 +129,9 @@ void validate(const SteeringSpec& s) {
   check_range("--eot-brightness", s.eot_brightness, 0, 0.5);
 }
 
-std::string describe(const SteeringSpec& s) { return s.eot > 0 ? " eot=" + std::to_string(s.eot) : ""; }
+std::string describe(const SteeringSpec& s) {
+  return (s.eot > 0 ? " eot=" + std::to_string(s.eot) : "") + (s.precision == Precision::kBf16 ? " bf16" : "");
+}
 
 std::vector<std::string> split_model_list(const std::string& models) {
   std::vector<std::string> out;
@@ -137,12 +212,13 @@ at::Tensor Steerer::feature_start(const std::vector<std::string>& ids, int pass,
 
 at::Tensor Steerer::attribution(models::Classifier& model, const at::Tensor& x, const at::Tensor& labels, const at::Tensor& originals,
                                 const std::vector<RngKey>& keys, const std::vector<std::string>& ids, int pass,
-                                at::Tensor* logits) const {
+                                at::Tensor* logits, at::Tensor* finite) const {
   const bool feature = explain_.target == explain::Target::kFeature;
   if (!feature && spec_.eot == 0) {  // the paper's rule: one call gives prediction and attribution
     auto fit_fn = [&](const at::Tensor& rows) { return fit(model, rows); };
     explain::ExplainResult r = explain::explain(model, x, labels, explain_, keys, fit_fn);
     *logits = r.logits;
+    *finite = r.finite;
     return r.attribution;
   }
   {
@@ -199,6 +275,12 @@ Steerer::Answer Steerer::answer(models::Classifier& model, const at::Tensor& log
 
 SteerResult Steerer::combine(const std::vector<Answer>& answers) const {
   SteerResult r;
+  if (answers.size() == 1) {  // one model: its answer as is
+    r.true_prob = answers.front().prob;
+    r.true_rank = answers.front().rank;
+    r.top1 = answers.front().top1;
+    return r;
+  }
   r.true_prob = answers.front().prob.clone();
   r.true_rank = answers.front().rank.clone();
   r.top1 = answers.front().top1.clone();
@@ -233,9 +315,10 @@ SteerResult Steerer::explain(const at::Tensor& x, const at::Tensor& labels, cons
   std::vector<Answer> answers;
   at::Tensor total;
   const bool ensemble = models_.steer.size() > 1;
+  at::Tensor finite;  // from the explain step itself when one model answers
   for (const auto& m : models_.steer) {
     at::Tensor logits;
-    at::Tensor a = attribution(*m, x, labels, originals, keys, ids, pass, &logits);
+    at::Tensor a = attribution(*m, x, labels, originals, keys, ids, pass, &logits, &finite);
     answers.push_back(answer(*m, logits, labels));
     if (ensemble) a = a / l2_per_image(a);  // each model's per-image direction counts once
     total = total.defined() ? total + a : a;
@@ -247,7 +330,7 @@ SteerResult Steerer::explain(const at::Tensor& x, const at::Tensor& labels, cons
   }
   SteerResult r = combine(answers);
   r.attribution = total.contiguous();
-  r.finite = at::isfinite(r.attribution).flatten(1).all(1);
+  r.finite = !ensemble && finite.defined() ? finite : at::isfinite(r.attribution).flatten(1).all(1);
   return r;
 }
 

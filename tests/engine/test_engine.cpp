@@ -248,3 +248,26 @@ TEST(Engine, SpecValidationNamesTheOption) {
     EXPECT_STREQ(e.what(), "--operator eyes: region masking is a conventional baseline (use --method conventional)");
   }
 }
+
+TEST(Engine, BatchedTrajectoryStatisticsEqualThePerImageFormulas) {
+  // The image rule stops images at different passes, so later batches gather
+  // non-consecutive rows: every image's last evaluation saw its final state.
+  EngineSpec spec = base_spec();
+  spec.op = edi::perturb::OperatorSpec::defaults("noise");
+  spec.op.sigma = 0.5;
+  spec.select.q = 50;
+  spec.max_passes = 25;
+  const auto shards = run(spec, 7);
+  int stopped_early = 0;
+  for (const auto& s : shards)
+    for (std::size_t i = 0; i < s.size(); ++i) {
+      const auto& r = s.records[i];
+      const at::Tensor diff = (s.state[static_cast<std::int64_t>(i)] - s.original[static_cast<std::int64_t>(i)]).abs();
+      const TrajectoryPoint& last = r.trajectory.back();
+      EXPECT_EQ(last.changed_share, diff.gt(0.5f / 255.f).to(at::kFloat).mean().item<float>());
+      EXPECT_EQ(last.linf, diff.max().item<float>());
+      EXPECT_EQ(last.psnr, psnr(s.state[static_cast<std::int64_t>(i)], s.original[static_cast<std::int64_t>(i)]));
+      stopped_early += r.status == Status::kStopped && r.stop_pass < 25;
+    }
+  EXPECT_GT(stopped_early, 1);
+}

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
 
 #include <map>
 
@@ -270,4 +271,57 @@ TEST(Steering, OptionsAreValidated) {
   EXPECT_THROW(validate(s), edi::ConfigError);
   EXPECT_EQ(split_model_list(" a.pt , faceapi:recognition"), (std::vector<std::string>{"a.pt", "faceapi:recognition"}));
   EXPECT_THROW(split_model_list("a.pt,,b.pt"), edi::ConfigError);
+}
+
+TEST(Steering, Bf16PrecisionAutocastsTheSteeringModelOnly) {
+  const Data d = make_data();
+  auto model = cnn();
+  SteeringModels fp32;
+  fp32.steer.push_back(model);
+  const SteeringModels bf16 = with_precision(fp32, Precision::kBf16, edi::explain::Target::kRunnerUp);
+  ASSERT_NE(bf16.steer.front().get(), model.get());
+  EXPECT_EQ(with_precision(fp32, Precision::kFp32, edi::explain::Target::kRunnerUp).steer.front().get(), model.get());
+  at::Tensor z32, z16;
+  {
+    at::NoGradGuard g;
+    z32 = model->logits(d.images);
+    z16 = bf16.primary().logits(d.images);
+  }
+  // float32 logits back, computed in bf16 (≈ 3 significant digits), and autocast is off again afterwards.
+  EXPECT_EQ(z16.scalar_type(), at::kFloat);
+  EXPECT_FALSE(at::equal(z32, z16));
+  EXPECT_LE((z32 - z16).abs().max().item<float>(), 0.05f * z32.abs().max().item<float>() + 1e-3f);
+  EXPECT_FALSE(at::autocast::is_cpu_enabled());
+
+  // The input gradient flows back through the casts: a float32 attribution whose
+  // top-decile selection mostly agrees with fp32's.
+  const Steerer s32(fp32, {}, {}, 1, top1_rule), s16(bf16, {}, {}, 1, top1_rule);
+  const SteerResult r32 = s32.explain(d.images, d.labels, d.images, keys_of(d, 0), d.ids, 0);
+  const SteerResult r16 = s16.explain(d.images, d.labels, d.images, keys_of(d, 0), d.ids, 0);
+  ASSERT_EQ(r16.attribution.scalar_type(), at::kFloat);
+  EXPECT_FALSE(at::equal(r32.attribution, r16.attribution));
+  auto top_decile = [](const at::Tensor& a) {
+    const at::Tensor f = a.flatten(1);
+    return f.ge(std::get<0>(f.kthvalue(static_cast<std::int64_t>(0.9 * f.size(1)), 1, true)));
+  };
+  const double agree = top_decile(r32.attribution).eq(top_decile(r16.attribution)).to(at::kDouble).mean().item<double>();
+  EXPECT_GT(agree, 0.9);
+  EXPECT_LT(agree, 1.0);
+}
+
+TEST(Steering, PrecisionIsValidated) {
+  EXPECT_EQ(parse_precision("bf16"), Precision::kBf16);
+  EXPECT_STREQ(precision_name(parse_precision("fp32")), "fp32");
+  try {
+    parse_precision("fp16");
+    FAIL();
+  } catch (const edi::ConfigError& e) {
+    EXPECT_STREQ(e.what(), "--precision fp16: expected fp32 or bf16");
+  }
+  SteeringModels m;
+  m.steer.push_back(cnn());
+  EXPECT_THROW(with_precision(m, Precision::kBf16, edi::explain::Target::kFeature), edi::ConfigError);
+  SteeringSpec s;
+  s.precision = Precision::kBf16;
+  EXPECT_EQ(describe(s), " bf16");
 }

@@ -124,13 +124,24 @@ class Engine {
 
  private:
   bool identified(float prob, int rank) const;
-  void record(Shard& shard, int i, int pass, float prob, int rank, int top1);
+  void record(Shard& shard, int i, int pass, float prob, int rank, int top1, float changed, float linf, float mse);
+  /// Record a batch's evaluation and decide each image's status; returns the
+  /// attributions of the images still to be perturbed (undefined when none).
+  at::Tensor judge_chunk(Shard& shard, const std::vector<int>& chunk, int pass, bool last, const SteerResult& r,
+                         const at::Tensor& x, const at::Tensor& x0, PassCounts& counts);
+  void perturb_level(Shard& shard, int pass, int level, const std::vector<int>& positions, PassCounts& counts);
+  void tally(const Shard& shard, PassCounts& counts) const;
+  /// Gather buffers reused across batches (rows of non-consecutive images).
+  struct Buffers {
+    at::Tensor state, original, labels, attribution;
+  };
   EngineSpec spec_;
   SteeringModels models_;
   Steerer steerer_;
   std::unique_ptr<perturb::Operator> op_;
   Timing timing_;
   MaskObserver mask_observer_;
+  Buffers buffers_;
 };
 
 /// PSNR in dB between two images in [0,1] (+inf when identical).

@@ -45,8 +45,22 @@ struct Manifest;
 
 namespace edi::engine {
 
+/// Arithmetic of the steering models' forward and input gradient.
+///   fp32  everything in float32 (the default);
+///   bf16  `--precision bf16`: each steering model's forward runs under
+///         autocast to bfloat16 (CPU or CUDA autocast by the model's device:
+///         convolutions and matrix products in bf16, the rest as autocast
+///         rules), its logits come back as float32, and the input gradient
+///         flows back through the same casts; the loss, the state, selection,
+///         operators and the judge stay in float32.
+enum class Precision : std::uint8_t { kFp32 = 0, kBf16 = 1 };
+/// "fp32" | "bf16"; ConfigError naming --precision otherwise.
+Precision parse_precision(const std::string& text);
+const char* precision_name(Precision p);
+
 /// Options of the steering (all off by default: the paper's single-model rule).
 struct SteeringSpec {
+  Precision precision = Precision::kFp32;
   int eot = 0;                   ///< transformations per attribution; 0 = off, [0, 64]
   double eot_shift = 4.0;        ///< max |shift| in pixels of the state, [0, 32]
   double eot_scale = 0.05;       ///< max relative scale change, [0, 0.5]
@@ -72,6 +86,11 @@ struct SteeringModels {
 /// split). Every model must classify the manifest's identities in order.
 SteeringModels load_steering_models(const std::string& models, const std::string& judge, const std::string& device,
                                     const data::Manifest& manifest, data::ResizeMode resize);
+
+/// `models` with every steering model wrapped to run in `precision` (fp32:
+/// unchanged). ConfigError for bf16 with the feature target (it needs the
+/// gallery model's embedder itself).
+SteeringModels with_precision(SteeringModels models, Precision precision, explain::Target target);
 
 /// The references in a "A,B,C" model list (trimmed; ConfigError on an empty item).
 std::vector<std::string> split_model_list(const std::string& models);
@@ -122,7 +141,7 @@ class Steerer {
   SteerResult combine(const std::vector<Answer>& answers) const;
   at::Tensor attribution(models::Classifier& model, const at::Tensor& x, const at::Tensor& targets,
                          const at::Tensor& originals, const std::vector<RngKey>& keys, const std::vector<std::string>& ids,
-                         int pass, at::Tensor* logits) const;
+                         int pass, at::Tensor* logits, at::Tensor* finite) const;
   at::Tensor fit(models::Classifier& model, const at::Tensor& rows) const;
 
   const SteeringModels& models_;
