@@ -12,5 +12,9 @@ namespace edi::cli {
 void add_eval_options(Options& opt);
 /// The validated evaluation configuration (ConfigError names the option).
 metrics::EvalConfig eval_config_from(const Options& opt);
+/// Declare --quiet and --progress-every (progress lines of long steps; cmd_metrics.cpp).
+void add_progress_options(Options& opt);
+/// Apply them to the process-wide progress settings (edi/core/progress.hpp).
+void apply_progress_options(const Options& opt);
 
 }  // namespace edi::cli
