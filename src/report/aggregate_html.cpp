@@ -64,10 +64,17 @@ std::vector<fs::path> analysis_dirs() {
 
 }  // namespace
 
+namespace {
+/// The modules report.py needs that `python` lacks ("" = none); status 127 when `python` does not run.
+Captured missing_modules(const std::string& python) {
+  return capture(sh_quote(python) +
+                 " -c 'import importlib.util as u, sys; m = [n for n in (\"pandas\", \"matplotlib\", \"numpy\") "
+                 "if u.find_spec(n) is None]; print(\" \".join(m)); sys.exit(1 if m else 0)'");
+}
+}  // namespace
+
 HtmlReporter find_html_reporter() {
   HtmlReporter r;
-  const char* py = std::getenv("EDI_PYTHON");
-  r.python = py && *py ? py : "python3";
   std::string looked;
   for (const fs::path& d : analysis_dirs()) {
     if (fs::is_regular_file(d / "report.py")) {
@@ -79,18 +86,25 @@ HtmlReporter find_html_reporter() {
   if (r.script.empty())
     throw ConfigError("--html: analysis/report.py not found (looked in " + looked +
                       "); install with cmake --install, or set EDI_ANALYSIS_DIR to the analysis folder");
-  // One line naming every module that is missing.
-  const Captured c = capture(sh_quote(r.python) +
-                             " -c 'import importlib.util as u, sys; m = [n for n in (\"pandas\", \"matplotlib\", \"numpy\") "
-                             "if u.find_spec(n) is None]; print(\" \".join(m)); sys.exit(1 if m else 0)'");
-  if (c.status == 127 || (c.status != 0 && c.output.find("not found") != std::string::npos))
-    throw ConfigError("--html: " + r.python + " not found (install python3, or set EDI_PYTHON to a Python 3 with pandas and matplotlib)");
-  if (c.status != 0) {
-    const std::string missing = last_line(c.output);
-    throw ConfigError("--html: " + r.python + " lacks " + (missing.empty() ? std::string("a working interpreter") : missing) +
-                      " (Debian: apt-get install python3-pandas python3-matplotlib; or set EDI_PYTHON to a python3 that has them)");
+  // $EDI_PYTHON alone when set; else python3 on PATH, then Debian's (the analysis scripts' reference).
+  const char* env = std::getenv("EDI_PYTHON");
+  const std::vector<std::string> candidates =
+      env && *env ? std::vector<std::string>{env} : std::vector<std::string>{"python3", "/usr/bin/python3"};
+  std::string first_problem;
+  for (const std::string& py : candidates) {
+    const Captured c = missing_modules(py);
+    if (c.status == 0) {
+      r.python = py;
+      return r;
+    }
+    if (!first_problem.empty()) continue;
+    if (c.status == 127 || c.output.find("not found") != std::string::npos)
+      first_problem = py + " not found (install python3, or set EDI_PYTHON to a Python 3 with pandas and matplotlib)";
+    else
+      first_problem = py + " lacks " + (last_line(c.output).empty() ? std::string("a working interpreter") : last_line(c.output)) +
+                      " (Debian: apt-get install python3-pandas python3-matplotlib; or set EDI_PYTHON to a python3 that has them)";
   }
-  return r;
+  throw ConfigError("--html: " + first_problem);
 }
 
 fs::path write_html_report(const HtmlReporter& reporter, const fs::path& out, const std::function<void(const std::string&)>& log) {

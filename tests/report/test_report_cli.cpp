@@ -286,7 +286,8 @@ TEST(Progress, EvaluateTrainAndAggregateInALog) {
   TempDir tmp;
   const fs::path run = copy_run(s.edi, tmp / "edi-blur-k3");
   const std::string eval = "evaluate " + run.string() + " --attacker lbph,adaptive --adaptive-epochs 2 --bootstrap 20 --progress-every 0";
-  auto r = run_command(std::string(EDI_EXE) + " " + eval + " > " + (tmp / "out.txt").string() + " 2> " + (tmp / "err.txt").string());
+  // (braces: run_command appends 2>&1, which must not undo these redirections)
+  auto r = run_command("{ " + std::string(EDI_EXE) + " " + eval + " > " + (tmp / "out.txt").string() + " 2> " + (tmp / "err.txt").string() + "; }");
   ASSERT_EQ(r.exit_code, 0) << edi::read_file(tmp / "err.txt");
   EXPECT_TRUE(progress_lines(edi::read_file(tmp / "out.txt")).empty()) << "progress goes to stderr";
   auto labels = check_format(progress_lines(edi::read_file(tmp / "err.txt")));
@@ -301,7 +302,7 @@ TEST(Progress, EvaluateTrainAndAggregateInALog) {
   EXPECT_TRUE(progress_lines(r.output).empty()) << r.output;
 
   const std::string train = "train --data " + s.data.string() + " --labels none --epochs 2 --patience 5 --threads 1 --progress-every 0 --out ";
-  r = run_command(std::string(EDI_EXE) + " " + train + (tmp / "m.pt").string() + " 2> " + (tmp / "train-err.txt").string());
+  r = run_command("{ " + std::string(EDI_EXE) + " " + train + (tmp / "m.pt").string() + " 2> " + (tmp / "train-err.txt").string() + "; }");
   ASSERT_EQ(r.exit_code, 0) << r.output << edi::read_file(tmp / "train-err.txt");
   const auto tl = progress_lines(edi::read_file(tmp / "train-err.txt"));
   EXPECT_EQ(check_format(tl), std::set<std::string>{"train m.pt"});
@@ -312,8 +313,8 @@ TEST(Progress, EvaluateTrainAndAggregateInALog) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(progress_lines(r.output).empty()) << r.output;
 
-  r = run_command(std::string(EDI_EXE) + " aggregate " + run.string() + " --out " + (tmp / "agg").string() +
-                  " --progress-every 0 2> " + (tmp / "agg-err.txt").string());
+  r = run_command("{ " + std::string(EDI_EXE) + " aggregate " + run.string() + " --out " + (tmp / "agg").string() +
+                  " --progress-every 0 2> " + (tmp / "agg-err.txt").string() + "; }");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   labels = check_format(progress_lines(edi::read_file(tmp / "agg-err.txt")));
   EXPECT_TRUE(labels.count("aggregate: runs read")) << edi::read_file(tmp / "agg-err.txt");

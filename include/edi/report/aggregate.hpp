@@ -59,7 +59,7 @@ AggregateResult aggregate_runs(const AggregateConfig& config, const std::functio
 
 /// How `aggregate --html` writes report.html: the python3 to run and analysis/report.py.
 struct HtmlReporter {
-  std::string python;               ///< $EDI_PYTHON, else python3 (on PATH)
+  std::string python;               ///< $EDI_PYTHON, else python3 on PATH, else /usr/bin/python3 (the first with the modules)
   std::filesystem::path script;     ///< report.py
 };
 /// Find report.py ($EDI_ANALYSIS_DIR; PREFIX/share/edi-anon/analysis next to an installed binary; the
