@@ -954,7 +954,8 @@ AggregateResult aggregate_runs(const AggregateConfig& cfg, const std::function<v
   write_file_atomic(cfg.out / "aggregate.json", aggregate_json(cfg, t));
   for (const char* f : {"aggregate.csv", "aggregate.meta.json", "aggregate.md", "aggregate.tex", "aggregate.json", "matched.csv"})
     res.files.push_back(cfg.out / f);
-  if (cfg.html) res.files.push_back(write_html_report(html, cfg.out, log));
+  if (cfg.html && rows.empty() && log) log("report.html not written: no evaluated run to show");
+  if (cfg.html && !rows.empty()) res.files.push_back(write_html_report(html, cfg.out, log));
   return res;
 }
 
