@@ -13,9 +13,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 start=$(date +%s)
-step() { echo; echo "== [$1/6] $2 (at $(( $(date +%s) - start )) s)"; }
+step_start=$start step_name=
+# step N TEXT: close the previous step with its duration, then announce the next.
+step() {
+  local now
+  now=$(date +%s)
+  [ -z "$step_name" ] || echo "== $step_name took $((now - step_start)) s"
+  step_name="step $1" step_start=$now
+  echo; echo "== [$1/6] $2 (at $((now - start)) s)"
+}
 
-step 1 "set-up: Debian packages, face assets, build edi-anon only (minutes on a fresh machine, seconds after)"
+step 1 "set-up: Debian packages, face assets, build edi-anon only (first time: packages, then a cold build of edi-anon with precompiled headers, the longest part without a compiler cache; seconds with a warm cache)"
 scripts/setup.sh --target edi-anon
 
 OUT=${OUT:-runs/johns-demo}
@@ -25,7 +33,7 @@ EDI=build/edi-anon
 MODELS=runs/johns-demo-models
 PY=/usr/bin/python3
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_WAIT_POLICY=passive
-start=$(date +%s)
+start=$(date +%s) step_start=$start
 
 # Two small CNNs on the original johns training split (the runs' split: test
 # 0.2, val 0.1, seed 0): the independent attacker (seed 0) and a second
@@ -62,6 +70,7 @@ cat "$OUT/aggregate/aggregate.md"
 echo
 cat "$TRANSFER/aggregate/aggregate.md"
 echo
+echo "== $step_name took $(( $(date +%s) - step_start )) s"
 echo "== done in $(( $(date +%s) - start )) s after set-up"
 echo "tables:   $OUT/aggregate/aggregate.{md,csv,tex,json}, matched.{md,csv}; $TRANSFER/aggregate/"
 echo "report:   $OUT/report.html, $TRANSFER/report.html (one file each, no network)"

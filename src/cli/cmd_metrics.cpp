@@ -6,6 +6,7 @@
 
 #include "commands.hpp"
 #include "edi/core/error.hpp"
+#include "edi/core/progress.hpp"
 #include "edi/metrics/evaluate.hpp"
 #include "edi/metrics/format.hpp"
 #include "edi/report/aggregate.hpp"
@@ -87,14 +88,16 @@ int cmd_evaluate(const Args& args) {
               "finished run (complete.json) and of each snapshot RUNDIR/snapshots/<T>/, with 95% identity-cluster intervals\n"
               "(Clopper-Pearson at 0/100%). Writes metrics.json (schema version 2) and metrics-images.csv in each.");
   add_eval_options(opt);
+  add_progress_options(opt);
   opt.add_common();
   std::vector<std::string> pos;
-  const Args norm = normalise(args, {"attacker", "utility"}, {}, pos);
+  const Args norm = normalise(args, {"attacker", "utility"}, {"quiet"}, pos);
   if (!opt.parse(norm)) return 0;
   if (pos.size() != 1) throw ConfigError("evaluate: expected exactly one RUNDIR (got " + std::to_string(pos.size()) + ")");
   const fs::path run = pos[0];
   if (!fs::is_directory(run)) throw ConfigError("RUNDIR " + run.string() + ": no such directory");
   const metrics::EvalConfig c = eval_config_from(opt);
+  apply_progress_options(opt);
   opt.apply_threads();
   std::printf("evaluate %s\n", run.c_str());
   const metrics::MetricsReport r = metrics::evaluate_run(run, c, print_line);
@@ -112,7 +115,7 @@ int cmd_evaluate(const Args& args) {
 }
 
 int cmd_aggregate(const Args& args) {
-  Options opt("aggregate", "RUNDIR... --out DIR [--evaluate] [--match-risk steering|ATTACKER] [--match-task TASK]",
+  Options opt("aggregate", "RUNDIR... --out DIR [--evaluate] [--columns SET] [--html] [--match-risk steering|ATTACKER] [--match-task TASK]",
               "One table over many run directories (a sweep, a job array) and their snapshots (rows <run>@<T>), control\n"
               "runs first, in CSV (context in aggregate.meta.json), Markdown, LaTeX and JSON, plus two matched-privacy tables\n"
               "(pairs fixed by operator family and target: matched-to, else the EDI run or snapshot closest at or below the\n"
@@ -122,11 +125,16 @@ int cmd_aggregate(const Args& args) {
       .flag("evaluate", "evaluate finished runs that have no metrics.json yet (with the evaluate options below)")
       .add("match-risk", "steering",
            "attacker of the second matched table: steering = the strongest independent attacker per baseline, or a name (lbph, faceapi, faceres, adaptive, model:FILE)")
-      .add("match-task", "", "utility task compared in the matched tables (default: the first labelled classification task, else the first one)");
+      .add("match-task", "", "utility task compared in the matched tables (default: the first labelled classification task, else the first one)")
+      .add("columns", "compact",
+           "columns of the runs table in aggregate.md and aggregate.tex: compact (fits a one-column page), all, or a comma list of "
+           "privacy, utility, quality (wide sets: table*, turned to landscape when wider than the line); the CSV and JSON hold all")
+      .flag("html", "also write DIR/report.html, one self-contained page (needs python3 with pandas and matplotlib; analysis/report.py)");
   add_eval_options(opt);
+  add_progress_options(opt);
   opt.add_common();
   std::vector<std::string> pos;
-  const Args norm = normalise(args, {"attacker", "utility"}, {"evaluate"}, pos);
+  const Args norm = normalise(args, {"attacker", "utility"}, {"evaluate", "html", "quiet"}, pos);
   if (!opt.parse(norm)) return 0;
   if (pos.empty()) throw ConfigError("aggregate: expected at least one RUNDIR");
   report::AggregateConfig c;
@@ -137,6 +145,9 @@ int cmd_aggregate(const Args& args) {
   c.bootstrap = c.eval.bootstrap;
   c.match_risk = opt.text("match-risk");
   if (opt.has("match-task")) c.match_task = opt.text("match-task");
+  c.columns = opt.text("columns");
+  c.html = opt.flag_set("html");
+  apply_progress_options(opt);
   opt.apply_threads();
   const report::AggregateResult r = report::aggregate_runs(c, print_line);
   std::size_t ok = 0;

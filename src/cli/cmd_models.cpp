@@ -11,29 +11,18 @@
 #include "commands.hpp"
 #include "edi/core/error.hpp"
 #include "edi/core/fs.hpp"
+#include "edi/core/progress.hpp"
 #include "edi/data/manifest.hpp"
 #include "edi/models/classifier.hpp"
 #include "edi/models/registry.hpp"
 #include "edi/models/training.hpp"
 #include "data_options.hpp"
+#include "eval_options.hpp"
 #include "options.hpp"
 
 namespace edi::cli {
 
 namespace fs = std::filesystem;
-
-namespace {
-
-std::string format_seconds(double s) {
-  char buf[32];
-  if (s < 60)
-    std::snprintf(buf, sizeof buf, "%.0f s", s);
-  else
-    std::snprintf(buf, sizeof buf, "%dm%02ds", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
-  return buf;
-}
-
-}  // namespace
 
 int cmd_train(const Args& args) {
   Options opt("train", "--data DIR | --manifest RUNDIR/manifest.csv --out MODEL [options]",
@@ -54,11 +43,13 @@ int cmd_train(const Args& args) {
       .add(row("seed", "0", "seed of initialisation, shuffles and augmentation", seed()))
       .add(row("size", "64", "input side S (images resized shorter side -> S, centre crop)", integer(8, 1024)))
       .add(row("augment", "flip+crop", "none, flip, crop or flip+crop (seeded per image and epoch)", one_of({"none", "flip", "crop", "flip+crop"})))
-      .add("device", "cpu", "cpu or cuda[:i]")
-      .add_common();
+      .add("device", "cpu", "cpu or cuda[:i]");
+  add_progress_options(opt);  // --quiet, --progress-every (eval_options.cpp)
+  opt.add_common();
   add_split_options(opt, "without --manifest: ");
   add_data_set_options(opt);  // --split-file, --max-megapixels (data_options)
   if (!opt.parse(args)) return 0;
+  apply_progress_options(opt);
 
   models::TrainConfig c;
   c.task = opt.text("task");
@@ -99,21 +90,24 @@ int cmd_train(const Args& args) {
   std::printf("train: %s on task '%s', %d threads, seed %llu -> %s\n", c.architecture.c_str(), c.task.c_str(),
               c.threads, static_cast<unsigned long long>(c.seed), c.out.c_str());
   std::fflush(stdout);
+  Progress progress("train " + c.out.filename().string(), static_cast<std::size_t>(c.epochs), "epochs");
   const auto result = models::train_classifier(
       c,
-      [](const models::EpochReport& r) {
+      [&progress](const models::EpochReport& r) {
+        progress.set(static_cast<std::size_t>(r.epoch));
         std::printf("epoch %3d/%d  loss %.4f  train-acc %.4f  val-acc %.4f%s  %6.1f img/s  ETA %s\n", r.epoch,
                     r.epochs, r.loss, r.train_accuracy, r.val_accuracy, r.improved ? "*" : " ", r.images_per_second,
-                    format_seconds(r.eta_seconds).c_str());
+                    format_duration(r.eta_seconds).c_str());
         std::fflush(stdout);
       },
       [](const std::string& line) {
         std::printf("%s\n", line.c_str());
         std::fflush(stdout);
       });
+  progress.finish();
   const auto& rec = result.record;
   std::printf("train: %d epoch(s)%s, best epoch %d, %s of training\n", rec.epochs_run,
-              result.early_stopped ? " (early stop)" : "", rec.best_epoch, format_seconds(rec.seconds).c_str());
+              result.early_stopped ? " (early stop)" : "", rec.best_epoch, format_duration(rec.seconds).c_str());
   std::printf("train: accuracy train %.4f  val %.4f  test %.4f (%zu test images)\n", rec.train_accuracy,
               rec.val_accuracy, rec.test_accuracy, rec.test_images);
   std::printf("train: wrote %s and %s\n", c.out.c_str(), models::sidecar_path(c.out).c_str());

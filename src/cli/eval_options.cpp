@@ -2,6 +2,8 @@
 // to add a row).
 #include "eval_options.hpp"
 
+#include "edi/core/progress.hpp"
+
 #include <sstream>
 
 namespace edi::cli {
@@ -59,6 +61,22 @@ metrics::EvalConfig eval_config_from(const Options& opt) {
   metrics::EvalConfig c;
   opt.apply(eval_rows(), c);
   return c;
+}
+
+void add_progress_options(Options& opt) {
+  opt.add(row("quiet", "", "no progress lines (on a terminal one updating line, in a log one line every --progress-every seconds)",
+              flag())
+              .operational())
+      .add(row("progress-every", "10", "seconds between progress lines when stderr is not a terminal (a log, a SLURM job)",
+               number(0, 86400))
+               .operational());
+}
+
+void apply_progress_options(const Options& opt) {
+  ProgressSettings p = progress_settings();
+  p.enabled = !opt.flag_set("quiet");
+  p.every_seconds = opt.number("progress-every");
+  set_progress_settings(p);
 }
 
 }  // namespace edi::cli

@@ -17,5 +17,9 @@ void add_eval_options(Options& opt);
 metrics::EvalConfig eval_config_from(const Options& opt);
 /// A comma-separated list without empty items.
 std::vector<std::string> split_list(const std::string& text);
+/// Declare --quiet and --progress-every (progress lines of long steps; cmd_metrics.cpp).
+void add_progress_options(Options& opt);
+/// Apply them to the process-wide progress settings (edi/core/progress.hpp).
+void apply_progress_options(const Options& opt);
 
 }  // namespace edi::cli

@@ -1,7 +1,9 @@
 // Helpers shared by the evaluation blocks: model forward passes, true-class
 // ranks, hit rates, per-image columns.
 #include <cmath>
+#include <optional>
 
+#include "edi/core/progress.hpp"
 #include "edi/data/image.hpp"
 #include "edi/metrics/format.hpp"
 #include "eval_parts.hpp"
@@ -38,14 +40,24 @@ at::Tensor at_size(const at::Tensor& images, int size) {
 }
 }  // namespace
 
-at::Tensor predict_logits(models::Classifier& model, const at::Tensor& images, int batch) {
+std::string progress_label(const RunInputs& in, const std::string& what) {
+  const fs::path dir = in.rundir.filename().empty() ? in.rundir.parent_path() : in.rundir;
+  std::string name = dir.filename().string();
+  if (in.snapshot.is_object()) name = dir.parent_path().parent_path().filename().string() + "@" + name;
+  return "evaluate " + name + ": " + what;
+}
+
+at::Tensor predict_logits(models::Classifier& model, const at::Tensor& images, int batch, const std::string& progress) {
   torch::NoGradGuard guard;
+  std::optional<Progress> p;
+  if (!progress.empty()) p.emplace(progress, static_cast<std::size_t>(images.size(0)), "images");
   const int size = model.info().input_size > 0 ? model.info().input_size : static_cast<int>(images.size(2));
   std::vector<at::Tensor> out;
   for (std::int64_t b = 0; b < images.size(0); b += batch) {
     const std::int64_t len = std::min<std::int64_t>(batch, images.size(0) - b);
     at::Tensor x = at_size(images.narrow(0, b, len), size).to(model.device());
     out.push_back(model.logits(x).detach().to(torch::kCPU).to(torch::kFloat));
+    if (p) p->add(static_cast<std::size_t>(len));
   }
   return out.empty() ? torch::zeros({0, static_cast<std::int64_t>(model.num_classes())}) : torch::cat(out);
 }

@@ -5,6 +5,8 @@
 // evaluate_run assembles into metrics.json and metrics-images.csv.
 #include <torch/torch.h>
 
+#include "edi/core/progress.hpp"
+
 #include <opencv2/core.hpp>
 
 #include <filesystem>
@@ -117,7 +119,10 @@ RunInputs read_run_inputs(const std::filesystem::path& rundir, const Log& say);
 json interval_json(const Interval& v);
 std::vector<std::string> int_column(const std::vector<int>& v);
 std::vector<std::string> number_column(const std::vector<double>& v);
-at::Tensor predict_logits(models::Classifier& model, const at::Tensor& images, int batch);
+/// Logits in batches; with a `progress` label, a progress line per batch (edi/core/progress.hpp).
+at::Tensor predict_logits(models::Classifier& model, const at::Tensor& images, int batch, const std::string& progress = "");
+/// "evaluate RUN: WHAT" (RUN@T for a snapshot): the label of an evaluation step's progress line.
+std::string progress_label(const RunInputs& in, const std::string& what);
 std::vector<int> true_ranks(const at::Tensor& scores, const std::vector<int>& labels);
 std::vector<int> argmax_rows(const at::Tensor& scores);
 std::filesystem::path resolve_model(const std::string& ref, const std::filesystem::path& rundir);

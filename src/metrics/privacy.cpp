@@ -55,8 +55,9 @@ int rank_of(const std::vector<std::pair<int, double>>& seen, int label, std::siz
 }
 }  // namespace
 
-ThreatRanks lbph_threat_ranks(const std::vector<cv::Mat>& originals, const std::vector<cv::Mat>& probes,
-                              const std::vector<int>& labels) {
+namespace {
+ThreatRanks lbph_ranks(const std::vector<cv::Mat>& originals, const std::vector<cv::Mat>& probes, const std::vector<int>& labels,
+                       Progress* progress) {
   std::vector<cv::Mat> tr;
   for (const auto& o : originals) tr.push_back(grey8(o));
   auto lbph = cv::face::LBPHFaceRecognizer::create();
@@ -68,8 +69,15 @@ ThreatRanks lbph_threat_ranks(const std::vector<cv::Mat>& originals, const std::
     lbph->predict(grey8(probes[i]), coll);
     t.linkage.push_back(rank_of(coll->seen, labels[i], none));
     t.heldout.push_back(rank_of(coll->seen, labels[i], i));
+    if (progress) progress->add();
   }
   return t;
+}
+}  // namespace
+
+ThreatRanks lbph_threat_ranks(const std::vector<cv::Mat>& originals, const std::vector<cv::Mat>& probes,
+                              const std::vector<int>& labels) {
+  return lbph_ranks(originals, probes, labels, nullptr);
 }
 
 }  // namespace edi::metrics
@@ -176,7 +184,8 @@ SteeringResult evaluate_steering(const RunInputs& in, const EvalConfig& cfg, con
       const std::string ref = resolve_model(member, in.rundir).string();
       auto model = engine::load_steering_model(ref, cfg.device, in.meta.manifest, in.meta.resize);
       if (say) say("steering model " + ref + ": re-identifying the anonymized images");
-      const std::vector<int> r = true_ranks(predict_logits(*model, in.anon, cfg.batch), in.labels);
+      const std::vector<int> r =
+          true_ranks(predict_logits(*model, in.anon, cfg.batch, progress_label(in, "steering model " + member)), in.labels);
       for (std::size_t i = 0; i < n; ++i) s.ranks[i] = from_images ? std::min(s.ranks[i], r[i]) : r[i];
       from_images = true;
     }
@@ -215,7 +224,9 @@ SteeringResult evaluate_steering(const RunInputs& in, const EvalConfig& cfg, con
 AttackerResult evaluate_lbph(const RunInputs& in, const EvalConfig& cfg, const Log& say) {
   if (in.n() < 2) return unavailable("lbph", "lbph", "the run has fewer than two images: no leave-one-out gallery");
   if (say) say("attacker lbph: enrolling " + std::to_string(in.n()) + " originals (grey), leave-one-out and linkage");
-  const ThreatRanks t = lbph_threat_ranks(in.orig_mats, in.anon_mats, in.labels);
+  Progress progress(progress_label(in, "attacker lbph"), in.n(), "probes");
+  const ThreatRanks t = lbph_ranks(in.orig_mats, in.anon_mats, in.labels, &progress);
+  progress.finish();
   AttackerResult r;
   r.name = "lbph";
   r.j = {{"name", "lbph"}, {"kind", "lbph"}, {"available", true}, {"steered", false},
@@ -297,6 +308,19 @@ struct GalleryAttacker {
   bool dlib_verification;   ///< face-api's 0.6 verification rule applies
 };
 
+/// models::embed_batched in chunks of a few batches, advancing `progress` per chunk.
+at::Tensor embed_with_progress(models::Embedder& emb, const at::Tensor& images, int batch, Progress& progress) {
+  const std::int64_t n = images.size(0), chunk = 4 * static_cast<std::int64_t>(batch);
+  if (n == 0) return models::embed_batched(emb, images, static_cast<std::size_t>(batch));
+  std::vector<at::Tensor> parts;
+  for (std::int64_t b = 0; b < n; b += chunk) {
+    const std::int64_t len = std::min(chunk, n - b);
+    parts.push_back(models::embed_batched(emb, images.narrow(0, b, len), static_cast<std::size_t>(batch)));
+    progress.add(static_cast<std::size_t>(len));
+  }
+  return torch::cat(parts);
+}
+
 AttackerResult evaluate_gallery(const RunInputs& in, const EvalConfig& cfg, const SteeringResult& steer, const Log& say,
                                 const GalleryAttacker& g) {
   for (const auto& member : engine::split_model_list(steer.ref_raw))
@@ -315,8 +339,10 @@ AttackerResult evaluate_gallery(const RunInputs& in, const EvalConfig& cfg, cons
   }
   if (say) say("attacker " + g.name + ": embedding originals and anonymized images");
   torch::NoGradGuard guard;
-  const at::Tensor eo = models::embed_batched(*emb, in.origs, static_cast<std::size_t>(cfg.batch));
-  const at::Tensor ea = models::embed_batched(*emb, in.anon, static_cast<std::size_t>(cfg.batch));
+  Progress progress(progress_label(in, "attacker " + g.name), 2 * in.n(), "images embedded");
+  const at::Tensor eo = embed_with_progress(*emb, in.origs, cfg.batch, progress);
+  const at::Tensor ea = embed_with_progress(*emb, in.anon, cfg.batch, progress);
+  progress.finish();
   const ThreatRanks t = centroid_ranks(in, eo, ea);
   AttackerResult r;
   r.name = g.name;
@@ -377,11 +403,16 @@ AttackerResult evaluate_adaptive(const RunInputs& in, const EvalConfig& cfg, con
         std::to_string(cfg.adaptive_epochs) + " epochs)");
   std::error_code ec;
   fs::remove(models::checkpoint_path(tc.out), ec);
-  models::train_classifier(tc);
+  {
+    Progress progress(progress_label(in, "attacker adaptive (training)"), static_cast<std::size_t>(cfg.adaptive_epochs), "epochs");
+    models::train_classifier(tc, [&](const models::EpochReport& r) { progress.set(static_cast<std::size_t>(r.epoch)); });
+    progress.finish();
+  }
   models::LoadOptions lo;
   lo.device = cfg.device;
   auto model = models::load_classifier(tc.out.string(), lo);
-  const std::vector<int> ranks = true_ranks(predict_logits(*model, in.anon, cfg.batch), in.labels);
+  const std::vector<int> ranks =
+      true_ranks(predict_logits(*model, in.anon, cfg.batch, progress_label(in, "attacker adaptive (probing)")), in.labels);
   AttackerResult r;
   r.name = "adaptive";
   r.j = {{"name", "adaptive"}, {"kind", "adaptive"}, {"available", true}, {"steered", false},
@@ -410,7 +441,7 @@ AttackerResult evaluate_classifier_attacker(const RunInputs& in, const EvalConfi
   if (!steered && !check.held_out)
     return unavailable(name, "classifier", "refused: its training data may overlap the probes in a way heldout/linkage cannot say: " + check.what);
   if (say) say("attacker " + name + ": re-identifying the anonymized images");
-  const std::vector<int> ranks = true_ranks(predict_logits(*model, in.anon, cfg.batch), in.labels);
+  const std::vector<int> ranks = true_ranks(predict_logits(*model, in.anon, cfg.batch, progress_label(in, "attacker " + name)), in.labels);
   AttackerResult r;
   r.name = name;
   r.j = {{"name", name}, {"kind", "classifier"}, {"available", true}, {"steered", steered}, {"model", spec},

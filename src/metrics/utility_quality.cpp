@@ -94,8 +94,8 @@ UtilityResult evaluate_utility(const RunInputs& in, const EvalConfig& cfg, const
     return r;
   }
   if (say) say("utility " + task + ": " + ref_raw);
-  const at::Tensor za = predict_logits(*model, in.anon, cfg.batch);
-  const at::Tensor zo = predict_logits(*model, in.origs, cfg.batch);
+  const at::Tensor za = predict_logits(*model, in.anon, cfg.batch, progress_label(in, "utility " + task + " (anonymized)"));
+  const at::Tensor zo = predict_logits(*model, in.origs, cfg.batch, progress_label(in, "utility " + task + " (originals)"));
   const auto& classes = model->info().classes;
   json u = {{"task", task}, {"label_task", base}, {"model", ref_raw}, {"available", true}, {"classes", classes}};
   if (za.size(1) == 1) return regression_utility(in, cfg.bootstrap, u, task, za, zo);  // face-api age in years
@@ -150,13 +150,15 @@ QualityResult evaluate_quality(const RunInputs& in, const BootstrapSpec& b) {
   std::vector<double> vp(n), vs(n), vc(n), finite_p;
   std::vector<int> finite_ids;
   std::size_t unchanged = 0;
-  for (std::size_t i = 0; i < n; ++i) {
+  Progress progress(progress_label(in, "quality"), n, "images");
+  for (std::size_t i = 0; i < n; ++i, progress.add()) {
     vp[i] = psnr(in.anon_mats[i], in.orig_mats[i]);
     vs[i] = ssim(in.anon_mats[i], in.orig_mats[i]);
     vc[i] = 100.0 * changed_share(in.anon_mats[i], in.orig_mats[i]);
     if (std::isfinite(vp[i])) finite_p.push_back(vp[i]), finite_ids.push_back(in.labels[i]);
     else ++unchanged;
   }
+  progress.finish();
   QualityResult q;
   q.psnr = cluster_mean(finite_p, finite_ids, b, "quality/psnr");
   q.ssim = cluster_mean(vs, in.labels, b, "quality/ssim");

@@ -14,6 +14,7 @@
 #include "edi/core/csv.hpp"
 #include "edi/core/error.hpp"
 #include "edi/core/fs.hpp"
+#include "edi/core/progress.hpp"
 #include "edi/metrics/format.hpp"
 #include "edi/metrics/stats.hpp"
 #include "edi/rundir/layout.hpp"
@@ -231,6 +232,7 @@ std::string run_name_of(const fs::path& dir) {
 /// Run directories → evaluated rows (each run, then its snapshots, highest target first; control runs first of all).
 std::vector<Row> load_rows(const AggregateConfig& cfg, const std::function<void(const std::string&)>& log, AggregateResult& res) {
   std::vector<Row> rows;
+  Progress progress("aggregate: runs read" + std::string(cfg.evaluate_missing ? " or evaluated" : ""), cfg.runs.size(), "runs");
   for (const fs::path& dir : cfg.runs) {
     const RunStatus st = classify_evaluating(dir, cfg, log);
     const std::string name = run_name_of(dir);
@@ -241,7 +243,9 @@ std::vector<Row> load_rows(const AggregateConfig& cfg, const std::function<void(
       if (ss.state == "ok") rows.push_back(make_row(snap, name, std::strtod(snap.filename().c_str(), nullptr)));
       res.snapshots.push_back(ss);
     }
+    progress.add();
   }
+  progress.finish();
   std::stable_partition(rows.begin(), rows.end(), [](const Row& r) { return r.control(); });
   return rows;
 }
@@ -704,25 +708,6 @@ std::string md_table(const std::vector<std::string>& h, const std::vector<std::v
   return o;
 }
 
-std::string markdown(const Tables& t) {
-  std::string md = "# EDI-Anon aggregate\n\n";
-  for (std::size_t i = 1; i < t.ctx.lines.size(); ++i) md += "- " + t.ctx.lines[i] + "\n";
-  md += "\n## Runs (" + t.ctx.unit + ")\n\n" + md_table(t.runs.head, t.runs.rows);
-  md += "\nThe control run (method none: the originals) comes first. A row `<run>@<T>` is the snapshot of that run at the first "
-        "pass whose steering risk was at or below T %. Independent attackers never steered the run.\n";
-  const std::string task = t.matched.task.empty() ? std::string("no utility task") : t.matched.task;
-  md += "\n## Matched privacy on the steering risk (" + task + "; " + t.ctx.unit + ")\n\n" + t.matched.rule + ".\n\n";
-  md += t.matched.steering.rows.empty() ? std::string("No conventional baseline among the evaluated runs.\n")
-                                        : md_table(t.matched.steering.head, t.matched.steering.rows);
-  md += "\n## Matched privacy on the strongest independent attacker's heldout risk (" + task + "; " + t.ctx.unit + ")\n\n";
-  md += t.matched.attacker.rows.empty() ? std::string("No baseline with an independent attacker's heldout risk.\n")
-                                        : md_table(t.matched.attacker.head, t.matched.attacker.rows);
-  md += "\n## Missing, failed or unfinished runs\n\n";
-  if (t.bad.empty()) md += "None.\n";
-  for (const auto& s : t.bad) md += "- `" + s.dir.string() + "`: **" + s.state + "**: " + s.reason + "\n";
-  return md;
-}
-
 /// A display cell for LaTeX: "v [lo, hi]" on two lines (the interval in \tiny), else escaped text.
 std::string tex_cell(const std::string& s) {
   const auto b = s.find(" [");
@@ -736,7 +721,9 @@ std::string tex_head(const std::string& s) {
   return "\\begin{tabular}[b]{@{}c@{}}" + tex_escape(s.substr(0, sp)) + "\\\\" + tex_escape(s.substr(sp + 1)) + "\\end{tabular}";
 }
 
-/// One float: booktabs rules; the tabular is scaled down only if wider than the line (graphicx), so nothing overflows.
+/// One float with booktabs rules. The tabular is set in a box and only scaled down where needed: wider than
+/// the line, scaled to the line; taller than 0.85 of the text height, scaled to that. A `wide` table goes into a
+/// table* and, when wider than the line, is turned by 90 degrees (a landscape float) before fitting (graphicx).
 std::string tex_table(const Table& t, const std::string& caption, bool wide, const std::string& spec = "") {
   const std::string env = wide ? "table*" : "table";
   std::string cols = spec;
@@ -751,8 +738,8 @@ std::string tex_table(const Table& t, const std::string& caption, bool wide, con
     o += " \\\\\n";
   }
   o += "\\bottomrule\n\\end{tabular}}\n";
-  o += "\\ifdim\\wd\\edianonbox>\\linewidth\\resizebox{\\linewidth}{!}{\\usebox{\\edianonbox}}\\else\\usebox{\\edianonbox}\\fi\n";
-  o += "\\end{" + env + "}\n";
+  if (wide) o += "\\ifdim\\wd\\edianonbox>\\linewidth\\sbox{\\edianonbox}{\\rotatebox{90}{\\usebox{\\edianonbox}}}\\fi\n";
+  o += "\\edianonfit\n\\end{" + env + "}\n";
   return o;
 }
 
@@ -787,6 +774,116 @@ std::string compact_utility(const Table& full, const Columns& cols) {
   return cols.tasks[0] + " agreement";
 }
 
+/// The column set of --columns: "compact", or any of privacy, utility, quality ("all" = the three).
+struct ColumnChoice {
+  bool compact = false, privacy = false, utility = false, quality = false;
+  std::string name;
+};
+ColumnChoice parse_columns(const std::string& text) {
+  ColumnChoice c;
+  c.name = text;
+  if (text == "compact") c.compact = true;
+  else if (text == "all") c.privacy = c.utility = c.quality = true;
+  else {
+    std::stringstream ss(text);
+    std::string part;
+    while (std::getline(ss, part, ',')) {
+      if (part == "privacy") c.privacy = true;
+      else if (part == "utility") c.utility = true;
+      else if (part == "quality") c.quality = true;
+      else
+        throw ConfigError("--columns " + text + ": '" + part +
+                          "' is not a column set (expected compact, all, or a comma list of privacy, utility, quality)");
+    }
+    if (!c.privacy && !c.utility && !c.quality) throw ConfigError("--columns: empty (expected compact, all, privacy, utility, quality)");
+  }
+  return c;
+}
+
+bool privacy_head(const std::string& h) { return ends_with(h, " top-1") || ends_with(h, " top-5"); }
+bool utility_head(const std::string& h) { return ends_with(h, " acc") || ends_with(h, " macro-F1") || ends_with(h, " agreement"); }
+bool quality_head(const std::string& h) { return h == "PSNR dB" || h == "SSIM" || h == "changed %"; }
+
+/// What the Markdown and LaTeX files show: the runs table in the chosen columns with short labels, a table from the
+/// labels to the full parameters, and the matched tables with the same labels.
+struct Views {
+  std::string what, caption, labels_spec;
+  bool wide = false;
+  Table runs, labels, matched_steering, matched_attacker;
+};
+
+/// Replace cells of the given columns that name a row by its label.
+Table relabel(const Table& in, const std::map<std::string, std::string>& label, const std::set<std::string>& columns) {
+  Table t = in;
+  for (std::size_t c = 0; c < t.head.size(); ++c) {
+    if (!columns.count(t.head[c])) continue;
+    for (auto& r : t.rows)
+      if (const auto it = label.find(r[c]); it != label.end()) r[c] = it->second;
+  }
+  return t;
+}
+
+Views make_views(const Tables& t, const Columns& cols, const ColumnChoice& ch) {
+  Views v;
+  const std::string util = compact_utility(t.runs, cols);
+  v.runs = select_columns(t.runs, [&](const std::string& h) {
+    if (ch.compact)
+      return h == "steering in_loop top-1" || (ends_with(h, " heldout top-1") && h != "steering heldout top-1") || h == util ||
+             h == "PSNR dB";
+    return (ch.privacy && privacy_head(h)) || (ch.utility && utility_head(h)) || (ch.quality && quality_head(h));
+  });
+  v.wide = !ch.compact;
+  v.what = ch.compact ? "compact (steering in_loop and attackers' heldout top-1, utility, PSNR)" : ch.name;
+  if (ch.compact) v.caption = "Re-identification risk in % (steering model in the loop; independent attackers heldout), utility and PSNR.";
+  else {
+    std::vector<std::string> parts;
+    if (ch.privacy) parts.push_back("re-identification risk in % (steering model in_loop and heldout; independent attackers heldout and linkage)");
+    if (ch.utility) parts.push_back("utility in %");
+    if (ch.quality) parts.push_back("image quality");
+    v.caption = "Per run: " + joined(parts) + ".";
+  }
+  // Short labels (R1, R2, ...) when a run name is too long for a narrow first column.
+  bool long_names = false;
+  for (const auto& r : t.runs.rows) long_names = long_names || r[0].size() > 16;
+  std::map<std::string, std::string> label;
+  for (std::size_t i = 0; i < t.runs.rows.size(); ++i) label[t.runs.rows[i][0]] = long_names ? "R" + std::to_string(i + 1) : t.runs.rows[i][0];
+  const std::set<std::string> name_columns = {"run", "baseline", "EDI row"};
+  v.runs = relabel(v.runs, label, name_columns);
+  v.matched_steering = relabel(t.matched.steering, label, name_columns);
+  v.matched_attacker = relabel(t.matched.attacker, label, name_columns);
+  v.labels = select_columns(t.runs, [](const std::string& h) {
+    return h == "method" || h == "operator" || h == "parameters" || h == "passes" || h == "images" || h == "seconds";
+  });
+  v.labels_spec = "lllp{0.45\\linewidth}rrr";
+  if (long_names) {
+    v.labels.head.insert(v.labels.head.begin(), "label");
+    for (std::size_t i = 0; i < v.labels.rows.size(); ++i) v.labels.rows[i].insert(v.labels.rows[i].begin(), "R" + std::to_string(i + 1));
+    v.labels_spec = "l" + v.labels_spec;
+  }
+  return v;
+}
+
+std::string markdown(const Tables& t, const Views& v) {
+  std::string md = "# EDI-Anon aggregate\n\n";
+  for (std::size_t i = 1; i < t.ctx.lines.size(); ++i) md += "- " + t.ctx.lines[i] + "\n";
+  md += "\n## Runs: " + v.what + " (" + t.ctx.unit + ")\n\n" + md_table(v.runs.head, v.runs.rows);
+  md += "\nThe control run (method none: the originals) comes first. A row `<run>@<T>` is the snapshot of that run at the first "
+        "pass whose steering risk was at or below T %. Independent attackers never steered the run. Other column sets: "
+        "--columns privacy, utility, quality (or a comma list of them), all; every column is in aggregate.csv.\n";
+  md += "\n## Run labels\n\n" + md_table(v.labels.head, v.labels.rows);
+  const std::string task = t.matched.task.empty() ? std::string("no utility task") : t.matched.task;
+  md += "\n## Matched privacy on the steering risk (" + task + "; " + t.ctx.unit + ")\n\n" + t.matched.rule + ".\n\n";
+  md += v.matched_steering.rows.empty() ? std::string("No conventional baseline among the evaluated runs.\n")
+                                        : md_table(v.matched_steering.head, v.matched_steering.rows);
+  md += "\n## Matched privacy on the strongest independent attacker's heldout risk (" + task + "; " + t.ctx.unit + ")\n\n";
+  md += v.matched_attacker.rows.empty() ? std::string("No baseline with an independent attacker's heldout risk.\n")
+                                        : md_table(v.matched_attacker.head, v.matched_attacker.rows);
+  md += "\n## Missing, failed or unfinished runs\n\n";
+  if (t.bad.empty()) md += "None.\n";
+  for (const auto& s : t.bad) md += "- `" + s.dir.string() + "`: **" + s.state + "**: " + s.reason + "\n";
+  return md;
+}
+
 std::string latex_matched(const Tables& t, const Table& m, const std::string& what) {
   const Table s = select_columns(m, [](const std::string& h) {
     return h == "EDI row" || h == "pairing" || h == "baseline risk" || h == "EDI risk" || h == "baseline utility" ||
@@ -796,29 +893,27 @@ std::string latex_matched(const Tables& t, const Table& m, const std::string& wh
                                  "): " + t.matched.rule + ". " + t.ctx.unit + ".", true);
 }
 
-std::string latex(const Tables& t, const Columns& cols) {
+/// The preamble of aggregate.tex: what it needs, the context, the fitting macro (defined once per document).
+std::string latex_preamble(const Tables& t) {
   std::string tex = "% edi-anon aggregate tables for pdflatex (ASCII only). Needs \\usepackage{booktabs} and \\usepackage{graphicx}.\n";
   for (const auto& l : t.ctx.lines) tex += "% " + tex_escape(l) + "\n";
   for (const auto& s : t.bad) tex += "% NOT INCLUDED (" + s.state + "): " + tex_escape(s.dir.string() + ": " + s.reason) + "\n";
   tex += "\\ifdefined\\edianonbox\\else\\newsavebox{\\edianonbox}\\fi\n";
+  tex += "\\providecommand{\\edianonfit}{%\n"
+         "  \\ifdim\\wd\\edianonbox>\\linewidth\\sbox{\\edianonbox}{\\resizebox{\\linewidth}{!}{\\usebox{\\edianonbox}}}\\fi\n"
+         "  \\ifdim\\dimexpr\\ht\\edianonbox+\\dp\\edianonbox\\relax>0.85\\textheight\n"
+         "    \\sbox{\\edianonbox}{\\resizebox*{!}{0.85\\textheight}{\\usebox{\\edianonbox}}}\\fi\n"
+         "  \\usebox{\\edianonbox}}\n";
+  return tex;
+}
+
+std::string latex(const Tables& t, const Views& v) {
+  std::string tex = latex_preamble(t);
   const std::string unit = " " + t.ctx.unit + ".";
-  const std::string util = compact_utility(t.runs, cols);
-  const Table compact = select_columns(t.runs, [&](const std::string& h) {
-    return h == "steering in_loop top-1" || (ends_with(h, " heldout top-1") && h != "steering heldout top-1") || h == util || h == "PSNR dB";
-  });
-  tex += tex_table(compact, "Re-identification risk in % (steering model in the loop; independent attackers heldout), utility and PSNR." + unit,
-                   false);
-  const Table privacy = select_columns(t.runs, [](const std::string& h) { return ends_with(h, " top-1") || ends_with(h, " top-5"); });
-  tex += "\n" + tex_table(privacy, "Re-identification risk in %: steering model (in_loop, heldout) and independent attackers (heldout, linkage)." + unit, true);
-  const Table rest = select_columns(t.runs, [](const std::string& h) {
-    return ends_with(h, " acc") || ends_with(h, " macro-F1") || ends_with(h, " agreement") || h == "PSNR dB" || h == "SSIM" ||
-           h == "changed %" || h == "passes" || h == "images";
-  });
-  tex += "\n" + tex_table(rest, "Utility in % and image quality per run." + unit, true);
-  const Table labels = select_columns(t.runs, [](const std::string& h) { return h == "method" || h == "operator" || h == "parameters"; });
-  tex += "\n" + tex_table(labels, "Run labels and their full parameters.", true, "lllp{0.55\\linewidth}");
-  if (!t.matched.steering.rows.empty()) tex += latex_matched(t, t.matched.steering, "the steering risk");
-  if (!t.matched.attacker.rows.empty()) tex += latex_matched(t, t.matched.attacker, "the strongest independent attacker's heldout risk");
+  tex += tex_table(v.runs, v.caption + unit, v.wide);
+  tex += "\n" + tex_table(v.labels, "Run labels and their full parameters.", true, v.labels_spec);
+  if (!v.matched_steering.rows.empty()) tex += latex_matched(t, v.matched_steering, "the steering risk");
+  if (!v.matched_attacker.rows.empty()) tex += latex_matched(t, v.matched_attacker, "the strongest independent attacker's heldout risk");
   return tex;
 }
 
@@ -834,6 +929,8 @@ std::string aggregate_json(const AggregateConfig& cfg, const Tables& t) {
 
 AggregateResult aggregate_runs(const AggregateConfig& cfg, const std::function<void(const std::string&)>& log) {
   if (cfg.runs.empty()) throw ConfigError("aggregate: no run directories given");
+  const ColumnChoice choice = parse_columns(cfg.columns);
+  const HtmlReporter html = cfg.html ? find_html_reporter() : HtmlReporter{};  // missing python3 etc.: before any work
   AggregateResult res;
   const std::vector<Row> rows = load_rows(cfg, log, res);
   if (cfg.match_risk != "steering") {
@@ -852,12 +949,15 @@ AggregateResult aggregate_runs(const AggregateConfig& cfg, const std::function<v
   create_private_dir(cfg.out);
   write_csvs(cfg, t);
   write_file_atomic(cfg.out / "aggregate.meta.json", meta_json(cfg, t));
-  res.markdown = markdown(t);
+  const Views views = make_views(t, cols, choice);
+  res.markdown = markdown(t, views);
   write_file_atomic(cfg.out / "aggregate.md", res.markdown);
-  write_file_atomic(cfg.out / "aggregate.tex", latex(t, cols));
+  write_file_atomic(cfg.out / "aggregate.tex", latex(t, views));
   write_file_atomic(cfg.out / "aggregate.json", aggregate_json(cfg, t));
   for (const char* f : {"aggregate.csv", "aggregate.meta.json", "aggregate.md", "aggregate.tex", "aggregate.json", "matched.csv"})
     res.files.push_back(cfg.out / f);
+  if (cfg.html && rows.empty() && log) log("report.html not written: no evaluated run to show");
+  if (cfg.html && !rows.empty()) res.files.push_back(write_html_report(html, cfg.out, log));
   return res;
 }
 

@@ -179,16 +179,19 @@ size_t count(const std::string& text, const std::string& what) {
 }
 }  // namespace
 
-// Issue 14 item 2: one self-contained page; headless Chromium renders its tables and images.
+// Issue 14 item 2: one self-contained page from `aggregate --html`; headless Chromium renders its tables and images.
 TEST(Analysis, ReportRendersInHeadlessChromium) {
   ASSERT_EQ(run_command("command -v chromium").exit_code, 0) << "chromium is not installed (Debian package chromium; scripts/setup.sh)";
   TempDir tmp;
   const fs::path dir = evaluated_sweep(tmp);
   fs::create_directories(dir / "edi-broken");  // a failed run: listed with its error, not tabulated
   std::ofstream(dir / "edi-broken" / "error.txt") << "run: the data set has no images\n";
-  const fs::path html = tmp / "report.html";
-  auto r = run_command(script("report.py") + " " + dir.string() + " --out " + html.string());
+  // `aggregate --html` writes report.html into the aggregate folder (it runs analysis/report.py).
+  const fs::path html = dir / "aggregate" / "report.html";
+  auto r = run_edi("aggregate " + (dir / "edi-blur").string() + " " + (dir / "conv-blur").string() + " " + (dir / "conv-blur-k1").string() +
+                   " " + (dir / "edi-broken").string() + " --out " + (dir / "aggregate").string() + " --html --quiet");
   ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("wrote " + html.string()), std::string::npos) << r.output;
   const std::string page = edi::read_file(html);
   // self-contained: every src/href is inline data or an anchor; no scripts, stylesheets or fonts fetched
   EXPECT_FALSE(std::regex_search(page, std::regex(R"((src|href)\s*=\s*(?!["']?(data:|#)))", std::regex::icase)));
@@ -224,4 +227,24 @@ TEST(Analysis, ReportRendersInHeadlessChromium) {
   EXPECT_GT(shot_stats["colours"].get<int>(), 500) << r.output;
   EXPECT_GT(shot_stats["ink"].get<double>(), 0.03) << r.output;
   EXPECT_GT(shot_stats["chromatic"].get<double>(), 0.0005) << r.output;
+}
+
+// `aggregate --html` without a usable python3: one line naming what is missing, before any work.
+TEST(Analysis, AggregateHtmlWithoutPandasIsAOneLineConfigError) {
+  const Sweep& s = sweep();
+  TempDir tmp;
+  const fs::path py = tmp / "python-without-site";  // Debian's python3 without dist-packages: no pandas, no matplotlib
+  std::ofstream(py) << "#!/bin/sh\nexec " << debian_python() << " -S \"$@\"\n";
+  fs::permissions(py, fs::perms::owner_all);
+  auto r = run_command("EDI_PYTHON=" + py.string() + " " + EDI_EXE + " aggregate " + s.conv5.string() + " --out " + (tmp / "agg").string() +
+                       " --html");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+  EXPECT_NE(r.output.find("--html: " + py.string() + " lacks pandas matplotlib"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("apt-get install python3-pandas python3-matplotlib"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(tmp / "agg")) << "nothing written";
+  r = run_command("EDI_PYTHON=" + (tmp / "no-such-python").string() + " " + EDI_EXE + " aggregate " + s.conv5.string() + " --out " +
+                  (tmp / "agg").string() + " --html");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("no-such-python not found"), std::string::npos) << r.output;
 }

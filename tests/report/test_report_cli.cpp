@@ -1,12 +1,17 @@
 // `edi-anon aggregate` on a real small sweep (export: test_export.cpp).
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <fstream>
 #include <regex>
+#include <set>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "edi/core/csv.hpp"
 #include "edi/core/fs.hpp"
+#include "edi/core/progress.hpp"
 #include "metrics/sweep_fixture.hpp"
 
 using nlohmann::json;
@@ -144,33 +149,64 @@ std::vector<std::string> overfull_over_1pt(const std::string& log) {
   return bad;
 }
 
+/// Wrap a .tex file in a minimal article, compile it with pdflatex; expect no error and no overfull box > 1 pt.
+void expect_compiles(const TempDir& tmp, const fs::path& tex, const std::string& name) {
+  const fs::path doc = tmp / ("doc-" + name + ".tex");
+  std::ofstream(doc) << "\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n\\begin{document}\n\\input{"
+                     << tex.string() << "}\n\\end{document}\n";
+  const auto c = run_command("cd " + tmp.path().string() + " && pdflatex -interaction=nonstopmode -halt-on-error " + doc.filename().string());
+  EXPECT_EQ(c.exit_code, 0) << name << "\n" << c.output;
+  const std::string log = edi::read_file(tmp / ("doc-" + name + ".log"));
+  EXPECT_EQ(log.find("\n! "), std::string::npos) << name << "\n" << log;
+  const auto bad = overfull_over_1pt(log);
+  EXPECT_TRUE(bad.empty()) << name << ": " << (bad.empty() ? "" : bad.front());
+}
+
+// Issue 14 item 7: every column set compiles with pdflatex (booktabs, graphicx) without errors or overfull boxes.
 TEST(AggregateCli, LatexCompilesWithPdflatexWithoutOverfullBoxes) {
   // Needs Debian's texlive-latex-base and texlive-latex-recommended (booktabs).
   ASSERT_EQ(run_command("command -v pdflatex").exit_code, 0)
       << "pdflatex not found: apt-get install texlive-latex-base texlive-latex-recommended";
   const Sweep& s = sweep();
   TempDir tmp;
-  const fs::path edi_run = copy_run(s.edi, tmp / "edi-blur-k3"), conv5 = copy_run(s.conv5, tmp / "conv-blur-k5"),
+  // A long run name: the tables then use short labels R1, R2, ... and the label table gives the names.
+  const fs::path edi_run = copy_run(s.edi, tmp / "edi-blur-k3-a-long-sweep-entry-name"), conv5 = copy_run(s.conv5, tmp / "conv-blur-k5"),
                  control = copy_run(s.control, tmp / "control");
-  const fs::path out = tmp / "agg";
-  const auto r = run_edi("aggregate " + edi_run.string() + " " + conv5.string() + " " + control.string() + " --out " + out.string() +
-                         " --evaluate --attacker lbph,faceapi --utility gender=" + s.gender_model.string() + " --bootstrap 20");
+  const std::string runs = edi_run.string() + " " + conv5.string() + " " + control.string();
+  auto r = run_edi("aggregate " + runs + " --out " + (tmp / "agg-compact").string() + " --evaluate --attacker lbph,faceapi --utility gender=" +
+                   s.gender_model.string() + " --bootstrap 20");
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  int compiled = 0;
-  for (const auto& e : fs::directory_iterator(out)) {
-    if (e.path().extension() != ".tex") continue;
-    const fs::path doc = tmp / ("doc-" + e.path().stem().string() + ".tex");
-    std::ofstream(doc) << "\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n\\begin{document}\n\\input{"
-                       << e.path().string() << "}\n\\end{document}\n";
-    const auto c = run_command("cd " + tmp.path().string() + " && pdflatex -interaction=nonstopmode -halt-on-error " + doc.filename().string());
-    EXPECT_EQ(c.exit_code, 0) << c.output;
-    const std::string log = edi::read_file(tmp / ("doc-" + e.path().stem().string() + ".log"));
-    EXPECT_EQ(log.find("\n! "), std::string::npos) << log;
-    const auto bad = overfull_over_1pt(log);
-    EXPECT_TRUE(bad.empty()) << bad.front();
-    ++compiled;
+  expect_compiles(tmp, tmp / "agg-compact" / "aggregate.tex", "compact");
+  const std::string md = edi::read_file(tmp / "agg-compact" / "aggregate.md");
+  EXPECT_NE(md.find("## Runs: compact"), std::string::npos) << md;
+  EXPECT_NE(md.find("| label | run | method |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| R1 | control | none |"), std::string::npos) << md;  // the control run first
+  EXPECT_EQ(md.find("linkage top-1"), std::string::npos) << "compact: no linkage columns";
+  EXPECT_EQ(edi::read_file(tmp / "agg-compact" / "aggregate.tex").find("table*}[tp]\n\\centering\\scriptsize\n\\caption{Re-id"),
+            std::string::npos) << "the compact table is a one-column float";
+  // The other presets and a comma list, from the metrics.json files written above.
+  for (const std::string set : {"privacy", "utility", "quality", "all", "privacy,utility"}) {
+    const fs::path out = tmp / ("agg-" + set);
+    r = run_edi("aggregate " + runs + " --out " + out.string() + " --columns " + set + " --bootstrap 20");
+    ASSERT_EQ(r.exit_code, 0) << set << "\n" << r.output;
+    expect_compiles(tmp, out / "aggregate.tex", set == "privacy,utility" ? "privacy-utility" : set);
+    const std::string md_all = edi::read_file(out / "aggregate.md");
+    const auto from = md_all.find("## Runs: " + set), to = md_all.find("## Run labels");
+    ASSERT_NE(from, std::string::npos) << set << "\n" << md_all;
+    ASSERT_NE(to, std::string::npos) << set;
+    const std::string m = md_all.substr(from, to - from);  // the runs table
+    const bool privacy = set == "privacy" || set == "all" || set == "privacy,utility";
+    const bool utility = set == "utility" || set == "all" || set == "privacy,utility";
+    EXPECT_EQ(m.find("lbph linkage top-1") != std::string::npos, privacy) << set;
+    EXPECT_EQ(m.find("gender macro-F1") != std::string::npos, utility) << set;
+    EXPECT_EQ(m.find("| SSIM |") != std::string::npos, set == "quality" || set == "all") << set;
+    // The CSV always holds every column.
+    EXPECT_EQ(edi::read_file(out / "aggregate.csv"), edi::read_file(tmp / "agg-compact" / "aggregate.csv")) << set;
   }
-  EXPECT_GE(compiled, 1);
+  r = run_edi("aggregate " + runs + " --out " + (tmp / "agg-bad").string() + " --columns privacy,speed");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("--columns privacy,speed: 'speed' is not a column set"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(tmp / "agg-bad"));
 }
 
 TEST(AggregateCli, NoRunsOrBadMatchRiskIsAConfigError) {
@@ -183,3 +219,103 @@ TEST(AggregateCli, NoRunsOrBadMatchRiskIsAConfigError) {
 }
 
 // The export tests are in test_export.cpp.
+
+// --- progress lines (issue 14 item 4) ---------------------------------------------------------
+
+namespace {
+/// The lines of `text` that start with "progress: ".
+std::vector<std::string> progress_lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream ss(text);
+  std::string line;
+  while (std::getline(ss, line))
+    if (line.rfind("progress: ", 0) == 0) out.push_back(line);
+  return out;
+}
+/// Every line has the documented format; returns the labels seen.
+std::set<std::string> check_format(const std::vector<std::string>& lines) {
+  const std::regex re(R"(progress: (.+): \d+/\d+ [a-z ]+ \(\d+%\), elapsed (\d+ s|\d+m\d\ds|\d+h\d\dm), (ETA (\d+ s|\d+m\d\ds|\d+h\d\dm|\?)|done))");
+  std::set<std::string> labels;
+  std::smatch m;
+  for (const auto& l : lines) {
+    EXPECT_TRUE(std::regex_match(l, m, re)) << l;
+    if (!m.empty()) labels.insert(m[1]);
+  }
+  return labels;
+}
+}  // namespace
+
+TEST(Progress, ClassWritesLogLinesTerminalLinesOrNothing) {
+  TempDir tmp;
+  for (int mode : {0, 1, 2}) {  // log lines, terminal, disabled
+    const fs::path f = tmp / ("p" + std::to_string(mode));
+    FILE* out = std::fopen(f.c_str(), "w");
+    ASSERT_NE(out, nullptr);
+    edi::ProgressSettings ps;
+    ps.enabled = mode != 2;
+    ps.every_seconds = 0;
+    ps.terminal = mode == 1 ? 1 : 0;
+    ps.out = out;
+    edi::set_progress_settings(ps);
+    {
+      edi::Progress p("step", 4, "images");
+      for (int i = 0; i < 4; ++i) p.add();
+      p.finish();
+    }
+    std::fclose(out);
+    edi::set_progress_settings({});
+    const std::string text = edi::read_file(f);
+    if (mode == 0) {
+      const auto lines = progress_lines(text);
+      ASSERT_EQ(lines.size(), 5u) << text;  // one per update, then the closing line
+      EXPECT_EQ(check_format(lines), std::set<std::string>{"step"});
+      EXPECT_EQ(lines[1].substr(0, 42), "progress: step: 2/4 images (50%), elapsed ");
+      EXPECT_NE(lines.back().find(", done"), std::string::npos) << lines.back();
+    } else if (mode == 1) {
+      EXPECT_EQ(text.find('\n'), std::string::npos) << "a terminal gets one rewritten line";
+      EXPECT_EQ(text.rfind("\r\033[K"), text.size() - 4) << "and it is cleared at the end";
+      EXPECT_NE(text.find("\rprogress: step: 0/4 images (0%)"), std::string::npos) << text;
+    } else {
+      EXPECT_EQ(text, "");
+    }
+  }
+}
+
+TEST(Progress, EvaluateTrainAndAggregateInALog) {
+  const Sweep& s = sweep();
+  TempDir tmp;
+  const fs::path run = copy_run(s.edi, tmp / "edi-blur-k3");
+  const std::string eval = "evaluate " + run.string() + " --attacker lbph,adaptive --adaptive-epochs 2 --bootstrap 20 --progress-every 0";
+  // (braces: run_command appends 2>&1, which must not undo these redirections)
+  auto r = run_command("{ " + std::string(EDI_EXE) + " " + eval + " > " + (tmp / "out.txt").string() + " 2> " + (tmp / "err.txt").string() + "; }");
+  ASSERT_EQ(r.exit_code, 0) << edi::read_file(tmp / "err.txt");
+  EXPECT_TRUE(progress_lines(edi::read_file(tmp / "out.txt")).empty()) << "progress goes to stderr";
+  auto labels = check_format(progress_lines(edi::read_file(tmp / "err.txt")));
+  for (const char* l : {"evaluate edi-blur-k3: attacker lbph", "evaluate edi-blur-k3: quality", "evaluate edi-blur-k3@70: quality"})
+    EXPECT_TRUE(labels.count(l)) << l << " in\n" << edi::read_file(tmp / "err.txt");
+  const json m = json::parse(edi::read_file(run / "metrics.json"));
+  for (const auto& a : m["privacy"]["attackers"])
+    if (a["name"] == "adaptive" && a["available"].get<bool>())
+      EXPECT_TRUE(labels.count("evaluate edi-blur-k3: attacker adaptive (training)")) << edi::read_file(tmp / "err.txt");
+  r = run_edi(eval + " --quiet");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(progress_lines(r.output).empty()) << r.output;
+
+  const std::string train = "train --data " + s.data.string() + " --labels none --epochs 2 --patience 5 --threads 1 --progress-every 0 --out ";
+  r = run_command("{ " + std::string(EDI_EXE) + " " + train + (tmp / "m.pt").string() + " 2> " + (tmp / "train-err.txt").string() + "; }");
+  ASSERT_EQ(r.exit_code, 0) << r.output << edi::read_file(tmp / "train-err.txt");
+  const auto tl = progress_lines(edi::read_file(tmp / "train-err.txt"));
+  EXPECT_EQ(check_format(tl), std::set<std::string>{"train m.pt"});
+  ASSERT_EQ(tl.size(), 3u) << edi::read_file(tmp / "train-err.txt");  // epoch 1, epoch 2, closing line
+  EXPECT_EQ(tl[0].rfind("progress: train m.pt: 1/2 epochs (50%), elapsed ", 0), 0u) << tl[0];
+  EXPECT_NE(tl[0].find(", ETA "), std::string::npos) << tl[0];
+  r = run_edi(train + (tmp / "m2.pt").string() + " --quiet");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(progress_lines(r.output).empty()) << r.output;
+
+  r = run_command("{ " + std::string(EDI_EXE) + " aggregate " + run.string() + " --out " + (tmp / "agg").string() +
+                  " --progress-every 0 2> " + (tmp / "agg-err.txt").string() + "; }");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  labels = check_format(progress_lines(edi::read_file(tmp / "agg-err.txt")));
+  EXPECT_TRUE(labels.count("aggregate: runs read")) << edi::read_file(tmp / "agg-err.txt");
+}

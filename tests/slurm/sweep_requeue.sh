@@ -161,21 +161,4 @@ grep -q "runs: 3 given, 3 evaluated" sw/aggregate/aggregate.md ||
   { echo "  the aggregate does not list 3 evaluated runs:"; grep '^runs' sw/aggregate/aggregate.md || true; fail=1; }
 [ "$fail" = 0 ] || die "SLURM sweep outputs differ from the single-process sweep"
 log "PASS: interrupted+requeued SLURM sweep == single-process sweep (${#names[@]} runs), aggregate written"
-
-# --- srun -K: a rank killed with SIGKILL ends the step, it does not hang ------------
-EDI_ANON=$EDI_EXE sbatch --parsable --ntasks=2 --cpus-per-task=1 --time=10 --output="$WORK/kill.out" \
-  --export="ALL,EDI_ANON=$EDI_EXE" "$ROOT/jobs/run.sbatch" --data D --model M.pt --out kill-run --batch 8 --shard-size 8 \
-  --stop fixed --passes 200 >kill.id
-kjob=$(cut -d';' -f1 kill.id)
-at_pass2() { grep -Eq '^ *pass +2 ' "$WORK/kill.out" 2>/dev/null; }
-wait_until 120 "the run job to reach pass 2" at_pass2
-victim=$(pgrep -f -- "--out kill-run" | while read -r p; do
-  [ "$(cat /proc/"$p"/comm 2>/dev/null)" = edi-anon ] && echo "$p"; done | tail -1)
-[ -n "$victim" ] || die "no edi-anon rank of job $kjob found"
-kill -9 "$victim"
-log "SIGKILL to rank process $victim of job $kjob"
-ended() { case $(job_field "$kjob" JobState) in FAILED|COMPLETED|CANCELLED|NODE_FAIL) return 0 ;; esac; return 1; }
-wait_until 90 "job $kjob to end after one rank was killed" ended
-log "job $kjob: $(job_field "$kjob" JobState), exit $(job_field "$kjob" ExitCode)"
-[ "$(job_field "$kjob" JobState)" = FAILED ] || die "job $kjob did not fail after a rank was killed"
-log "PASS: a killed rank ends its srun -K step"
+# A rank that dies mid-step: tests/slurm/srun_kill.sh.

@@ -30,6 +30,12 @@ struct AggregateConfig {
   /// Utility task compared (empty: the first labelled classification task, else the first classification task).
   std::string match_task;
   metrics::BootstrapSpec bootstrap;         ///< for the paired utility differences
+  /// Columns of the runs table in aggregate.md and aggregate.tex: "compact" (fits a one-column page), "all", or a
+  /// comma list of privacy, utility, quality (wide sets: a table*, turned to landscape when wider than the line).
+  /// aggregate.csv and aggregate.json always hold every column.
+  std::string columns = "compact";
+  /// Also write report.html (analysis/report.py run by python3; see find_html_reporter).
+  bool html = false;
 };
 
 /// One run's state in the aggregate.
@@ -50,6 +56,20 @@ struct AggregateResult {
 /// Aggregate; throws ConfigError for an empty run list or a bad match setting,
 /// IoError when the output cannot be written. Per-run problems never throw.
 AggregateResult aggregate_runs(const AggregateConfig& config, const std::function<void(const std::string&)>& log = {});
+
+/// How `aggregate --html` writes report.html: the python3 to run and analysis/report.py.
+struct HtmlReporter {
+  std::string python;               ///< $EDI_PYTHON, else python3 on PATH, else /usr/bin/python3 (the first with the modules)
+  std::filesystem::path script;     ///< report.py
+};
+/// Find report.py ($EDI_ANALYSIS_DIR; PREFIX/share/edi-anon/analysis next to an installed binary; the
+/// source tree this binary was built from) and check that python3 imports pandas and matplotlib.
+/// Throws ConfigError with one line naming what is missing.
+HtmlReporter find_html_reporter();
+/// Run report.py on OUT/aggregate.json, writing OUT/report.html; returns its path. IoError with report.py's
+/// last line when it fails.
+std::filesystem::path write_html_report(const HtmlReporter& reporter, const std::filesystem::path& out,
+                                        const std::function<void(const std::string&)>& log = {});
 
 /// Classify a run (or snapshot) directory: "failed" (an error marker:
 /// error.txt, error.json or FAILED; or an invalid metrics.json), "missing" (no
