@@ -55,7 +55,8 @@ class Costs:
     claim: float = 5e-6   # s per claim round trip (client side)
     claim_service: float = 1e-6  # s per claim at rank 0 (serialised)
     collective: float = 5e-6     # s per log2(ranks) step of a barrier / allreduce
-    commit_every: float = 0.0    # 0: a commit per shard and pass; > 0: when a shard's uncommitted work reaches it
+    commit_every: float = -1.0   # -1: --checkpoint-every auto; 0: a commit per shard and pass; > 0: every that many s of shard work
+    max_loss: float = 60.0       # --checkpoint-max-loss
     claim_mode: str = "counter"  # "walk": try every shard in order; "counter": fetch-and-add a shared index, then claim it
 
 
@@ -104,9 +105,12 @@ def calibrate(run: Path) -> tuple[Costs, dict]:
     shard_size = int(s["options"].get("shard-size", len(evals)))
     loop_all, ckpt_all = float(t["loop_seconds_all_ranks"]), float(t["checkpoint_seconds_all_ranks"])
     n_eval = sum(evals)
-    n_commit = commits_for(evals, shard_size)
+    n_commit = int(t.get("checkpoint_commits_all_ranks") or commits_for(evals, shard_size))
+    every = s["options"].get("checkpoint-every", "0")
     costs = Costs(c=(loop_all - ckpt_all) / n_eval, commit=ckpt_all / max(1, n_commit),
-                  setup=max(0.0, float(t["seconds"]) - loop_all / ranks))
+                  setup=max(0.0, float(t["seconds"]) - loop_all / ranks),
+                  commit_every=-1.0 if every == "auto" else float(every),
+                  max_loss=float(s["options"].get("checkpoint-max-loss", 60)))
     info = {"run": str(run), "ranks": ranks, "images": len(evals), "evaluations": n_eval,
             "shard_size": shard_size, "commits": n_commit, "wall": float(t["seconds"]),
             "stop": s["options"].get("stop", "?")}
@@ -124,13 +128,22 @@ def shard_tables(evals: np.ndarray, shard_size: int) -> tuple[np.ndarray, np.nda
     return active, (active > 0).sum(axis=1)
 
 
+def commit_interval(k: Costs) -> float:
+    """Seconds of a shard's work between two commits (0: every pass); the
+    auto rule of src/cluster/shard_store.cpp: min(max(sqrt(2 C L), C / 2 %), L)."""
+    if k.commit_every >= 0:
+        return k.commit_every
+    return min(max(math.sqrt(2 * k.commit * k.max_loss), k.commit / 0.02), k.max_loss)
+
+
 def commit_count(active_row: np.ndarray, k: Costs) -> int:
-    """Commits of one shard over its passes under the policy."""
+    """Commits of one shard over its passes under the policy (the last pass always commits)."""
     runs = int((active_row > 0).sum())
-    if k.commit_every <= 0:
+    interval = commit_interval(k)
+    if interval <= 0:
         return runs
     work = float(active_row.sum()) * k.c
-    return max(1, math.ceil(work / k.commit_every))
+    return min(runs, int(work // interval) + 1)
 
 
 def list_schedule(costs: np.ndarray, ranks: int, k: Costs) -> tuple[float, int]:
@@ -164,14 +177,14 @@ def simulate(evals: np.ndarray, ranks: int, shard_size: int, schedule: str, k: C
     work = float(active.sum()) * k.c
     if schedule == "pass":
         loop, claims = 0.0, 0
-        per_commit = k.commit if k.commit_every <= 0 else 0.0
+        per_commit = k.commit if commit_interval(k) <= 0 else 0.0
         for p in range(passes):
             col = active[:, p]
             costs = col[col > 0] * k.c + per_commit
             span, att = list_schedule(costs, ranks, k)
             loop += max(span, att * k.claim_service) + 2 * coll  # claim-board reset barrier + reduction
             claims += att
-        if k.commit_every > 0:
+        if per_commit == 0.0:
             loop += sum(commit_count(a, k) for a in active) * k.commit / ranks
         commits = sum(commit_count(a, k) for a in active)
     elif schedule == "shard":
@@ -216,12 +229,13 @@ def cmd_calibrate(a) -> None:
 
 def cmd_table(a) -> None:
     k, info = calibrate(Path(a.run))
-    k = replace(k, commit_every=a.commit_every, claim_mode=a.claim)
+    k = replace(k, commit_every=a.commit_every, claim_mode=a.claim)  # the run's own policy is not the question here
     lines = [f"Costs from `{info['run']}` ({info['images']} images, `--stop {info['stop']}`, "
              f"{info['ranks']} rank(s)): {k.c * 1e3:.2f} ms per image evaluation, "
              f"{k.commit * 1e3:.2f} ms per commit, set-up {k.setup:.2f} s; claim {k.claim * 1e6:.0f} µs "
              f"(rank 0 serves one per {k.claim_service * 1e6:.0f} µs), collectives {k.collective * 1e6:.0f} µs × log2(ranks); "
-             + ("a commit per shard and pass" if k.commit_every <= 0 else f"a commit per {k.commit_every:g} s of shard work")
+             + ("a commit per shard and pass" if commit_interval(k) <= 0 else
+                f"a commit per {commit_interval(k):.2f} s of shard work (--checkpoint-every {'auto' if k.commit_every < 0 else format(k.commit_every, 'g')})")
              + f"; claims by {'a shared counter' if k.claim_mode == 'counter' else 'a walk over every shard'}.",
              "",
              "| images | ranks | schedule | best --shard-size | time to solution | parallel efficiency | idle share | at --shard-size 16 |",
@@ -315,7 +329,8 @@ def main() -> None:
     t = sub.add_parser("table")
     t.add_argument("run")
     t.add_argument("--images", type=int, nargs="+", default=[5246, 1_000_000])
-    t.add_argument("--commit-every", type=float, default=0.0, help="s of shard work per commit (0: every pass)")
+    t.add_argument("--commit-every", type=float, default=-1.0,
+                   help="s of shard work per commit (-1: --checkpoint-every auto, the default; 0: every pass)")
     t.add_argument("--claim", choices=["counter", "walk"], default="counter",
                    help="claim board: a shared counter (today's runner) or a walk over every shard (before it)")
     t.add_argument("--md")

@@ -112,7 +112,7 @@ void write_summary_json(const fs::path& path, const ResultsInfo& info, const dat
   j["passes"] = passes.document()["passes"];
   j["timing"] = {{"seconds", s.seconds}, {"model", s.timing.model}, {"explain", s.timing.explain}, {"perturb", s.timing.perturb},
                  {"bookkeeping", s.timing.book}, {"image_passes", s.timing.image_passes},
-                 {"checkpoint_seconds_all_ranks", s.checkpoint_seconds}, {"loop_seconds_all_ranks", s.loop_seconds},
+                 {"checkpoint_seconds_all_ranks", s.checkpoint_seconds}, {"checkpoint_commits_all_ranks", s.checkpoint_commits}, {"loop_seconds_all_ranks", s.loop_seconds},
                  {"checkpoint_share", s.loop_seconds > 0 ? s.checkpoint_seconds / s.loop_seconds : 0.0}};
   write_file_atomic(path, j.dump(2) + "\n");
 }

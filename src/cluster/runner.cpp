@@ -908,6 +908,7 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
     std::vector<std::int64_t> commits{store.commits()};
     mpi.sum(commits);
     outcome.checkpoint_commits = commits[0];
+    outcome.summary.checkpoint_commits = commits[0];
   }
   outcome.summary.loop_seconds = io[1];
   outcome.interrupted = interrupted;

@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "edi/core/rng.hpp"
-#include "edi/core/threads.hpp"
+#include "edi/data/threads.hpp"
 #include "edi/explain/select.hpp"
 #include "edi/perturb/operators.hpp"
 

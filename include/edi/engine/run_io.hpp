@@ -105,6 +105,7 @@ struct RunSummary {
   std::vector<PassReport> passes;
   Timing timing;
   double checkpoint_seconds = 0;  ///< summed over ranks: writing shard checkpoints
+  std::int64_t checkpoint_commits = 0;  ///< summed over ranks: shard checkpoints written
   double loop_seconds = 0;        ///< summed over ranks: the pass loop (wall per rank)
 };
 
