@@ -68,6 +68,10 @@ void add_run_options(Options& opt, bool for_bench) {
       .add("jpeg-quality", "95", "JPEG quality of --jpeg-roundtrip")
       .add("seed", "0", "seed of every random draw (keyed by seed, image id, pass)");
   if (!for_bench)
+    opt.add("snapshot-psnr", "",
+            "dataset rule: PSNR targets in dB, a comma list (18,16): a snapshot snapshots/psnr<T>/ at the first pass whose "
+            "mean PSNR over the changed images is at or below each (matched-PSNR comparisons); each in [1, 100]");
+  if (!for_bench)
     opt.add("matched-to", "",
             "record only (set by a sweep's target-risk = match): the baselines the targets came from, "
             "NAME:TARGET pairs separated by commas");
@@ -194,6 +198,7 @@ engine::RunConfig run_config_from(const Options& opt, bool for_bench, bool check
   e.tau = opt.number("tau", 0, 1, true, true);
   engine::set_targets(e, engine::parse_targets(opt.text("target-risk")));
   if (!for_bench && opt.has("matched-to")) check_matched_to(opt.text("matched-to"));
+  if (!for_bench && opt.has("snapshot-psnr")) e.psnr_targets = engine::parse_psnr_targets(opt.text("snapshot-psnr"));
   e.max_passes = static_cast<int>(opt.integer("max-passes", 1, 100000));
   e.passes = static_cast<int>(opt.integer("passes", 1, 100000));
   e.escalate_factor = opt.number("escalate", 1, 10);
