@@ -281,6 +281,10 @@ case $CASE in
       finish "$WORK/one" 2
     fi
     ;;
+  psnr)  # the --snapshot-psnr check alone (RULE=dataset; also part of sigterm under RULE=dataset)
+    [ "$RULE" = dataset ] || die "the psnr case needs RULE=dataset"
+    check_psnr_snapshots
+    ;;
   rank_error)
     # An I/O error on rank 1 in the middle of the run (its first checkpoint
     # commit as of pass >= 2 fails like a full disk): the job must print the

@@ -152,9 +152,12 @@ TEST(Steering, AModelOfSmallerInputSeesTheAntialiasedResizeTheEvaluationUses) {
     expected = at::softmax(small->logits(edi::data::images_to_tensor(mats)), 1).gather(1, d.labels.unsqueeze(1)).squeeze(1);
   }
   EXPECT_TRUE(at::allclose(r.true_prob, expected, 1e-4, 1e-5)) << r.true_prob << expected;
-  // and its gradient reaches every pixel of the state (a 4x bilinear shrink reads only half of them).
+  // and its gradient reaches most pixels of the state: a 4x bilinear shrink
+  // reads 2 of 4 per axis (at most a quarter); the antialiased one all of them
+  // but those the model itself ignores (its unpadded stride-2 conv never reads
+  // the last row and column of its 8 px input).
   const SteerResult e = steer.explain(d.images, d.labels, d.images, keys_of(d, 0), d.ids, 0);
-  EXPECT_GT(e.attribution.amax(1).gt(0).to(at::kFloat).mean().item<float>(), 0.99f);
+  EXPECT_GT(e.attribution.amax(1).gt(0).to(at::kFloat).mean().item<float>(), 0.75f);
 }
 
 TEST(Steering, EotWithOneIdentityDrawEqualsPlainSteering) {

@@ -270,10 +270,11 @@ TEST(EvaluateCli, AModelThatSteeredOrJudgedTheRunIsNotIndependent) {
               " --evaluate --attacker lbph," + other.string() + " --bootstrap 20");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   auto attacker = [&](const fs::path& run) {
-    for (const auto& a : read_json(run / "metrics.json")["privacy"]["attackers"])
-      if (a["name"] == "model:other-id.pt") return a;
-    ADD_FAILURE() << run << ": no attacker model:other-id.pt";
-    return json();
+    const json m = read_json(run / "metrics.json");
+    for (const auto& a : m["privacy"]["attackers"])
+      if (a.value("name", "") == "model:other-id.pt") return a;
+    ADD_FAILURE() << run << ": no attacker model:other-id.pt in " << m["privacy"]["attackers"].dump() << "\n" << r.output;
+    return json::object();
   };
   const json j = attacker(judged), e = attacker(ensemble), i = attacker(independent);
   EXPECT_FALSE(j.value("independent", true)) << j.dump();
