@@ -53,6 +53,7 @@ mpirun -np "$RANKS" --bind-to core $EDI sweep --config configs/johns-demo.sweep.
 
 step 4 "the transfer experiment: EDI steered by an ensemble, with EOT, with a feature-level target (about 2 min)"
 mpirun -np "$RANKS" --bind-to core $EDI sweep --config configs/transfer.sweep.ini --out "$TRANSFER" --threads 1
+$PY scripts/readme_tables.py "$TRANSFER"  # the README's transfer tables: matched steering risk, then matched PSNR
 
 step 5 "plots and the HTML report"
 for d in "$OUT" "$TRANSFER"; do

@@ -236,6 +236,12 @@ std::vector<Row> stop_rows(bool for_bench) {
                                        "from, NAME:TARGET pairs separated by commas")
                      .not_in_sweeps("is set by the sweep (use target-risk = match)"),
                  [](RunBuild&, const Value& v) { check_matched_to(v.text); }});
+  if (!for_bench)
+    r.push_back({row("snapshot-psnr", "",
+                     "dataset rule: PSNR targets in dB, a comma list (18,16): a snapshot snapshots/psnr<T>/ at the first "
+                     "pass whose mean PSNR over the changed images is at or below each (matched-PSNR comparisons); each in "
+                     "[1, 100]"),
+                 [](RunBuild& b, const Value& v) { b.c.engine.psnr_targets = engine::parse_psnr_targets(v.text); }});
   std::vector<Row> more = {
       {row("max-passes", "50", "pass cap of the image and dataset rules", integer(1, 100000)),
        [](RunBuild& b, const Value& v) { b.c.engine.max_passes = static_cast<int>(v.integer); }},

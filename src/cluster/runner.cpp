@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <cstring>
 #include <chrono>
 #include <map>
@@ -382,7 +383,6 @@ engine::PassCounts count_records(const engine::Shard& shard) {
 /// A snapshot target as it names a directory: "%g" (27.3 -> 27.3, 10 -> 10).
 std::string snapshot_name(double target) { return engine::target_text(target); }
 
-fs::path snapshot_dir(const fs::path& out, double target) { return out / "snapshots" / snapshot_name(target); }
 
 /// A shard's outcome rows while a snapshot is assembled.
 fs::path part_path(const fs::path& dir, int shard) {
@@ -417,6 +417,8 @@ struct PassLoop {
   /// Dataset rule: the snapshot targets, descending (spec.targets, or the one
   /// --target-risk).
   std::vector<double> targets;
+  /// Dataset rule: the --snapshot-psnr targets in dB, descending (may be empty).
+  std::vector<double> psnr_targets;
 
   PassLoop(const Mpi& m, const engine::RunConfig& config, engine::Engine& e, ShardStore& st, ClaimBoard& b, const PassPrinter& p,
            DistRunOutcome& o)
@@ -521,55 +523,84 @@ struct PassLoop {
     if (print) print(rep, eta, per_rank);
   }
 
-  /// Rank 0: the targets at or above `risk` that have no snapshot yet, to every rank.
-  std::vector<double> due_targets(double risk) {
-    std::string text;
-    if (mpi.root())
-      for (std::size_t i = 0; i < targets.size(); ++i)
-        if (risk <= targets[i] && !fs::exists(snapshot_dir(c.out, targets[i]) / "snapshot.json")) text += std::to_string(i) + "\n";
-    std::vector<double> due;  // indices into `targets`, one a line
-    std::istringstream in(mpi.broadcast(text));
-    for (std::string line; std::getline(in, line);) due.push_back(targets.at(std::stoul(line)));
-    return due;
+  /// Mean PSNR (dB) of the state against the originals over the images that
+  /// changed, over every rank (collective); +inf while none changed.
+  double mean_psnr() {
+    std::vector<double> sum{0.0, 0.0};
+    for (auto& [s, h] : store.held())
+      for (std::int64_t i = 0; i < h.shard.state.size(0); ++i) {
+        const float p = engine::psnr(h.shard.state[i], h.shard.original[i]);
+        if (std::isfinite(p)) sum[0] += p, sum[1] += 1;
+      }
+    mpi.sum(sum);
+    return sum[1] > 0 ? sum[0] / sum[1] : std::numeric_limits<double>::infinity();
   }
 
+  /// A snapshot that may be due: its directory name, whether its condition
+  /// holds, what snapshot.json records besides the common keys, and why.
+  struct Candidate {
+    std::string name;
+    bool reached = false;
+    json extra;
+    std::string why;
+  };
+
   /// Dataset rule, between the reduction and the perturbation of `pass`: the
-  /// first pass at or below a target writes its state as that target's
-  /// snapshot (interfaces §3): every rank its shards' PNGs and outcome rows,
-  /// rank 0 outcomes.csv and, last, snapshot.json. A snapshot is written
-  /// once; a resume never rewrites it.
+  /// first pass at or below a risk target (or, --snapshot-psnr, at or below a
+  /// mean PSNR) writes its state as that target's snapshot (interfaces §3):
+  /// every rank its shards' PNGs and outcome rows, rank 0 outcomes.csv and,
+  /// last, snapshot.json. A snapshot is written once; a resume never rewrites it.
   void write_snapshots(int pass, double risk, const PassReduction& red) {
-    for (double t : due_targets(risk)) {
-      const fs::path dir = snapshot_dir(c.out, t);
-      if (mpi.root()) create_private_dir(dir / ".parts");
-      mpi.barrier();
-      for (auto& [s, h] : store.held()) {
-        if (c.write_images) engine::write_images(dir / "images", h.shard, c.png_bits);
-        rundir::write_outcomes(part_path(dir, s), *manifest, {&h.shard});
-      }
-      mpi.barrier();
-      if (mpi.root()) {
-        std::string csv;
-        for (int s = 0; s < n_shards; ++s) {
-          const std::string part = read_file(part_path(dir, s));
-          csv += s == 0 ? part : part.substr(std::min(part.size(), part.find('\n') + 1));  // one header
-        }
-        write_file_atomic(dir / "outcomes.csv", csv);
-        json j = json::object();
-        j["format"] = "edi-anon-snapshot";
-        j["version"] = 1;
-        j["target_percent"] = t;
-        j["pass"] = pass;
-        j["risk_percent"] = risk;
-        j["identified"] = red.identified;
-        j["total"] = red.total;
-        write_file_atomic(dir / "snapshot.json", j.dump(2) + "\n");
-        std::error_code ec;
-        fs::remove_all(dir / ".parts", ec);
-        std::printf("snapshot at pass %d (risk %.2f%% <= %s%%) -> %s\n", pass, risk, snapshot_name(t).c_str(), dir.c_str());
-        std::fflush(stdout);
+    std::vector<Candidate> cand;
+    char why[96];
+    for (double t : targets) {
+      std::snprintf(why, sizeof why, "risk %.2f%% <= %s%%", risk, snapshot_name(t).c_str());
+      cand.push_back({snapshot_name(t), risk <= t, json{{"target_percent", t}}, why});
+    }
+    if (!psnr_targets.empty()) {
+      const double psnr = mean_psnr();
+      for (double t : psnr_targets) {
+        std::snprintf(why, sizeof why, "mean PSNR %.2f dB <= %s dB", psnr, snapshot_name(t).c_str());
+        cand.push_back({"psnr" + snapshot_name(t), psnr <= t, json{{"target_psnr_db", t}, {"psnr_db", psnr}}, why});
       }
     }
+    // Rank 0 decides (a snapshot already written is never rewritten) and tells every rank.
+    std::string text;
+    if (mpi.root())
+      for (std::size_t i = 0; i < cand.size(); ++i)
+        if (cand[i].reached && !fs::exists(c.out / "snapshots" / cand[i].name / "snapshot.json")) text += std::to_string(i) + "\n";
+    std::istringstream in(mpi.broadcast(text));
+    for (std::string line; std::getline(in, line);) write_snapshot(cand.at(std::stoul(line)), pass, risk, red);
+  }
+
+  void write_snapshot(const Candidate& cand, int pass, double risk, const PassReduction& red) {
+    const fs::path dir = c.out / "snapshots" / cand.name;
+    if (mpi.root()) create_private_dir(dir / ".parts");
+    mpi.barrier();
+    for (auto& [s, h] : store.held()) {
+      if (c.write_images) engine::write_images(dir / "images", h.shard, c.png_bits);
+      rundir::write_outcomes(part_path(dir, s), *manifest, {&h.shard});
+    }
+    mpi.barrier();
+    if (!mpi.root()) return;
+    std::string csv;
+    for (int s = 0; s < n_shards; ++s) {
+      const std::string part = read_file(part_path(dir, s));
+      csv += s == 0 ? part : part.substr(std::min(part.size(), part.find('\n') + 1));  // one header
+    }
+    write_file_atomic(dir / "outcomes.csv", csv);
+    json j = cand.extra;
+    j["format"] = "edi-anon-snapshot";
+    j["version"] = 1;
+    j["pass"] = pass;
+    j["risk_percent"] = risk;
+    j["identified"] = red.identified;
+    j["total"] = red.total;
+    write_file_atomic(dir / "snapshot.json", j.dump(2) + "\n");
+    std::error_code ec;
+    fs::remove_all(dir / ".parts", ec);
+    std::printf("snapshot at pass %d (%s) -> %s\n", pass, cand.why.c_str(), dir.c_str());
+    std::fflush(stdout);
   }
 
   End run_pass(int pass) {
@@ -881,6 +912,7 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
   loop.history_path = history_path;
   loop.manifest = &d.manifest;
   loop.targets = spec.targets.empty() ? std::vector<double>{spec.target_risk} : spec.targets;
+  loop.psnr_targets = spec.psnr_targets;
   loop.saved = saved;
   loop.recorded = saved.contiguous();
   loop.history.assign(loop.recorded.begin(),

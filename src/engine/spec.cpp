@@ -64,8 +64,9 @@ Criterion parse_criterion(const std::string& t) {
   throw ConfigError("--criterion " + t + ": expected one of top1|topk|prob");
 }
 
-std::vector<double> parse_targets(const std::string& text) {
-  const std::string expected = "--target-risk " + text + ": expected a percentage in [0, 100] or a comma list of them (e.g. 60,27.3,10)";
+namespace {
+/// A comma list of numbers in [lo, hi], sorted descending without duplicates; ConfigError(expected) otherwise.
+std::vector<double> parse_number_list(const std::string& text, double lo, double hi, const std::string& expected) {
   std::vector<double> out;
   std::size_t start = 0;
   while (true) {
@@ -75,7 +76,7 @@ std::vector<double> parse_targets(const std::string& text) {
     part = b == std::string::npos ? "" : part.substr(b, e - b + 1);
     char* end = nullptr;
     const double v = part.empty() ? -1 : std::strtod(part.c_str(), &end);
-    if (part.empty() || *end != '\0' || !(v >= 0 && v <= 100)) throw ConfigError(expected);
+    if (part.empty() || *end != '\0' || !(v >= lo && v <= hi)) throw ConfigError(expected);
     out.push_back(v);
     if (comma == std::string::npos) break;
     start = comma + 1;
@@ -83,6 +84,15 @@ std::vector<double> parse_targets(const std::string& text) {
   std::sort(out.begin(), out.end(), std::greater<double>());
   out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
+}
+}  // namespace
+
+std::vector<double> parse_targets(const std::string& text) {
+  return parse_number_list(text, 0, 100, "--target-risk " + text + ": expected a percentage in [0, 100] or a comma list of them (e.g. 60,27.3,10)");
+}
+
+std::vector<double> parse_psnr_targets(const std::string& text) {
+  return parse_number_list(text, 1, 100, "--snapshot-psnr " + text + ": expected a PSNR in dB in [1, 100] or a comma list of them (e.g. 18,16)");
 }
 
 void set_targets(EngineSpec& spec, std::vector<double> targets) {
@@ -105,6 +115,11 @@ void validate(const EngineSpec& s) {
     if (!(t >= 0 && t <= 100)) throw ConfigError("--target-risk " + num(t) + ": expected a percentage in [0, 100]");
   if (!s.targets.empty() && (!std::is_sorted(s.targets.rbegin(), s.targets.rend()) || s.target_risk != s.targets.back()))
     throw ConfigError("--target-risk: the targets must be sorted descending and the stop target must be the lowest (use set_targets)");
+  for (const double t : s.psnr_targets)
+    if (!(t >= 1 && t <= 100)) throw ConfigError("--snapshot-psnr " + num(t) + ": expected a PSNR in dB in [1, 100]");
+  if (!s.psnr_targets.empty() && s.method == Method::kEdi && s.stop != StopRule::kDataset)
+    throw ConfigError("--snapshot-psnr: needs --stop dataset (a snapshot is taken between the dataset rule's evaluation and "
+                      "perturbation of a pass), got --stop " + std::string(stop_rule_name(s.stop)));
   if (s.top_k < 1 || s.top_k > 100000) throw ConfigError("--top-k " + std::to_string(s.top_k) + ": expected an integer in [1, 100000]");
   if (!(s.tau > 0 && s.tau < 1)) throw ConfigError("--tau " + num(s.tau) + ": expected a number in (0, 1)");
   if (!(s.target_risk >= 0 && s.target_risk <= 100))

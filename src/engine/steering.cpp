@@ -161,6 +161,10 @@ Steerer::Steerer(const SteeringModels& models, const explain::ExplainSpec& expla
 at::Tensor Steerer::fit(models::Classifier& model, const at::Tensor& rows) const {
   const int s = model.info().input_size;
   if (s <= 0 || (rows.size(2) == s && rows.size(3) == s)) return rows;
+  // Shrinking: antialiased (triangle filter), as the model's images are decoded
+  // and evaluated (data::resize_antialiased); a plain bilinear shrink would skip
+  // pixels, which the model would then never see nor steer.
+  if (rows.size(2) > s || rows.size(3) > s) return at::_upsample_bilinear2d_aa(rows, {s, s}, /*align_corners=*/false);
   return at::upsample_bilinear2d(rows, {s, s}, /*align_corners=*/false);
 }
 
@@ -310,10 +314,35 @@ SteerResult Steerer::predict(const at::Tensor& x, const at::Tensor& labels) cons
   return combine(answers);
 }
 
+at::Tensor Steerer::ensemble_sum(const std::vector<at::Tensor>& parts, const std::vector<Answer>& answers) const {
+  // Per image, only the models that still identify it steer it: a model it
+  // already fools would take a share of the selection it does not need (the
+  // image stays identified while ANY model identifies it). Where none does
+  // (the fixed rule keeps perturbing), every model steers.
+  const std::int64_t n = parts.front().size(0);
+  std::vector<std::vector<float>> w(parts.size(), std::vector<float>(static_cast<std::size_t>(n), 0.f));
+  for (std::int64_t i = 0; i < n; ++i) {
+    bool any = false;
+    for (std::size_t m = 0; m < parts.size(); ++m) {
+      const bool id = identified_(answers[m].prob.data_ptr<float>()[i], static_cast<int>(answers[m].rank.data_ptr<std::int64_t>()[i]));
+      w[m][static_cast<std::size_t>(i)] = id ? 1.f : 0.f;
+      any = any || id;
+    }
+    if (!any)
+      for (auto& wm : w) wm[static_cast<std::size_t>(i)] = 1.f;
+  }
+  at::Tensor total;
+  for (std::size_t m = 0; m < parts.size(); ++m) {
+    const at::Tensor a = parts[m] * at::tensor(w[m], at::kFloat).to(parts[m].device()).view({-1, 1, 1, 1});
+    total = total.defined() ? total + a : a;
+  }
+  return total;
+}
+
 SteerResult Steerer::explain(const at::Tensor& x, const at::Tensor& labels, const at::Tensor& originals,
                              const std::vector<RngKey>& keys, const std::vector<std::string>& ids, int pass) const {
   std::vector<Answer> answers;
-  at::Tensor total;
+  std::vector<at::Tensor> parts;
   const bool ensemble = models_.steer.size() > 1;
   at::Tensor finite;  // from the explain step itself when one model answers
   for (const auto& m : models_.steer) {
@@ -321,8 +350,9 @@ SteerResult Steerer::explain(const at::Tensor& x, const at::Tensor& labels, cons
     at::Tensor a = attribution(*m, x, labels, originals, keys, ids, pass, &logits, &finite);
     answers.push_back(answer(*m, logits, labels));
     if (ensemble) a = a / l2_per_image(a);  // each model's per-image direction counts once
-    total = total.defined() ? total + a : a;
+    parts.push_back(a);
   }
+  at::Tensor total = ensemble ? ensemble_sum(parts, answers) : parts.front();
   if (models_.judge) {
     at::NoGradGuard no_grad;
     models::Classifier& j = *models_.judge;

@@ -147,6 +147,19 @@ AttackerResult unavailable(const std::string& name, const std::string& kind, con
   return r;
 }
 
+/// An attacker that steered or judged the run: no rate of it counts as independent.
+AttackerResult not_independent(const std::string& name, const std::string& kind, const std::string& why) {
+  AttackerResult r = unavailable(name, kind, why + ": not independent");
+  r.j["independent"] = false;
+  return r;
+}
+
+/// The run's judge (--judge), resolved like the steering models ("" = none).
+std::string judge_of(const RunInputs& in) {
+  const std::string judge = in.meta.options.value("judge", std::string());
+  return judge.empty() ? judge : resolve_model(judge, in.rundir).string();
+}
+
 /// top1/top5 under both threat models; the heldout top-1 is the attacker's headline.
 void report_threats(AttackerResult& r, const RunInputs& in, const BootstrapSpec& b, const std::vector<int>& heldout,
                     const std::vector<std::size_t>& heldout_set, const std::vector<int>& linkage,
@@ -325,9 +338,9 @@ AttackerResult evaluate_gallery(const RunInputs& in, const EvalConfig& cfg, cons
                                 const GalleryAttacker& g) {
   for (const auto& member : engine::split_model_list(steer.ref_raw))
     if (member == g.reference)
-      return unavailable(g.name, "gallery", g.reference + " steered this run (reported as the steering model)");
-  if (in.meta.options.value("judge", std::string()) == g.reference)
-    return unavailable(g.name, "gallery", g.reference + " judged this run (an image stopped only once it failed too): not independent");
+      return not_independent(g.name, "gallery", g.reference + " steered this run (reported as the steering model)");
+  if (judge_of(in) == g.reference)
+    return not_independent(g.name, "gallery", g.reference + " judged this run (an image stopped only once it failed too)");
   if (in.n() < 2) return unavailable(g.name, "gallery", "the run has fewer than two images: no leave-one-out gallery");
   std::shared_ptr<models::Embedder> emb;
   try {
@@ -396,7 +409,7 @@ AttackerResult evaluate_adaptive(const RunInputs& in, const EvalConfig& cfg, con
   tc.epochs = cfg.adaptive_epochs;
   tc.patience = cfg.adaptive_epochs;
   tc.seed = cfg.adaptive_seed;
-  tc.input_size = in.size;
+  tc.input_size = cfg.adaptive_size > 0 ? cfg.adaptive_size : in.size;
   tc.device = cfg.device;
   if (say)
     say("attacker adaptive: training small-cnn on " + std::to_string(in.train.size()) + " anonymized train-split images (" +
@@ -416,7 +429,8 @@ AttackerResult evaluate_adaptive(const RunInputs& in, const EvalConfig& cfg, con
   AttackerResult r;
   r.name = "adaptive";
   r.j = {{"name", "adaptive"}, {"kind", "adaptive"}, {"available", true}, {"steered", false},
-         {"model", tc.out.string() + " (small-cnn, seed " + std::to_string(cfg.adaptive_seed) + ")"},
+         {"model", tc.out.string() + " (small-cnn, " + std::to_string(tc.input_size) + " px, " + std::to_string(cfg.adaptive_epochs) +
+                       " epochs, seed " + std::to_string(cfg.adaptive_seed) + ")"},
          {"trained_on", "anonymized train-split images (" + std::to_string(in.train.size()) + ")"},
          {"threat_models", {{"heldout", "anonymized train-split images; probes are the anonymized test split, never seen"},
                             {"linkage", "anonymized train-split images; probes are those same training images"}}}};
@@ -436,7 +450,12 @@ AttackerResult evaluate_classifier_attacker(const RunInputs& in, const EvalConfi
   } catch (const Error& e) {
     return unavailable(name, "classifier", e.what());
   }
-  const bool steered = ref == steer.ref || (!steer.sha.empty() && model->info().file_sha256 == steer.sha);
+  // A steering model, or one member of an ensemble, or the judge: not independent.
+  bool steered = ref == steer.ref || (!steer.sha.empty() && model->info().file_sha256 == steer.sha);
+  for (const auto& member : engine::split_model_list(steer.ref_raw))
+    steered = steered || resolve_model(member, in.rundir).string() == ref;
+  if (!steered && judge_of(in) == ref)
+    return not_independent(name, "classifier", spec + " judged this run (an image stopped only once it failed too)");
   const TrainingCheck check = check_training(ref, in.meta.manifest);
   if (!steered && !check.held_out)
     return unavailable(name, "classifier", "refused: its training data may overlap the probes in a way heldout/linkage cannot say: " + check.what);
@@ -453,7 +472,8 @@ AttackerResult evaluate_classifier_attacker(const RunInputs& in, const EvalConfi
   r.columns.emplace_back(name + "_rank", int_column(ranks));
   if (steered) {
     r.headline.reset();
-    r.notes.push_back("attacker " + name + " is the steering model: not counted as independent");
+    r.j["independent"] = false;
+    r.notes.push_back("attacker " + name + " steered this run: not independent");
   }
   return r;
 }

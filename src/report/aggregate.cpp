@@ -35,11 +35,12 @@ struct Row {
   fs::path dir;
   std::string name;       ///< run name, or <run>@<T> for a snapshot
   std::string run_name;   ///< the run's name (= name for a run)
-  double target = kNaN;   ///< snapshot target in %, NaN for a run
+  double target = kNaN;   ///< snapshot target in %, NaN for a run and a PSNR snapshot
+  bool psnr_snapshot = false;  ///< snapshots/psnr<T>/ (--snapshot-psnr): never a risk target
   json m;                 ///< metrics.json
   std::string method, op, description;
   bool control() const { return method == "none"; }
-  bool snapshot() const { return !std::isnan(target); }
+  bool snapshot() const { return !std::isnan(target) || psnr_snapshot; }
 };
 
 double num(const json& j) { return j.is_number() ? j.get<double>() : kNaN; }
@@ -210,12 +211,13 @@ RunStatus classify_evaluating(const fs::path& dir, const AggregateConfig& cfg, c
   return st;
 }
 
-Row make_row(const fs::path& dir, const std::string& run_name, double target) {
+Row make_row(const fs::path& dir, const std::string& run_name, double target, bool psnr_snapshot = false) {
   Row r;
   r.dir = dir;
   r.run_name = run_name;
   r.target = target;
-  r.name = std::isnan(target) ? run_name : run_name + "@" + dir.filename().string();
+  r.psnr_snapshot = psnr_snapshot;
+  r.name = r.snapshot() ? run_name + "@" + dir.filename().string() : run_name;
   r.m = json::parse(read_file(dir / rd::file::kMetrics));
   r.method = r.m["run"].value("method", "?");
   r.op = r.m["run"].value("operator", "?");
@@ -240,7 +242,8 @@ std::vector<Row> load_rows(const AggregateConfig& cfg, const std::function<void(
     res.runs.push_back(st);
     for (const fs::path& snap : metrics::list_snapshots(dir)) {
       RunStatus ss = classify_evaluating(snap, cfg, log);
-      if (ss.state == "ok") rows.push_back(make_row(snap, name, std::strtod(snap.filename().c_str(), nullptr)));
+      const bool by_psnr = snap.filename().string().rfind("psnr", 0) == 0;
+      if (ss.state == "ok") rows.push_back(make_row(snap, name, by_psnr ? kNaN : std::strtod(snap.filename().c_str(), nullptr), by_psnr));
       res.snapshots.push_back(ss);
     }
     progress.add();
@@ -378,10 +381,11 @@ void runs_table_cells(const Row& r, const Columns& cols, std::vector<std::string
   for (const auto& a : cols.attackers) {
     const json* aj = find_attacker(m, a);
     const bool na = aj && !aj->value("available", false);
+    const bool dependent = aj && (aj->value("steered", false) || !aj->value("independent", true));  // steered or judged the run
     for (const char* tm : {"heldout", "linkage"}) {
       Iv x = aj ? attacker_risk(*aj, tm) : Iv{};
-      if (aj && aj->value("steered", false)) x = Iv{};
-      push_iv(t, c, x, na ? "n/a" : show(x));
+      if (dependent) x = Iv{};
+      push_iv(t, c, x, dependent ? "not independent" : na ? "n/a" : show(x));
     }
     jr["attackers"][a] = aj ? *aj : json(nullptr);
   }
@@ -407,13 +411,13 @@ Table runs_table(const std::vector<Row>& rows, const Columns& cols) {
     const std::string dir = fs::absolute(r.dir).lexically_normal().string();
     const std::string passes = std::to_string(m["run"].value("passes_run", 0)), images = std::to_string(m.value("images", 0));
     std::vector<std::string> t = {r.name, r.method, r.op, r.description, passes, images};
-    std::vector<std::string> c = {r.name, dir, r.method, r.op, r.description, passes, images, r.snapshot() ? raw(r.target) : ""};
+    std::vector<std::string> c = {r.name, dir, r.method, r.op, r.description, passes, images, std::isnan(r.target) ? "" : raw(r.target)};
     const Iv s1 = steering(r, "in_loop"), sh = steering(r, "heldout"), s5 = steering(r, "in_loop", "top5");
     push_iv(t, c, s1, show(s1));
     push_iv(t, c, sh, show(sh));
     push_iv(t, c, s5, show(s5));
     json jr = {{"run", r.name}, {"dir", dir}, {"method", r.method}, {"operator", r.op}, {"control", r.control()},
-               {"snapshot_target", r.snapshot() ? json(r.target) : json(nullptr)},
+               {"snapshot_target", std::isnan(r.target) ? json(nullptr) : json(r.target)},
                {"parameters", r.description}, {"passes", m["run"].value("passes_run", 0)}, {"images", m.value("images", 0)},
                {"steering", path_or_null(m, {"privacy", "steering"})}, {"attackers", json::object()}, {"utility", json::object()}};
     runs_table_cells(r, cols, t, c, jr);

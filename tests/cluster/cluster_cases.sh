@@ -157,6 +157,70 @@ PY
   log "target list 70,55,$DATASET_TARGET: one snapshot per target, run identical to the one-target reference"
 }
 
+# check_psnr_snapshots: --snapshot-psnr under the dataset rule, 2 ranks: with two
+# targets taken between the reference's per-pass mean PSNRs (over the images
+# that changed, from trajectories.csv), a snapshot snapshots/psnr<T>/ at the
+# first pass at or below each, the run itself identical to the reference, and
+# --snapshot-psnr with the per-image rule refused before any work.
+check_psnr_snapshots() {
+  local run=$WORK/psnr rc=0 targets
+  rm -rf "$run"
+  targets=$(/usr/bin/python3 - "$(ref_dir)" <<'PY'
+import csv, math, sys
+rows = list(csv.DictReader(open(sys.argv[1] + "/trajectories.csv")))
+last = max(int(r["pass"]) for r in rows)
+means = []
+for p in range(last + 1):
+    latest = {}
+    for r in rows:
+        if int(r["pass"]) <= p: latest[r["id"]] = float(r["psnr"])
+    finite = [v for v in latest.values() if math.isfinite(v)]
+    means.append(sum(finite) / len(finite) if finite else math.inf)
+assert last >= 3 and means[1] > means[2] > means[last], means
+# Between pass 1 and 2, and between pass 2 and the last: rounded to 0.01 dB, strictly inside.
+a, b = round((means[1] + means[2]) / 2, 2), round((means[2] + means[last]) / 2, 2)
+print("%g,%g" % (a, b))
+PY
+) || die "no PSNR targets from $(ref_dir)/trajectories.csv"
+  edi_mpirun 2 "$run" --snapshot-psnr "$targets" >"$run.log" 2>&1 || rc=$?
+  [ "$rc" = 0 ] || { cat "$run.log"; die "--snapshot-psnr run exited $rc"; }
+  /usr/bin/python3 - "$run" "$targets" <<'PY' || die "the PSNR snapshots of $run are wrong"
+import csv, json, math, os, sys
+run, targets = sys.argv[1], [float(t) for t in sys.argv[2].split(",")]
+rows = list(csv.DictReader(open(run + "/trajectories.csv")))
+def mean_at(p):
+    latest = {}
+    for r in rows:
+        if int(r["pass"]) <= p: latest[r["id"]] = float(r["psnr"])
+    finite = [v for v in latest.values() if math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else math.inf
+seen = []
+for t in targets:
+    d = os.path.join(run, "snapshots", "psnr%g" % t)
+    snap = json.load(open(d + "/snapshot.json"))
+    p = snap["pass"]
+    assert snap["format"] == "edi-anon-snapshot" and snap["target_psnr_db"] == t and "target_percent" not in snap, snap
+    assert snap["psnr_db"] <= t and abs(snap["psnr_db"] - mean_at(p)) < 1e-3, (snap, mean_at(p))
+    assert mean_at(p - 1) > t, (t, p, mean_at(p - 1))
+    assert len(os.listdir(d + "/images")) > 0 and open(d + "/outcomes.csv").readline().startswith("id,"), d
+    seen.append(p)
+assert seen[0] < seen[1], seen
+print("  PSNR targets %s: snapshots at passes %s" % (targets, seen))
+PY
+  local f
+  for f in outcomes.csv trajectories.csv; do
+    cmp -s "$(ref_dir)/$f" "$run/$f" || die "--snapshot-psnr changed $f"
+  done
+  diff -r "$(ref_dir)/images" "$run/images" >/dev/null || die "--snapshot-psnr changed the images"
+  diff -r "$(ref_dir)/snapshots/$DATASET_TARGET" "$run/snapshots/$DATASET_TARGET" >/dev/null ||
+    die "--snapshot-psnr changed the risk target's snapshot"
+  rc=0
+  RULE=image edi_plain "$WORK/psnr-image" --snapshot-psnr 20 >"$WORK/psnr-image.log" 2>&1 || rc=$?
+  [ "$rc" = 2 ] && grep -q -- "--snapshot-psnr" "$WORK/psnr-image.log" && [ ! -e "$WORK/psnr-image/images" ] ||
+    { cat "$WORK/psnr-image.log"; die "--snapshot-psnr with --stop image: exit $rc, expected 2 naming the option"; }
+  log "PSNR targets $targets: one snapshot each at the first pass at or below it, run identical to the reference"
+}
+
 # check_complete OUT: the completion marker is there, written as interfaces §1 says.
 check_complete() {
   /usr/bin/python3 - "$1/complete.json" <<'PY' || die "$1/complete.json missing or malformed"
@@ -209,6 +273,7 @@ case $CASE in
       if [ "$RULE" = dataset ]; then
         check_snapshots "$(ref_dir)"
         check_target_list
+        check_psnr_snapshots
       fi
       # The per-image and dataset rules with shards ahead of their checkpoints:
       # under the dataset rule a signal between the two phases of a pass
@@ -221,6 +286,10 @@ case $CASE in
       interrupt "$WORK/one" term-one-rank --checkpoint-every 0.3
       finish "$WORK/one" 2
     fi
+    ;;
+  psnr)  # the --snapshot-psnr check alone (RULE=dataset; also part of sigterm under RULE=dataset)
+    [ "$RULE" = dataset ] || die "the psnr case needs RULE=dataset"
+    check_psnr_snapshots
     ;;
   rank_error)
     # An I/O error on rank 1 in the middle of the run (its first checkpoint

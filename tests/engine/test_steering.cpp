@@ -10,6 +10,7 @@
 
 #include "../explain/test_models.hpp"
 #include "edi/core/error.hpp"
+#include "edi/data/image.hpp"
 #include "edi/engine/engine.hpp"
 #include "edi/engine/steering.hpp"
 #include "edi/explain/explain.hpp"
@@ -109,20 +110,55 @@ TEST(Steering, EnsembleOfTwoCopiesSelectsWhatOneModelSelects) {
   EXPECT_TRUE(s1.state.equal(s2.state));
 }
 
-TEST(Steering, EnsembleNormalisesEachModelsAttribution) {
+TEST(Steering, EnsembleNormalisesEachModelsAttributionAndSteersOnlyByModelsThatStillIdentify) {
   const Data d = make_data();
   SteeringModels two;
   two.steer = {cnn(7), cnn(11)};
   edi::explain::ExplainSpec ex;
   Steerer steer(two, ex, {}, 1, top1_rule);
   const SteerResult r = steer.explain(d.images, d.labels, d.images, keys_of(d, 0), d.ids, 0);
-  at::Tensor expected;
+  // Per image, each model that identifies it contributes its unit-norm
+  // attribution; a model the image already fools contributes nothing (all
+  // contribute where none identifies it).
+  std::vector<at::Tensor> units, ids;
   for (const auto& m : two.steer) {
     const at::Tensor g = edi::explain::explain(*m, d.images, d.labels, ex, keys_of(d, 0)).attribution;
-    const at::Tensor unit = g / g.flatten(1).norm(2, 1).view({-1, 1, 1, 1});
-    expected = expected.defined() ? expected + unit : unit;
+    units.push_back(g / g.flatten(1).norm(2, 1).view({-1, 1, 1, 1}));
+    ids.push_back(predictions(*m, d.images).eq(d.labels).to(at::kFloat));
   }
+  const at::Tensor none = (ids[0] + ids[1]).eq(0).to(at::kFloat);
+  at::Tensor expected = at::zeros_like(units[0]);
+  for (std::size_t m = 0; m < units.size(); ++m) expected += units[m] * (ids[m] + none).view({-1, 1, 1, 1});
   EXPECT_TRUE(at::allclose(r.attribution, expected, 1e-5, 1e-7));
+  // The case of interest occurs in this data: one model identifies an image the other does not.
+  EXPECT_TRUE((ids[0] - ids[1]).abs().sum().item<float>() > 0) << "no image where the models disagree";
+}
+
+TEST(Steering, AModelOfSmallerInputSeesTheAntialiasedResizeTheEvaluationUses) {
+  // The state is 32 px, the model takes 8 px: it sees the state as
+  // data::resize_antialiased makes it (how its images are decoded and how
+  // `evaluate` re-identifies), not a bilinear shrink that skips pixels.
+  const Data d = make_data();
+  auto small = std::make_shared<et::CnnClassifier>(kK, kS / 4, 5);
+  SteeringModels m;
+  m.steer = {small};
+  Steerer steer(m, {}, {}, 1, top1_rule);
+  const SteerResult r = steer.predict(d.images, d.labels);
+  std::vector<cv::Mat> mats;
+  for (std::int64_t i = 0; i < d.images.size(0); ++i)
+    mats.push_back(edi::data::resize_antialiased(edi::data::tensor_to_image(d.images[i]), cv::Size(kS / 4, kS / 4)));
+  at::Tensor expected;
+  {
+    at::NoGradGuard g;
+    expected = at::softmax(small->logits(edi::data::images_to_tensor(mats)), 1).gather(1, d.labels.unsqueeze(1)).squeeze(1);
+  }
+  EXPECT_TRUE(at::allclose(r.true_prob, expected, 1e-4, 1e-5)) << r.true_prob << expected;
+  // and its gradient reaches most pixels of the state: a 4x bilinear shrink
+  // reads 2 of 4 per axis (at most a quarter); the antialiased one all of them
+  // but those the model itself ignores (its unpadded stride-2 conv never reads
+  // the last row and column of its 8 px input).
+  const SteerResult e = steer.explain(d.images, d.labels, d.images, keys_of(d, 0), d.ids, 0);
+  EXPECT_GT(e.attribution.amax(1).gt(0).to(at::kFloat).mean().item<float>(), 0.75f);
 }
 
 TEST(Steering, EotWithOneIdentityDrawEqualsPlainSteering) {

@@ -247,3 +247,53 @@ TEST(EvaluateCli, AnUnfinishedRunIsRefused) {
   EXPECT_EQ(r.exit_code, 3) << r.output;
   EXPECT_NE(r.output.find("complete.json"), std::string::npos) << r.output;
 }
+
+// A model that steered a run (one member of an ensemble) or judged it (--judge)
+// is reported as "not independent", never with a rate of its own, both in
+// metrics.json and in the aggregate's table; with another run it steered
+// nothing, the same model is an independent attacker with its rates.
+TEST(EvaluateCli, AModelThatSteeredOrJudgedTheRunIsNotIndependent) {
+  const Sweep& s = sweep();
+  TempDir tmp;
+  const fs::path other = tmp / "other-id.pt";
+  const auto t = run_edi("train --data " + s.data.string() + " --size 32 --epochs 2 --seed 7 --out " + other.string());
+  ASSERT_EQ(t.exit_code, 0) << t.output;
+  const std::string data = " --data " + s.data.string() + " --operator blur --k 3 --max-passes 2 --threads 1";
+  const fs::path judged = tmp / "judged", ensemble = tmp / "ensemble";
+  auto r = run_edi("run" + data + " --model " + s.id_model.string() + " --judge " + other.string() + " --out " + judged.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = run_edi("run" + data + " --model " + s.id_model.string() + "," + other.string() + " --out " + ensemble.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const fs::path independent = copy_run(s.conv5, tmp / "conv-blur-k5");
+  const fs::path agg = tmp / "agg";
+  r = run_edi("aggregate " + judged.string() + " " + ensemble.string() + " " + independent.string() + " --out " + agg.string() +
+              " --evaluate --attacker lbph," + other.string() + " --bootstrap 20");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto attacker = [&](const fs::path& run) {
+    const json m = read_json(run / "metrics.json");
+    for (const auto& a : m["privacy"]["attackers"])
+      if (a.value("name", "") == "model:other-id.pt") return a;
+    ADD_FAILURE() << run << ": no attacker model:other-id.pt in " << m["privacy"]["attackers"].dump() << "\n" << r.output;
+    return json::object();
+  };
+  const json j = attacker(judged), e = attacker(ensemble), i = attacker(independent);
+  EXPECT_FALSE(j.value("independent", true)) << j.dump();
+  EXPECT_FALSE(j.contains("top1")) << j.dump();
+  EXPECT_NE(j.value("reason", "").find("judged this run"), std::string::npos) << j.dump();
+  EXPECT_NE(j.value("reason", "").find("not independent"), std::string::npos) << j.dump();
+  EXPECT_TRUE(e.value("steered", false)) << e.dump();
+  EXPECT_FALSE(e.value("independent", true)) << e.dump();
+  EXPECT_TRUE(i.value("independent", true)) << i.dump();
+  EXPECT_FALSE(i.value("steered", true)) << i.dump();
+  EXPECT_TRUE(i["top1"].contains("heldout")) << i.dump();
+  // aggregate.md: the judged and the ensemble rows say so in the attacker's cells; the other run has numbers.
+  const std::string md = edi::read_file(agg / "aggregate.md");
+  for (const char* row : {"| judged |", "| ensemble |"}) {
+    const auto at = md.find(row);
+    ASSERT_NE(at, std::string::npos) << md;
+    EXPECT_NE(md.substr(at, md.find('\n', at) - at).find("not independent"), std::string::npos) << md.substr(at, md.find('\n', at) - at);
+  }
+  const auto at = md.find("| conv-blur-k5 |");
+  ASSERT_NE(at, std::string::npos) << md;
+  EXPECT_EQ(md.substr(at, md.find('\n', at) - at).find("not independent"), std::string::npos);
+}

@@ -16,7 +16,7 @@ want = ["control", "edi-paper", "edi-ensemble", "edi-eot", "edi-ens-eot", "edi-f
 assert names == want, ("entries", names)
 opts = {n: dict(re.findall(r"--([\w-]+)=(\S+)", o)) for n, o in entries}
 common = {"operator": "dp-pix", "b": "10", "m": "16", "eps": "1", "q": "80", "stop": "dataset", "target-risk": "20",
-          "max-passes": "12", "data": ".assets/johns", "seed": "0"}
+          "max-passes": "12", "data": ".assets/johns", "seed": "0", "snapshot-psnr": "18"}
 for n in names:
     for k, v in common.items():
         assert opts[n].get(k) == v, (n, k, opts[n].get(k))

@@ -50,6 +50,11 @@ struct EngineSpec {
   /// the run writes a snapshot at the first pass at or below each one. When
   /// non-empty, `target_risk` is its last (lowest) element (set_targets).
   std::vector<double> targets;
+  /// Dataset rule (--snapshot-psnr): PSNR targets in dB, sorted descending; the
+  /// run writes a snapshot snapshots/psnr<T>/ at the first pass whose mean PSNR
+  /// (state against original, over the images that changed) is at or below
+  /// each one. It never changes the run itself.
+  std::vector<double> psnr_targets;
   int max_passes = 50;       ///< cap for image/dataset rules
   int passes = 10;           ///< fixed rule
 
@@ -86,6 +91,9 @@ Criterion parse_criterion(const std::string& text);  ///< names --criterion
 /// [0, 100]; returned sorted descending without duplicates. ConfigError
 /// names --target-risk, the value and what is allowed.
 std::vector<double> parse_targets(const std::string& text);
+/// --snapshot-psnr: one PSNR in dB or a comma list ("18,16"), each in [1, 100];
+/// returned sorted descending without duplicates (ConfigError names the option).
+std::vector<double> parse_psnr_targets(const std::string& text);
 /// Set `targets` (sorted descending, duplicates dropped) and `target_risk`
 /// (the lowest, so the stop rule is the same as with one target).
 void set_targets(EngineSpec& spec, std::vector<double> targets);

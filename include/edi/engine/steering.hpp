@@ -6,8 +6,12 @@
 ///   ensemble  `--model A,B[,C]`: the attribution is the sum of each model's
 ///             attribution divided by its own per-image L2 norm, so no model
 ///             dominates by scale; an image counts as identified while ANY
-///             steering model identifies it. One model: its attribution as is
-///             (no normalisation), so single-model runs are unchanged.
+///             steering model identifies it, and only the models that still
+///             identify it steer it (a model it already fools would take a
+///             share of the selection it does not need; all steer where none
+///             identifies it, as under --stop fixed). One model: its
+///             attribution as is (no normalisation), so single-model runs are
+///             unchanged.
 ///   EOT       `--eot N`: each model's attribution is the mean over N random
 ///             small transformations T_d (shift ±4 px, scale ±5 %, a slight
 ///             Gaussian blur, brightness ±10 %), differentiated through T_d,
@@ -26,7 +30,9 @@
 ///             independent attacker).
 ///
 /// A model whose input size differs from the state's (the first steering
-/// model's) sees a bilinear resize of it, inside the differentiated graph.
+/// model's) sees a resize of it, inside the differentiated graph: antialiased
+/// (triangle filter, as data::resize_antialiased, which decodes its images and
+/// which `evaluate` uses) when smaller, bilinear when larger.
 #include <ATen/core/Tensor.h>
 
 #include <functional>
@@ -139,6 +145,8 @@ class Steerer {
   };
   Answer answer(models::Classifier& model, const at::Tensor& logits, const at::Tensor& labels) const;
   SteerResult combine(const std::vector<Answer>& answers) const;
+  /// Ensemble: the sum of the normalised attributions of the models that still identify each image.
+  at::Tensor ensemble_sum(const std::vector<at::Tensor>& parts, const std::vector<Answer>& answers) const;
   at::Tensor attribution(models::Classifier& model, const at::Tensor& x, const at::Tensor& targets,
                          const at::Tensor& originals, const std::vector<RngKey>& keys, const std::vector<std::string>& ids,
                          int pass, at::Tensor* logits, at::Tensor* finite) const;

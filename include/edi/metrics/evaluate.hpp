@@ -40,6 +40,7 @@ struct EvalConfig {
   std::string device = "cpu";
   int batch = 64;
   int adaptive_epochs = 12;      ///< adaptive attacker training length
+  int adaptive_size = 0;         ///< adaptive attacker input side in px (0 = the anonymized images' side)
   std::uint64_t adaptive_seed = 0;
   bool write_files = true;       ///< write metrics.json + metrics-images.csv
 };
