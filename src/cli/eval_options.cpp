@@ -2,6 +2,7 @@
 // to add a row).
 #include "eval_options.hpp"
 
+#include "edi/core/error.hpp"
 #include "edi/core/progress.hpp"
 
 #include <sstream>
