@@ -106,11 +106,21 @@ def calibrate(run: Path) -> tuple[Costs, dict]:
     loop_all, ckpt_all = float(t["loop_seconds_all_ranks"]), float(t["checkpoint_seconds_all_ranks"])
     n_eval = sum(evals)
     n_commit = int(t.get("checkpoint_commits_all_ranks") or commits_for(evals, shard_size))
-    every = s["options"].get("checkpoint-every", "0")
+    # The policy the run used (checkpoints/run.json; operational options are not in summary.json).
+    policy = {}
+    run_json = run / "checkpoints" / "run.json"
+    if run_json.is_file():
+        policy = json.loads(run_json.read_text()).get("checkpoint_policy", {}) or {}
+    if isinstance(policy, str):
+        policy = json.loads(policy)
+    if policy.get("mode") == "auto":
+        every = "auto"
+    else:
+        every = str(policy.get("every_seconds", policy.get("interval_seconds", 0)))
     costs = Costs(c=(loop_all - ckpt_all) / n_eval, commit=ckpt_all / max(1, n_commit),
                   setup=max(0.0, float(t["seconds"]) - loop_all / ranks),
                   commit_every=-1.0 if every == "auto" else float(every),
-                  max_loss=float(s["options"].get("checkpoint-max-loss", 60)))
+                  max_loss=float(policy.get("max_loss_seconds", 60)))
     info = {"run": str(run), "ranks": ranks, "images": len(evals), "evaluations": n_eval,
             "shard_size": shard_size, "commits": n_commit, "wall": float(t["seconds"]),
             "stop": s["options"].get("stop", "?")}
