@@ -60,7 +60,7 @@ scale_section() {
     echo "**The claim board before this round** (every rank tried every shard: ranks x shards round trips per pass,"
     echo "served one at a time by rank 0), 1 M images, \`--claim walk\`:"
     echo
-    sed -n '/^|/p' "$OUT/simwalk.txt" | awk -F'|' 'NR<=2 || $3+0 >= 256'
+    sed -n '/^|/p' "$OUT/simwalk.txt" | awk -F'|' '{r = $3; gsub(/[ ,]/, "", r)} NR<=2 || r+0 >= 256'
   } >> "$DOC"
 }
 if [ "$SECTIONS" = scale ]; then

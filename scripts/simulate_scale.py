@@ -291,7 +291,7 @@ def plot(curves, path: Path) -> None:
     for (schedule, n), pts in sorted(curves.items()):
         xs, ys = zip(*pts)
         ax.plot(xs, [100 * y for y in ys], marker="o", linestyle="-" if schedule == "shard" else "--",
-                label=f"{schedule}-major, {n:,} images")
+                label=f"{schedule}-major{'' if schedule == 'pass' else ' (model only)'}, {n:,} images")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("ranks")
     ax.set_ylabel("parallel efficiency (%)")
