@@ -25,13 +25,15 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from export_torchscript import atomic_write  # noqa: E402  (one atomic writer for the scripts' model files)
 
 VARIANTS = {"tiny": ([3, 3, 9, 3], [96, 192, 384, 768]), "nano": ([2, 2, 8, 2], [80, 160, 320, 640])}
 
@@ -121,20 +123,6 @@ def fit_head(net, data, per_identity, size):
     acc = (net.head(feats).argmax(1) == y).float().mean().item()
     print(f"make_convnext.py: head fitted on {x.shape[0]} images, training accuracy {100 * acc:.1f} %", file=sys.stderr)
     return acc
-
-
-def atomic_write(path, write):
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=d)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def main():

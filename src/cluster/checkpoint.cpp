@@ -89,18 +89,6 @@ namespace {
 
 std::string errno_text() { return std::strerror(errno); }
 
-/// fsync `path` (a file, or a directory) with a checked close.
-void fsync_or_throw(const fs::path& path, bool directory) {
-  const int fd = ::open(path.c_str(), (directory ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC);
-  if (fd < 0) throw IoError(path.string() + ": cannot open for fsync: " + errno_text());
-  if (::fsync(fd) != 0) {
-    const std::string why = errno_text();
-    ::close(fd);
-    throw IoError(path.string() + ": fsync failed: " + why);
-  }
-  if (::close(fd) != 0) throw IoError(path.string() + ": close failed: " + errno_text());
-}
-
 /// The written temp file into the slot `slot`: fsync it, unlink the slot (the
 /// older state; the other slot keeps the newer one), rename the temp file into
 /// the free name and fsync the directory. No rename ever replaces a file (a
@@ -108,12 +96,12 @@ void fsync_or_throw(const fs::path& path, bool directory) {
 /// moment the other slot still holds a committed state: a crash or power loss
 /// leaves it, and the new slot either complete or absent.
 void commit_into_slot(const fs::path& temp, const fs::path& slot) {
-  fsync_or_throw(temp, false);
+  fsync_path(temp, false);
   if (::unlink(slot.c_str()) != 0 && errno != ENOENT)
     throw IoError(slot.string() + ": cannot remove the older checkpoint slot: " + errno_text());
   if (::rename(temp.c_str(), slot.c_str()) != 0)
     throw IoError(slot.string() + ": cannot rename the new checkpoint into place: " + errno_text());
-  fsync_or_throw(slot.parent_path(), true);
+  fsync_path(slot.parent_path(), true);
 }
 
 }  // namespace

@@ -27,18 +27,6 @@ fs::path make_temp_name(const fs::path& final_path) {
   return final_path.parent_path() / name.str();
 }
 
-/// fsync a file or directory by path; a checked close.
-void fsync_path(const fs::path& path, bool directory) {
-  const int fd = ::open(path.c_str(), (directory ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC);
-  if (fd < 0) throw IoError(path.string() + ": cannot open for fsync: " + errno_text());
-  if (::fsync(fd) != 0) {
-    const std::string why = errno_text();
-    ::close(fd);
-    throw IoError(path.string() + ": fsync failed: " + why);
-  }
-  if (::close(fd) != 0) throw IoError(path.string() + ": close failed: " + errno_text());
-}
-
 /// The directory holding `path` (".", when it has no parent part).
 fs::path parent_dir(const fs::path& path) { return path.has_parent_path() ? path.parent_path() : fs::path("."); }
 
@@ -80,6 +68,17 @@ class Sha256 {
 };
 
 }  // namespace
+
+void fsync_path(const fs::path& path, bool directory) {
+  const int fd = ::open(path.c_str(), (directory ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC);
+  if (fd < 0) throw IoError(path.string() + ": cannot open for fsync: " + errno_text());
+  if (::fsync(fd) != 0) {
+    const std::string why = errno_text();
+    ::close(fd);
+    throw IoError(path.string() + ": fsync failed: " + why);
+  }
+  if (::close(fd) != 0) throw IoError(path.string() + ": close failed: " + errno_text());
+}
 
 void write_file_atomic(const fs::path& path, std::string_view content, Durability durability) {
   AtomicPath out(path);

@@ -93,13 +93,11 @@ class Owned {
       throw;
     }
   }
+  /// close() for destructors: a failure is dropped (the handle is never closed twice).
   void close_noexcept() noexcept {
-    if (!p_) return;
-    std::unique_ptr<T> p = std::move(p_);
     try {
-      p->close();
+      close();
     } catch (...) {
-      (void)p.release();
     }
   }
 

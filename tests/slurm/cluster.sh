@@ -110,3 +110,17 @@ cluster_stop() {
   CLUSTER_PIDS=()
   return 0
 }
+
+# job_field JOB FIELD: one field of `scontrol show job` (JobState, ExitCode, Restarts...).
+job_field() { scontrol show job "$1" 2>/dev/null | grep -o "\b$2=[^ ]*" | head -1 | cut -d= -f2; }
+
+# wait_until SECONDS WHAT COMMAND...: poll COMMAND every 0.5 s (die, from tests/cluster/lib.sh).
+wait_until() {
+  local limit=$1 what=$2 i
+  shift 2
+  for ((i = 0; i < limit * 2; i++)); do
+    "$@" && return 0
+    sleep 0.5
+  done
+  die "timed out after $limit s waiting for $what"
+}

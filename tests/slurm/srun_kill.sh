@@ -56,17 +56,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-job_field() { scontrol show job "$1" 2>/dev/null | grep -o "\b$2=[^ ]*" | head -1 | cut -d= -f2; }
-wait_until() {
-  local limit=$1 what=$2 i
-  shift 2
-  for ((i = 0; i < limit * 2; i++)); do
-    "$@" && return 0
-    sleep 0.5
-  done
-  die "timed out after $limit s waiting for $what"
-}
-
 log "starting munged, slurmctld, slurmd in $WORK/cluster (job scripts: $JOBS)"
 CLUSTER_CPUS=2 cluster_start "$WORK/cluster" || die "cluster start failed"
 cd "$WORK"

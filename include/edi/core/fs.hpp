@@ -44,6 +44,10 @@ class AtomicPath {
   bool committed_ = false;
 };
 
+/// fsync a file (or, `directory`, a directory) by path, with a checked close;
+/// throws IoError naming the path and the system's reason.
+void fsync_path(const fs::path& path, bool directory);
+
 /// Read a whole file; throws IoError naming the path.
 std::string read_file(const fs::path& path);
 
