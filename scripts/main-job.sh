@@ -48,10 +48,10 @@ for which in attacker:0 steer:1; do
   fi
 done
 
-step 3 "the main sweep: control, 6 EDI runs, 8 conventional baselines, evaluated ($RANKS MPI ranks x 1 thread; about 2 min)"
+step 3 "the main sweep: control, 6 EDI runs, 8 conventional baselines, then evaluated, each run by one of the $RANKS MPI ranks (1 thread each; about 1 min)"
 mpirun -np "$RANKS" --bind-to core $EDI sweep --config configs/johns-demo.sweep.ini --out "$OUT" --threads 1
 
-step 4 "the transfer experiment: EDI steered by an ensemble, with EOT, with a feature-level target (about 2 min)"
+step 4 "the transfer experiment: EDI steered by an ensemble, with EOT, with a feature-level target (about 1.5 min)"
 mpirun -np "$RANKS" --bind-to core $EDI sweep --config configs/transfer.sweep.ini --out "$TRANSFER" --threads 1
 $PY scripts/readme_tables.py "$TRANSFER"  # the README's transfer tables: matched steering risk, then matched PSNR
 

@@ -21,6 +21,7 @@
 #include "edi/cluster/signals.hpp"
 #include "edi/cluster/sweep.hpp"
 #include "edi/metrics/evaluate.hpp"
+#include "edi/metrics/format.hpp"
 #include "edi/report/aggregate.hpp"
 #include "engine_options.hpp"
 #include "eval_options.hpp"
@@ -245,16 +246,23 @@ class EvalSignalWatch {
   std::thread thread_;
 };
 
-/// Rank 0: metrics.json for a finished run (error.txt on failure). True when written.
-bool evaluate_entry(const cluster::Mpi& mpi, const SweepContext& x, const engine::RunConfig& c, const std::string& name) {
+std::string pct(double v) { return metrics::format_number(v, metrics::display(1)); }
+
+/// metrics.json for a finished run (error.txt on failure), by the one process
+/// that evaluates it (`watch`: a signal ends that process at once, exit 75).
+/// True when written.
+bool evaluate_entry(const SweepContext& x, const engine::RunConfig& c, const std::string& name, bool watch_signals,
+                    const std::string& label = "  ") {
   if (cluster::stop_requested()) return false;  // the caller reports the interruption
-  EvalSignalWatch watch(mpi.size() == 1, name);
+  EvalSignalWatch watch(watch_signals, name);
   try {
     const metrics::MetricsReport m = metrics::evaluate_run(c.out, x.settings.eval);
     metrics::write_metrics_json(c.out / "metrics.json", m);
-    std::printf("  metrics: steering top-1 %.1f%%", m.steering_top1.value);
-    for (const auto& [a, iv] : m.attacker_top1) std::printf(", %s %.1f%%", a.c_str(), iv.value);
-    std::printf(" (random guess %.1f%%)\n", m.random_guess_percent);
+    std::string line = label + "metrics: steering top-1 " + pct(m.steering_top1.value) + "%";
+    for (const auto& [a, iv] : m.attacker_top1) line += ", " + a + " " + pct(iv.value) + "%";
+    line += " (random guess " + pct(m.random_guess_percent) + "%)\n";
+    std::fputs(line.c_str(), stdout);  // one write: lines of several ranks do not interleave
+    std::fflush(stdout);
     return true;
   } catch (const std::exception& e) {  // also a filesystem or library error: the run stays, its evaluation failed
     std::fprintf(stderr, "edi-anon sweep: evaluating '%s' failed: %s\n", name.c_str(), e.what());
@@ -272,9 +280,11 @@ void record_failure(const engine::RunConfig& c, const std::string& name, const s
   write_file_atomic(c.out / "error.txt", what + "\n");
 }
 
-/// Run (or skip, when finished) one entry, then evaluate it on rank 0.
+/// Run (or skip, when finished) one entry, then evaluate it on rank 0, or
+/// (`deferred` not null: several ranks) tell rank 0's caller that it wants
+/// its evaluation, which evaluate_spread() hands to one of the ranks later.
 EntryResult run_entry(const cluster::Mpi& mpi, const SweepContext& x, const engine::RunConfig& c, const std::string& name,
-                      bool evaluate_only) {
+                      bool evaluate_only, bool* deferred = nullptr) {
   const bool skip = evaluate_only || already_finished(mpi, c);
   cluster::DistRunOutcome result;
   if (skip) {
@@ -318,7 +328,13 @@ EntryResult run_entry(const cluster::Mpi& mpi, const SweepContext& x, const engi
   std::error_code ec;
   fs::remove(c.out / "error.txt", ec);  // a run that failed before and now succeeded
   const bool want_metrics = x.settings.evaluate && (evaluate_only || !skip || !fs::exists(c.out / "metrics.json"));
-  if (want_metrics && !evaluate_entry(mpi, x, c, name)) {
+  if (want_metrics && deferred) {
+    *deferred = true;
+    std::printf("  evaluation: after the runs, by the first free rank\n");
+    std::fflush(stdout);
+    return EntryResult::kDone;
+  }
+  if (want_metrics && !evaluate_entry(x, c, name, mpi.size() == 1)) {
     if (!cluster::stop_requested()) return EntryResult::kFailed;
     std::printf("'%s': stopped by signal %d before its evaluation; a rerun evaluates it (exit %d)\n", name.c_str(),
                 cluster::stop_signal(), cluster::kExitCheckpointed);
@@ -326,6 +342,40 @@ EntryResult run_entry(const cluster::Mpi& mpi, const SweepContext& x, const engi
   }
   std::fflush(stdout);
   return EntryResult::kDone;
+}
+
+/// Several ranks: the runs that want metrics are evaluated after every run,
+/// each by the rank that takes it from a shared counter (one rank per run:
+/// 1 LibTorch thread each, as in the runs), instead of one after another on
+/// rank 0 while the others wait. A signal ends the evaluating ranks at once
+/// (exit 75; metrics.json is written whole or not at all: a rerun evaluates
+/// what is missing); a rank between two evaluations takes no more. Returns
+/// the failed evaluations over every rank, or -1 when interrupted.
+int evaluate_spread(const cluster::Mpi& mpi, const SweepContext& x, const std::vector<std::pair<std::string, engine::RunConfig>>& todo) {
+  if (mpi.root()) {
+    std::printf("\nevaluating %zu run(s) on %d rank(s)\n", todo.size(), mpi.size());
+    std::fflush(stdout);
+  }
+  cluster::ClaimBoard board(mpi, static_cast<int>(todo.size()));
+  std::vector<std::int64_t> counts{0, 0};  // failed, interrupted
+  for (int k = board.next(); k < static_cast<int>(todo.size()); k = board.next()) {
+    const auto& [name, c] = todo[static_cast<std::size_t>(k)];
+    if (cluster::stop_requested()) {
+      counts[1] = 1;
+      break;
+    }
+    const std::string label = "  [" + std::to_string(k + 1) + "/" + std::to_string(todo.size()) + "] " + name + " (rank " +
+                              std::to_string(mpi.rank()) + "): ";
+    if (!evaluate_entry(x, c, name, true, label)) ++counts[0];
+  }
+  mpi.sum(counts);
+  if (counts[1] > 0) {
+    if (mpi.root())
+      std::printf("stopped by signal %d between evaluations; a rerun evaluates the runs without metrics.json (exit %d)\n",
+                  cluster::stop_signal(), cluster::kExitCheckpointed);
+    return -1;
+  }
+  return static_cast<int>(counts[0]);
 }
 
 void aggregate(const SweepContext& x) {
@@ -401,6 +451,9 @@ int cmd_sweep(const Args& args) {
   }
   int failures = 0;
   std::set<std::string> finished_here;
+  // Several ranks and the whole plan: evaluations after the runs, spread over the ranks.
+  const bool spread = mpi.size() > 1 && only < 0 && x.settings.evaluate;
+  std::vector<std::pair<std::string, engine::RunConfig>> to_evaluate;
   for (std::size_t i = 0; i < x.plan.entries.size(); ++i) {
     if (only >= 0 && static_cast<long long>(i) != only) continue;
     const cluster::SweepEntry& entry = x.plan.entries[i];
@@ -425,10 +478,17 @@ int cmd_sweep(const Args& args) {
       }
       continue;
     }
-    const EntryResult r = run_entry(mpi, x, c, entry.name, evaluate_only);
+    bool deferred = false;
+    const EntryResult r = run_entry(mpi, x, c, entry.name, evaluate_only, spread ? &deferred : nullptr);
     if (r == EntryResult::kInterrupted) return cluster::kExitCheckpointed;
     if (r == EntryResult::kFailed) ++failures;
     else finished_here.insert(entry.name);
+    if (spread && mpi.broadcast(deferred ? "1" : "0") == "1") to_evaluate.emplace_back(entry.name, c);
+  }
+  if (spread && !to_evaluate.empty()) {
+    const int failed = evaluate_spread(mpi, x, to_evaluate);
+    if (failed < 0) return cluster::kExitCheckpointed;
+    failures += failed;
   }
   if (mpi.root() && only < 0 && x.settings.aggregate) aggregate(x);
   return failures ? 1 : 0;

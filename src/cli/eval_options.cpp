@@ -46,8 +46,9 @@ const std::vector<Row>& eval_rows() {
            throw ConfigError("--adaptive-size " + v.text + ": expected 0 (the images' side) or a side in [16, 1024]");
          c.adaptive_size = static_cast<int>(v.integer);
        }},
-      {row("batch", "64", "images per forward pass", integer(1, 4096)),
-       [](metrics::EvalConfig& c, const Value& v) { c.batch = static_cast<int>(v.integer); }},
+      {row("batch", "auto", "images per forward pass (auto: as many as fit 2^18 input pixels at the model's input side, 1 to 64)",
+           integer_or_auto(1, 4096)),
+       [](metrics::EvalConfig& c, const Value& v) { c.batch = v.maybe ? static_cast<int>(*v.maybe) : 0; }},
       {row("device", "cpu", "cpu or cuda[:i]"), [](metrics::EvalConfig& c, const Value& v) { c.device = v.text; }},
   };
   return rows;

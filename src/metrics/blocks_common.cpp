@@ -1,5 +1,6 @@
 // Helpers shared by the evaluation blocks: model forward passes, true-class
 // ranks, hit rates, per-image columns.
+#include <algorithm>
 #include <cmath>
 #include <optional>
 
@@ -47,11 +48,18 @@ std::string progress_label(const RunInputs& in, const std::string& what) {
   return "evaluate " + name + ": " + what;
 }
 
+int images_per_forward(int batch, int input_size) {
+  if (batch > 0) return batch;
+  const long long pixels = std::max(1LL, static_cast<long long>(input_size) * input_size);
+  return static_cast<int>(std::clamp((1LL << 18) / pixels, 1LL, 64LL));
+}
+
 at::Tensor predict_logits(models::Classifier& model, const at::Tensor& images, int batch, const std::string& progress) {
   torch::NoGradGuard guard;
   std::optional<Progress> p;
   if (!progress.empty()) p.emplace(progress, static_cast<std::size_t>(images.size(0)), "images");
   const int size = model.info().input_size > 0 ? model.info().input_size : static_cast<int>(images.size(2));
+  batch = images_per_forward(batch, size);
   std::vector<at::Tensor> out;
   for (std::int64_t b = 0; b < images.size(0); b += batch) {
     const std::int64_t len = std::min<std::int64_t>(batch, images.size(0) - b);

@@ -120,6 +120,8 @@ json interval_json(const Interval& v);
 std::vector<std::string> int_column(const std::vector<int>& v);
 std::vector<std::string> number_column(const std::vector<double>& v);
 /// Logits in batches; with a `progress` label, a progress line per batch (edi/core/progress.hpp).
+/// Images per forward pass for a model with this input side (EvalConfig::batch; 0 = auto).
+int images_per_forward(int batch, int input_size);
 at::Tensor predict_logits(models::Classifier& model, const at::Tensor& images, int batch, const std::string& progress = "");
 /// "evaluate RUN: WHAT" (RUN@T for a snapshot): the label of an evaluation step's progress line.
 std::string progress_label(const RunInputs& in, const std::string& what);

@@ -23,7 +23,7 @@ using Clock = std::chrono::steady_clock;
 void check_config(const EvalConfig& cfg) {
   if (cfg.bootstrap.resamples < 0 || cfg.bootstrap.resamples > 1000000)
     throw ConfigError("--bootstrap " + std::to_string(cfg.bootstrap.resamples) + ": expected an integer in [0, 1000000]");
-  if (cfg.batch < 1) throw ConfigError("--batch " + std::to_string(cfg.batch) + ": expected an integer >= 1");
+  if (cfg.batch < 0) throw ConfigError("--batch " + std::to_string(cfg.batch) + ": expected auto or an integer >= 1");
 }
 
 /// The header of metrics.json: format, provenance of the evaluation, the run, the settings, the counts.

@@ -323,6 +323,7 @@ struct GalleryAttacker {
 
 /// models::embed_batched in chunks of a few batches, advancing `progress` per chunk.
 at::Tensor embed_with_progress(models::Embedder& emb, const at::Tensor& images, int batch, Progress& progress) {
+  batch = images_per_forward(batch, emb.info().input_size > 0 ? emb.info().input_size : static_cast<int>(images.size(2)));
   const std::int64_t n = images.size(0), chunk = 4 * static_cast<std::int64_t>(batch);
   if (n == 0) return models::embed_batched(emb, images, static_cast<std::size_t>(batch));
   std::vector<at::Tensor> parts;

@@ -273,3 +273,45 @@ TEST(Sweep, RunKeysFollowTheOptionRows) {
   EXPECT_EQ(r.output, "edi-anon sweep: error: " + ini.string() + ": [sweep] evaluate = yes: expected true or false\n");
   EXPECT_FALSE(fs::exists(d / "out"));
 }
+
+// Under mpirun the runs are evaluated after the runs, each by one rank (a
+// shared counter hands them out): every run gets the metrics that one process
+// computes, and a signal during those evaluations ends the job with exit 75.
+TEST(Sweep, RanksShareTheEvaluationsWithTheSameMetrics) {
+  TempDir d;
+  ASSERT_EQ(run_edi("synth --identities 3 --per-identity 6 --size 32 --seed 2 --out " + (d / "D").string()).exit_code, 0);
+  ASSERT_EQ(run_edi("train --data " + (d / "D").string() + " --size 32 --epochs 2 --threads 1 --out " + (d / "M.pt").string()).exit_code, 0);
+  edi::write_file_atomic(d / "s.ini", "[sweep]\nattackers = lbph\nutility = none\nbootstrap = 200\n"
+                                      "[run]\ndata = D\nmodel = M.pt\nbatch = 6\nsplit = all\n"
+                                      "[grid.c]\nmethod = conventional\nk = 3 | 9\n[grid.n]\nmethod = conventional\noperator = noise\n");
+  const std::string cd = "cd " + d.path().string() + " && ";
+  const std::string mpirun = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 mpirun -np 2 ";
+  const auto one = edi::testing::run_command(cd + EDI_EXE + " sweep --config s.ini --out one --threads 1");
+  ASSERT_EQ(one.exit_code, 0) << one.output;
+  const auto two = edi::testing::run_command(cd + mpirun + EDI_EXE + " sweep --config s.ini --out two --threads 1");
+  ASSERT_EQ(two.exit_code, 0) << two.output;
+  EXPECT_NE(two.output.find("evaluating 4 run(s) on 2 rank(s)"), std::string::npos) << two.output;
+  EXPECT_NE(two.output.find("(rank 0): metrics: "), std::string::npos) << two.output;
+  EXPECT_NE(two.output.find("(rank 1): metrics: "), std::string::npos) << two.output;
+  for (const char* run : {"control", "c_k=3", "c_k=9", "n"}) {
+    const json a = json::parse(edi::read_file(d / "one" / run / "metrics.json"));
+    const json b = json::parse(edi::read_file(d / "two" / run / "metrics.json"));
+    for (const char* block : {"privacy", "utility", "quality", "images", "identities"}) EXPECT_EQ(a[block], b[block]) << run << " " << block;
+    EXPECT_EQ(edi::read_file(d / "one" / run / "metrics-images.csv"), edi::read_file(d / "two" / run / "metrics-images.csv")) << run;
+  }
+  EXPECT_TRUE(fs::exists(d / "two" / "aggregate" / "aggregate.csv"));
+
+  // A signal while the ranks evaluate (the adaptive attacker's 1000 epochs keep
+  // them busy): exit 75, nothing half-written; the rerun evaluates what is missing.
+  edi::write_file_atomic(d / "a.ini", "[sweep]\nattackers = adaptive\nadaptive-epochs = 1000\nutility = none\nbootstrap = 0\ncontrol = false\n"
+                                      "[run]\ndata = D\nmodel = M.pt\nbatch = 6\nsplit = all\n[grid.c]\nmethod = conventional\nk = 3 | 9\n");
+  const auto r = edi::testing::run_command(cd + "{ " + mpirun + EDI_EXE + " sweep --config a.ini --out a --threads 1 > a.log 2>&1 & pid=$!; "
+                                           "for i in $(seq 300); do grep -q 'evaluating 2 run' a.log && break; sleep 0.1; done; sleep 2; "
+                                           "kill -USR1 $pid; wait $pid; echo \"rc=$?\"; cat a.log; }");
+  EXPECT_NE(r.output.find("rc=75"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("a rerun evaluates it (exit 75)"), std::string::npos) << r.output;
+  for (const char* run : {"c_k=3", "c_k=9"}) {
+    EXPECT_TRUE(fs::exists(d / "a" / run / "complete.json")) << run;
+    EXPECT_FALSE(fs::exists(d / "a" / run / "metrics.json")) << run;
+  }
+}
