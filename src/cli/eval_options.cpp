@@ -11,10 +11,10 @@ namespace edi::cli {
 
 namespace {
 
-using Row = Bound<metrics::EvalConfig>;
+using EvalRow = Bound<metrics::EvalConfig>;
 
-const std::vector<Row>& eval_rows() {
-  static const std::vector<Row> rows = {
+const std::vector<EvalRow>& eval_rows() {
+  static const std::vector<EvalRow> rows = {
       {row("attacker", "lbph,faceapi,adaptive",
            "independent attackers (repeatable or comma-separated): lbph, faceapi (face-api's dlib ResNet-34 gallery), "
            "faceres (HSE FaceRec gallery: another architecture and training set), adaptive, none, or a second identity "
