@@ -517,6 +517,7 @@ struct PassLoop {
     RunHistory h = saved;
     h.passes = history;
     h.checkpoint_policy = store.policy_json();
+    h.schedule = "pass";
     const std::string text = h.to_json();
     store.set_history(text);
     if (!mpi.root()) return;
@@ -754,6 +755,7 @@ void write_shard_history(const Mpi& mpi, const FinalInputs& in, const ShardStore
   RunHistory h = *in.saved;
   h.passes = shard_history(counts, in.saved->contiguous(), mpi.size());
   h.checkpoint_policy = store.policy_json();
+  h.schedule = "shard";
   write_file_atomic(in.history_path, h.to_json());
   sum.passes = h.passes;
 }
@@ -952,7 +954,8 @@ bool run_shard_major(const LoopInputs& in, const std::vector<std::vector<std::si
   if (in.mpi->root()) write_file_atomic(in.history_path, in.saved->to_json());
   std::vector<std::int64_t> sizes;
   for (const auto& p : plan) sizes.push_back(static_cast<std::int64_t>(p.size()));
-  ShardLoop loop(*in.mpi, *in.engine, *in.store, *in.board, in.limit, committed, sizes, in.config->progress_every);
+  ShardLoop loop(*in.mpi, *in.engine, *in.store, *in.board, in.limit, committed, sizes, in.config->progress_every,
+                 in.config->out / "checkpoints" / "progress.json");
   outcome.signal = loop.run();
   outcome.shard_major = true;
   // Where every shard stands now, 1 + its pass (a resume starts each where it is).
@@ -960,12 +963,14 @@ bool run_shard_major(const LoopInputs& in, const std::vector<std::vector<std::si
   for (const auto& [s, h] : in.store->held()) standing[static_cast<std::size_t>(s)] = h.committed + 1;
   for (int s : loop.finished()) standing[static_cast<std::size_t>(s)] = in.limit + 1;
   in.mpi->sum(standing);  // each shard was in one rank's hands at most; 0: untouched by this run
-  std::int64_t final_shards = 0, lowest = in.limit;
+  std::int64_t final_shards = 0, lowest = in.limit, shard_passes = 0;
   for (std::size_t s = 0; s < committed.size(); ++s) {
     const std::int64_t at = standing[s] > 0 ? standing[s] - 1 : committed[s];
     final_shards += at >= in.limit;
     lowest = std::min(lowest, at);
+    shard_passes += at + 1;
   }
+  outcome.shard_passes = shard_passes;
   outcome.shards_final = final_shards;
   outcome.shards_total = static_cast<std::int64_t>(committed.size());
   outcome.last_complete_pass = static_cast<int>(lowest);
@@ -997,9 +1002,11 @@ std::string describe_interruption(const DistRunOutcome& o) {
     return m.str();
   }
   if (o.shard_major) {
-    m << " (shard-major: " << o.shards_final << " of " << o.shards_total
-      << " shard(s) final, every shard in hand committed as it stood, every shard through pass " << o.last_complete_pass
-      << " or further); a rerun of the same command resumes each shard where it stands";
+    m << " (shard-major: " << o.shards_final << " of " << o.shards_total << " shard(s) final, every shard in hand committed as it stood, ";
+    if (o.last_complete_pass < 0) m << "some not started";
+    else m << "every shard through pass " << o.last_complete_pass << " or further";
+    // "(N shard-passes committed)" grows with every pass any shard gained: the job scripts' progress check.
+    m << "); a rerun of the same command resumes every shard where it stands (" << o.shard_passes << " shard-passes committed)";
     return m.str();
   }
   if (o.last_complete_pass < 0)

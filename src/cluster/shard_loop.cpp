@@ -6,6 +6,7 @@
 #include <set>
 
 #include "edi/core/context.hpp"
+#include "edi/core/fs.hpp"
 #include "edi/cluster/signals.hpp"
 
 namespace edi::cluster {
@@ -27,7 +28,8 @@ enum Slot { kShardsFinal = 0, kImagesDone = 1, kActive = 2 };
 }  // namespace
 
 ShardLoop::ShardLoop(const Mpi& mpi, engine::Engine& engine, ShardStore& store, ClaimBoard& board, int limit,
-                     std::vector<std::int64_t> committed, std::vector<std::int64_t> sizes, double progress_every)
+                     std::vector<std::int64_t> committed, std::vector<std::int64_t> sizes, double progress_every,
+                     std::filesystem::path progress_path)
     : mpi_(mpi),
       engine_(engine),
       store_(store),
@@ -36,7 +38,8 @@ ShardLoop::ShardLoop(const Mpi& mpi, engine::Engine& engine, ShardStore& store, 
       limit_(limit),
       committed_(std::move(committed)),
       sizes_(std::move(sizes)),
-      every_(progress_every) {
+      every_(progress_every),
+      progress_path_(std::move(progress_path)) {
   images_total_ = std::accumulate(sizes_.begin(), sizes_.end(), std::int64_t{0});
 }
 
@@ -105,15 +108,24 @@ void ShardLoop::progress(bool force) {
   const std::int64_t shards = counters_.add(kShardsFinal, 0), images = counters_.add(kImagesDone, 0),
                      active = counters_.add(kActive, 0);
   const auto n = static_cast<std::int64_t>(committed_.size());
-  char eta[48] = "ETA ?";
+  // ETA: the shards left at the rate shards finished in this process run (-1: none finished yet).
   const std::int64_t done_now = shards - final_at_start_;
-  // Shards finished in this process run so far, at the rate they finished.
-  if (shards >= n) std::snprintf(eta, sizeof eta, "ETA 0 s");
-  else if (done_now > 0) std::snprintf(eta, sizeof eta, "ETA ~ %.0f s", since(started_) / static_cast<double>(done_now) * static_cast<double>(n - shards));
+  double eta = -1;
+  if (shards >= n) eta = 0;
+  else if (done_now > 0) eta = since(started_) / static_cast<double>(done_now) * static_cast<double>(n - shards);
+  char eta_text[48] = "ETA ?";
+  if (eta >= 0) std::snprintf(eta_text, sizeof eta_text, eta == 0 ? "ETA 0 s" : "ETA ~ %.0f s", eta);
   std::printf("  shards %lld/%lld done  images %lld/%lld done  active %lld  %s\n", static_cast<long long>(shards),
               static_cast<long long>(n), static_cast<long long>(images), static_cast<long long>(images_total_),
-              static_cast<long long>(active), eta);
+              static_cast<long long>(active), eta_text);
   std::fflush(stdout);
+  char json[400];
+  std::snprintf(json, sizeof json,
+                "{\"schedule\": \"shard\", \"updated\": \"%s\", \"shards_final\": %lld, \"shards\": %lld, \"images_done\": %lld, "
+                "\"images\": %lld, \"active\": %lld, \"eta_seconds\": %.1f}\n",
+                utc_now().c_str(), static_cast<long long>(shards), static_cast<long long>(n), static_cast<long long>(images),
+                static_cast<long long>(images_total_), static_cast<long long>(active), eta);
+  write_file_atomic(progress_path_, json, Durability::kProcessCrash);  // informational: no fsync
 }
 
 std::vector<engine::PassReport> shard_history(const std::vector<std::vector<ShardPassCounts>>& counts,

@@ -4,7 +4,7 @@ attribute), summary.json and checkpoints/run.json are the same but for the
 fields that measure time or name the process run: results.h5 /passes/seconds
 and its attributes created, host and ranks; summary.json date, host, ranks,
 timing and each pass's seconds; run.json each pass's seconds and rate and the
-checkpoint policy (measured commit costs). Prints what differs; exit 1 if
+checkpoint policy (measured commit costs) and schedule. Prints what differs; exit 1 if
 anything does. (outcomes.csv, trajectories.csv and the PNGs are compared byte
 for byte by lib.sh's same_outputs.)"""
 import json
@@ -68,6 +68,7 @@ def main(ref, run):
     ra, rb = (json.load(open(d + "/checkpoints/run.json")) for d in (ref, run))
     for r in (ra, rb):
         r.pop("checkpoint_policy", None)
+        r.pop("schedule", None)
         r["passes"] = strip_passes(r["passes"])
     if ra != rb:
         bad.append("checkpoints/run.json differs (passes %s vs %s)" % ([p["pass"] for p in ra["passes"]], [p["pass"] for p in rb["passes"]]))

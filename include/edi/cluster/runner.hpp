@@ -44,6 +44,7 @@ struct DistRunOutcome {
   /// `last_complete_pass` is the lowest pass any shard is through.
   bool shard_major = false;
   std::int64_t shards_final = 0, shards_total = 0;  ///< shard-major: shards run to their end, of all
+  std::int64_t shard_passes = 0;  ///< shard-major: passes committed, summed over the shards (a final one: limit + 1)
 };
 
 /// "stopped by signal 10 after pass 4 (...)": where an interrupted run

@@ -10,6 +10,7 @@
 /// the pass-major schedule's reductions.
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <vector>
 
 #include "edi/cluster/checkpoint.hpp"
@@ -25,9 +26,11 @@ class ShardLoop {
  public:
   /// `committed`: each shard's standing (read_standing; a shard committed
   /// through `limit` is final and skipped); `sizes`: images per shard in the
-  /// plan (for the progress line).
+  /// plan (for the progress line). Rank 0 also writes each progress line's
+  /// figures to `progress_path` (checkpoints/progress.json, for `status`).
   ShardLoop(const Mpi& mpi, engine::Engine& engine, ShardStore& store, ClaimBoard& board, int limit,
-            std::vector<std::int64_t> committed, std::vector<std::int64_t> sizes, double progress_every);
+            std::vector<std::int64_t> committed, std::vector<std::int64_t> sizes, double progress_every,
+            std::filesystem::path progress_path);
 
   /// Claim shards and run each to its end until the board is empty or a
   /// signal arrives (the shard in hand is then committed as it stands).
@@ -53,6 +56,7 @@ class ShardLoop {
   std::vector<std::int64_t> committed_, sizes_;
   std::vector<int> finished_;
   double every_;
+  std::filesystem::path progress_path_;
   std::int64_t final_at_start_ = 0, images_total_ = 0;
   std::chrono::steady_clock::time_point started_, printed_;
 };
