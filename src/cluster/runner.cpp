@@ -806,10 +806,7 @@ bool write_root_outputs(const Mpi& mpi, ShardStore& store, const FinalInputs& in
   std::vector<const engine::Shard*> views;
   for (const auto& s : shards) views.push_back(&s);
   engine::RunSummary& sum = outcome.summary;
-  if (in.shard_major) {
-    write_shard_history(mpi, in, store, counts, sum);
-    outcome.last_complete_pass = sum.passes.back().pass;
-  }
+  if (in.shard_major) write_shard_history(mpi, in, store, counts, sum);
   count_outcomes(shards, sum);
   sum.quarantined = static_cast<std::int64_t>(quarantined.size());
   sum.passes_run = sum.passes.empty() ? 0 : sum.passes.back().pass;
@@ -996,8 +993,9 @@ std::string describe_interruption(const DistRunOutcome& o) {
   std::ostringstream m;
   m << "stopped by signal " << o.signal;
   if (o.in_final_writes) {
-    m << " while writing the final outputs (after pass " << o.last_complete_pass
-      << "; every shard is final and committed, the files written are whole, complete.json is missing); a rerun of the "
+    m << " while writing the final outputs (";
+    if (!o.shard_major) m << "after pass " << o.last_complete_pass << "; ";
+    m << "every shard is final and committed, the files written are whole, complete.json is missing); a rerun of the "
          "same command writes the final outputs";
     return m.str();
   }

@@ -587,19 +587,23 @@ PY
     same_outputs "$(ref_dir)" "$WORK/fb" || die "outputs after falling back to the older slot differ"
     ;;
   final_signal)
-    SCHEDULE=pass  # waits for pass lines and tests the pass-major stop and resume points
     # SIGTERM to every rank during the final writes: while every rank waits
-    # before them (EDI_TEST_PAUSE_FINAL=120), and while rank 0 waits between
-    # trajectories.csv and results.h5 (=120@results.h5). Each time: exit 75
-    # naming the final writes, no completion marker, every file there whole
-    # (no temp file left); the rerun writes the final outputs identically.
+    # before them (EDI_TEST_PAUSE_FINAL=120; pass-major), and while rank 0 waits
+    # between trajectories.csv and results.h5 (=120@results.h5; shard-major).
+    # Each time: exit 75 naming the final writes, no completion marker, every
+    # file there whole (no temp file left); the rerun writes the final outputs
+    # identically.
     last=$(last_pass "$(ref_dir)")
     for at in "" "@results.h5"; do
       out=$WORK/final; [ -z "$at" ] || out=$WORK/final-mid
+      SCHEDULE=pass; [ -z "$at" ] || SCHEDULE=shard
       rm -rf "$out"
       EDI_TEST_PAUSE_FINAL=120$at edi_mpirun 2 "$out" >"$out.log" 2>&1 &
       mp=$!
-      wait_for_pass "$out.log" "$last" "$mp" || { wait "$mp" || true; cat "$out.log"; die "run $out ended before its last pass"; }
+      # The loop's end: its last pass line, or shard-major's closing progress line.
+      loop_end() { grep -Eq "^pass +$last |^  shards ([0-9]+)/\1 done" "$out.log" 2>/dev/null; }
+      for _ in $(seq 1 3000); do loop_end && break; kill -0 "$mp" 2>/dev/null || break; sleep 0.02; done
+      loop_end || { wait "$mp" || true; cat "$out.log"; die "run $out ended before the end of its pass loop"; }
       if [ -n "$at" ]; then
         for _ in $(seq 1 1500); do [ -f "$out/trajectories.csv" ] && break; sleep 0.02; done
         [ -f "$out/trajectories.csv" ] || { cat "$out.log"; die "rank 0 never wrote trajectories.csv"; }
@@ -692,13 +696,14 @@ PY
     log "moved data: exit 2: $(grep -o 'data root moved[^;]*' "$WORK/moved.log" | head -1)"
     ;;
   lock)
-    SCHEDULE=pass  # waits for pass lines and tests the pass-major stop and resume points
     # One writer per run directory: a second run on the same --out is refused
-    # naming the holder; the first one finishes unharmed.
+    # naming the holder; the first one finishes unharmed. (The default
+    # schedule: checkpoints/run.json appears when its pass loop starts.)
     rm -rf "$WORK/locked"
     edi_mpirun 2 "$WORK/locked" >"$WORK/locked.log" 2>&1 &
     mp=$!
-    wait_for_pass "$WORK/locked.log" 1 "$mp" || { wait "$mp" || true; cat "$WORK/locked.log"; die "first run ended before pass 1"; }
+    for _ in $(seq 1 3000); do [ -f "$WORK/locked/checkpoints/run.json" ] && break; kill -0 "$mp" 2>/dev/null || break; sleep 0.02; done
+    [ -f "$WORK/locked/checkpoints/run.json" ] || { wait "$mp" || true; cat "$WORK/locked.log"; die "first run ended before its pass loop"; }
     # Hold the first run where it is (however fast the machine) while the second one starts.
     mapfile -t held < <(rank_pids "$mp")
     kill -STOP "${held[@]}"
