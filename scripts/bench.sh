@@ -6,6 +6,8 @@
 #                               only the engine sections (64 px, 224 px, bf16), written to DOC
 #   SECTIONS=scale DOC=/tmp/scale.md scripts/bench.sh
 #                               only the scale-out model and its validation (about 4 minutes), written to DOC
+#   SECTIONS=schedules DOC=/tmp/schedules.md scripts/bench.sh
+#                               only the two schedules side by side at 1 and 2 ranks (about 5 minutes), written to DOC
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/bench}
@@ -40,7 +42,8 @@ scale_section() {
     echo "\`scripts/simulate_scale.py\` takes the per-image cost, the commit cost and the evaluations each image needed"
     echo "from a real run (\`summary.json\`, \`trajectories.csv\`), samples the latter for larger data sets, and list-schedules"
     echo "shards over ranks as the runner does. Claim round trips and collectives cannot be measured on one node: they are"
-    echo "assumptions, printed with the table. Shard-major is modelled only: the runner does not have that schedule yet."
+    echo "assumptions, printed with the table. The runner has both schedules (\`--schedule\`); the validation below runs"
+    echo "shard-major (the default under \`--stop image\`), and section \"Schedules\" measures the two side by side."
     echo
     echo "**Validation** (\`mpirun -np 1|2|3 --oversubscribe build/edi-anon run ... --stop image --max-passes 10 --shard-size 32\`"
     echo "on the 600-image set; predicted from the 1-rank run's costs; 3 ranks share the $(nproc) cores):"
@@ -63,6 +66,68 @@ scale_section() {
     sed -n '/^|/p' "$OUT/simwalk.txt" | awk -F'|' '{r = $3; gsub(/[ ,]/, "", r)} NR<=2 || r+0 >= 256'
   } >> "$DOC"
 }
+# The busy share of the ranks' pass-loop time: the shards' compute seconds
+# (pass_seconds in their final checkpoints) and the commits, over the loop's
+# rank-seconds (summary.json); the rest is idle (barriers, waiting for the last
+# shard, claims).
+busy_share() {
+  $PY - "$1" <<'PY'
+import glob, json, os, re, sys
+import h5py
+run = sys.argv[1]
+newest = {}
+for path in glob.glob(os.path.join(run, "checkpoints", "shard-*.h5")):
+    shard = int(re.search(r"shard-(\d+)", path).group(1))
+    with h5py.File(path, "r") as f:
+        entry = (int(f.attrs["pass"]), float(f["pass_seconds"][()].sum()))
+    newest[shard] = max(newest.get(shard, entry), entry)
+t = json.load(open(os.path.join(run, "summary.json")))["timing"]
+busy = sum(s for _, s in newest.values()) + t["checkpoint_seconds_all_ranks"]
+print("%.4f %.2f %.2f" % (busy / t["loop_seconds_all_ranks"], busy, t["loop_seconds_all_ranks"]))
+PY
+}
+
+schedules_section() {
+  log "schedules: pass-major and shard-major at 1 and 2 ranks, --stop image and fixed"
+  local SCH=(--data "$OUT/data" --model "$OUT/model.pt" "${OP[@]}" --batch "${best_batch:-16}" --shard-size 32 --no-images --threads 1)
+  local rows=() rule np sched out t share busy loop ref same
+  for rule in image fixed; do
+    local stop=(--stop image --max-passes 10)
+    [ "$rule" = fixed ] && stop=(--stop fixed --passes 10)
+    for np in 1 2; do
+      for sched in pass shard; do
+        out=$OUT/sched-$rule-$np-$sched
+        t=$( { /usr/bin/time -f %e mpirun -np "$np" --bind-to core $EDI run "${SCH[@]}" "${stop[@]}" --schedule "$sched" --out "$out" >/dev/null; } 2>&1 | tail -1)
+        read -r share busy loop < <(busy_share "$out")
+        ref=$OUT/sched-$rule-1-pass
+        same=yes
+        for f in outcomes.csv trajectories.csv; do cmp -s "$ref/$f" "$out/$f" || same=NO; done
+        $PY tests/cluster/compare_runs.py "$ref" "$out" >/dev/null || same=NO
+        rows+=("| $rule | $np | $sched-major | $t | $loop | $busy | $($PY -c "print('%.1f' % (100 * (1 - $share)))") % | $same |")
+      done
+    done
+  done
+  {
+    echo
+    echo "## Schedules (issue 15 item 2)"
+    echo
+    echo "\`mpirun -np N --bind-to core $EDI run ... --stop image --max-passes 10 | --stop fixed --passes 10 --batch ${best_batch:-16}"
+    echo "--shard-size 32 --no-images --threads 1 --schedule pass|shard\` (600 images, 19 shards). Busy: the shards' compute"
+    echo "seconds (\`pass_seconds\` of their checkpoints) and the commits; idle share: the rest of the ranks' pass-loop"
+    echo "rank-seconds (barriers, reductions, waiting for the last shard). Outputs: outcomes.csv, trajectories.csv,"
+    echo "results.h5, summary.json and run.json against the 1-rank pass-major run (\`tests/cluster/compare_runs.py\`)."
+    echo
+    echo "| rule | ranks | schedule | wall s | loop rank-s | busy rank-s | idle share | outputs identical |"
+    echo "|---|---|---|---|---|---|---|---|"
+    printf '%s\n' "${rows[@]}"
+  } >> "$DOC"
+}
+if [ "$SECTIONS" = schedules ]; then
+  : > "$DOC"
+  schedules_section
+  log "done: $DOC"
+  exit 0
+fi
 if [ "$SECTIONS" = scale ]; then
   : > "$DOC"
   scale_section
@@ -288,5 +353,6 @@ col224() { awk -F'|' -v s="$1" -v p="$2" '$2 ~ s && $3 ~ p {gsub(/ /,"",$5); pri
   echo "  CUDA against the CPU (identical masks, max |diff| <= 1e-6) and benches at 224 px. No GPU was available when these"
   echo "  figures were made, so there are no CUDA figures here."
 } >> "$DOC"
+schedules_section
 scale_section
 log "done: $DOC"

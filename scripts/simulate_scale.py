@@ -316,7 +316,9 @@ def cmd_validate(a) -> None:
     for run in runs:
         s, evals = read_run(run)
         ranks = int(s.get("ranks", 1))
-        schedule = s.get("schedule") or s["options"].get("schedule", "pass")
+        run_json = Path(run) / "checkpoints" / "run.json"  # the schedule the run used (operational: not in summary.json)
+        recorded = json.loads(run_json.read_text()).get("schedule") if run_json.is_file() else None
+        schedule = s.get("schedule") or recorded or s["options"].get("schedule", "pass")
         if schedule == "auto":
             schedule = "shard" if s["options"].get("stop") in ("image", "fixed") else "pass"
         shard = int(s["options"].get("shard-size", len(evals)))

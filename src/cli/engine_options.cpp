@@ -305,6 +305,19 @@ std::vector<Row> output_rows(bool for_bench) {
                    "with --checkpoint-every auto: the most seconds of a shard's work a crash may lose", number(0.01, 86400))
                    .operational(),
                [](RunBuild& b, const Value& v) { b.c.checkpoint_max_loss = v.number; }});
+  r.push_back({row("schedule", "auto",
+                   "how ranks share the work: pass (every shard's pass, then a reduction and a barrier; the dataset rule "
+                   "needs it) | shard (a rank runs a claimed shard pass after pass to its end; --stop image and fixed "
+                   "only) | auto (shard for image and fixed, pass for dataset); never changes the outputs",
+                   one_of({"auto", "pass", "shard"}))
+                   .operational(),
+               [](RunBuild& b, const Value& v) { b.c.schedule = v.text; }});
+  r.push_back({row("progress-every", "10",
+                   "shard-major schedule: seconds between two progress lines (shards and images done, active images, "
+                   "ETA; 0 = after every pass of rank 0's shards)",
+                   number(0, 86400))
+                   .operational(),
+               [](RunBuild& b, const Value& v) { b.c.progress_every = v.number; }});
   r.push_back({row("examples", "0",
                    "images kept in results.h5 /examples: the first N selected, with their pass-0 attribution and applied "
                    "mask and their ORIGINAL faces (identifiable; 0 = none stored)",
@@ -343,6 +356,9 @@ void finish(const Options& opt, RunBuild& b) {
     throw ConfigError("--region-fallback none: applies to --operator eyes|mouth|eyes-mouth only");
   if (e.steering.precision == engine::Precision::kBf16 && e.explain.target == explain::Target::kFeature)
     throw ConfigError("--precision bf16: not available with --target feature (it differentiates the embedder itself); use fp32");
+  if (c.schedule == "shard" && e.stop == engine::StopRule::kDataset)
+    throw ConfigError("--schedule shard: not available with --stop dataset (its halt needs every shard's pass reduced "
+                      "together); use --schedule pass or auto");
   c.split_spec = split_option(opt, b.check_paths);
   engine::EngineSpec check = e;
   if (check.batch == 0) check.batch = 1;  // auto is resolved later

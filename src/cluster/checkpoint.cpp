@@ -39,9 +39,15 @@ void add(std::string& buf, const std::vector<T>& v) {
 /// (Fletcher-32 per image chunk, verified on every read): hashing the state
 /// too cost most of the checkpoint time.
 std::string checksum(int pass, const std::vector<std::string>& ids, const at::Tensor& labels, const Flat& f, int evaluated,
-                     const std::vector<std::int32_t>& pending, const std::string& history) {
+                     const std::vector<std::int32_t>& pending, const std::string& history, const std::vector<std::int64_t>& counts,
+                     const std::vector<double>& seconds) {
   std::string buf = std::to_string(pass) + "\n";
   if (!history.empty()) buf += history;
+  if (!counts.empty()) {  // absent from checkpoints without per-pass counts, whose checksums stay as they were
+    buf += "counts " + std::to_string(seconds.size()) + "\n";
+    add(buf, counts);
+    add(buf, seconds);
+  }
   if (evaluated >= 0) {  // a between-phases commit (absent from whole-pass ones, whose checksums stay as they were)
     buf += "evaluated " + std::to_string(evaluated) + "\n";
     add(buf, pending);
@@ -77,6 +83,21 @@ bool fits(const h5::Dims& d, std::size_t n, int side) {
   return side > 0 ? d[2] == static_cast<std::uint64_t>(side) : d[2] <= kMaxSide;
 }
 
+/// The per-pass counts as stored: N x 4 int64 (row-major) and N seconds.
+void flatten_counts(const std::vector<ShardPassCounts>& counts, std::vector<std::int64_t>& flat, std::vector<double>& seconds) {
+  for (const auto& c : counts) {
+    flat.insert(flat.end(), {c.identified, c.active, c.total, c.image_passes});
+    seconds.push_back(c.seconds);
+  }
+}
+
+std::vector<ShardPassCounts> unflatten_counts(const std::vector<std::int64_t>& flat, const std::vector<double>& seconds) {
+  std::vector<ShardPassCounts> out(seconds.size());
+  for (std::size_t i = 0; i < out.size(); ++i)
+    out[i] = {flat[4 * i], flat[4 * i + 1], flat[4 * i + 2], flat[4 * i + 3], seconds[i]};
+  return out;
+}
+
 at::Tensor read_images(const h5::Group& g, const std::string& name, const h5::Dims& d) {
   at::Tensor t = at::empty({static_cast<long>(d[0]), static_cast<long>(d[1]), static_cast<long>(d[2]), static_cast<long>(d[3])}, at::kFloat);
   if (t.numel()) h5::read_array(g, name, t.data_ptr<float>(), static_cast<std::size_t>(t.numel()));
@@ -107,12 +128,15 @@ void commit_into_slot(const fs::path& temp, const fs::path& slot) {
 }  // namespace
 
 void write_shard_checkpoint(const fs::path& path, const engine::Shard& shard, int pass, const std::string& config_sha256,
-                            int evaluated, const std::string& history) {
+                            int evaluated, const std::string& history, const std::vector<ShardPassCounts>& counts) {
   const at::Tensor state = shard.state.contiguous();
   const at::Tensor labels = shard.labels.contiguous();
   const Flat f = rundir::flatten(shard.records);
   const std::vector<std::int32_t> pending = evaluated >= 0 ? std::vector<std::int32_t>(shard.pending.begin(), shard.pending.end())
                                                           : std::vector<std::int32_t>{};
+  std::vector<std::int64_t> flat_counts;
+  std::vector<double> seconds;
+  flatten_counts(counts, flat_counts, seconds);
   AtomicPath out(path);
   {
     h5::File file = h5::File::create(out.temp());
@@ -122,7 +146,7 @@ void write_shard_checkpoint(const fs::path& path, const engine::Shard& shard, in
     h5::set_attr(root, "pass", std::int64_t{pass});
     h5::set_attr(root, "shard", std::int64_t{shard.index});
     h5::set_attr(root, "config_sha256", config_sha256);
-    h5::set_attr(root, "checksum", checksum(pass, shard.ids, labels, f, evaluated, pending, history));
+    h5::set_attr(root, "checksum", checksum(pass, shard.ids, labels, f, evaluated, pending, history, flat_counts, seconds));
     if (!history.empty()) h5::set_attr(root, "history", history);
     h5::write_strings(root, "ids", shard.ids);
     h5::write_vector(root, "labels", std::vector<std::int64_t>(labels.data_ptr<std::int64_t>(), labels.data_ptr<std::int64_t>() + labels.numel()));
@@ -133,6 +157,10 @@ void write_shard_checkpoint(const fs::path& path, const engine::Shard& shard, in
     sink.table(rundir::checkpoint_image_table(f));
     sink.table(rundir::trajectory_table(f));
     if (evaluated >= 0) write_pending(root, shard, evaluated, pending);
+    if (!seconds.empty()) {
+      h5::write_vector(root, "pass_counts", flat_counts);
+      h5::write_vector(root, "pass_seconds", seconds);
+    }
     file.flush();
     file.close();
   }
@@ -190,6 +218,8 @@ std::optional<ShardCheckpoint> read_shard_checkpoint(const fs::path& path, std::
   Flat f;
   std::string stored;
   std::vector<std::int32_t> pending;
+  std::vector<std::int64_t> flat_counts;
+  std::vector<double> seconds;
   try {
     const h5::File file = h5::File::open_read(path);
     const h5::Group root = file.root();
@@ -218,12 +248,21 @@ std::optional<ShardCheckpoint> read_shard_checkpoint(const fs::path& path, std::
         c.pending_attribution = read_images(root, "pending_attribution", pd);
       }
     }
+    if (h5::has_dataset(root, "pass_counts")) {
+      flat_counts = h5::read_longs(root, "pass_counts");
+      seconds = h5::read_doubles(root, "pass_seconds");
+      if (seconds.empty() || flat_counts.size() != 4 * seconds.size() || seconds.size() > static_cast<std::size_t>(c.pass) + 1)
+        return fail("inconsistent per-pass counts (" + std::to_string(flat_counts.size()) + " values for " +
+                    std::to_string(seconds.size()) + " passes, committed through pass " + std::to_string(c.pass) + ")");
+    }
   } catch (const IoError& e) {  // from h5: "FILE:/DATASET: what (bottom of the HDF5 error stack)"
     return fail(std::string("unreadable (") + e.what() + ")");
   }
   const std::size_t n = c.ids.size();
   if (const std::string why = rundir::column_problem(f, n); !why.empty()) return fail(why);
-  if (checksum(c.pass, c.ids, c.labels, f, c.evaluated, pending, c.history) != stored) return fail("checksum mismatch");
+  if (checksum(c.pass, c.ids, c.labels, f, c.evaluated, pending, c.history, flat_counts, seconds) != stored)
+    return fail("checksum mismatch");
+  c.counts = unflatten_counts(flat_counts, seconds);
   c.records = rundir::unflatten(f);
   c.pending.assign(pending.begin(), pending.end());
   return c;

@@ -143,6 +143,14 @@ int ClaimBoard::next() {
   return before >= impl_->n ? impl_->n : static_cast<int>(before);
 }
 
+std::int64_t ClaimBoard::add(int slot, std::int64_t value) {
+  std::int64_t before = 0;
+  check(MPI_Win_lock(MPI_LOCK_SHARED, 0, 0, impl_->win), "MPI_Win_lock");
+  check(MPI_Fetch_and_op(&value, &before, MPI_INT64_T, 0, slot, MPI_SUM, impl_->win), "MPI_Fetch_and_op");
+  check(MPI_Win_unlock(0, impl_->win), "MPI_Win_unlock");
+  return before;
+}
+
 void ClaimBoard::reset() {
   impl_->mpi->barrier();
   if (impl_->mpi->root()) {

@@ -34,6 +34,7 @@ std::string RunHistory::to_json() const {
                            {"total", r.total}, {"seconds", r.seconds}, {"rate", r.image_passes_per_s}});
   j["passes"] = passes_json;
   if (!checkpoint_policy.empty()) j["checkpoint_policy"] = json::parse(checkpoint_policy);
+  if (!schedule.empty()) j["schedule"] = schedule;
   return j.dump(2) + "\n";
 }
 
@@ -56,6 +57,7 @@ RunHistory RunHistory::from_json(const std::string& text, const std::string& whe
       h.passes.push_back(r);
     }
     if (j.contains("checkpoint_policy")) h.checkpoint_policy = j["checkpoint_policy"].dump();
+    if (j.contains("schedule")) h.schedule = j.at("schedule").get<std::string>();
   } catch (const json::exception& e) {
     throw DataError(where + ": not a run history (" + e.what() + ")");
   }

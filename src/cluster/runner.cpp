@@ -23,6 +23,7 @@
 #include "edi/cluster/results.hpp"
 #include "edi/cluster/run_lock.hpp"
 #include "edi/cluster/run_state.hpp"
+#include "edi/cluster/shard_loop.hpp"
 #include "edi/cluster/shard_store.hpp"
 #include "edi/cluster/signals.hpp"
 #include "edi/engine/bench.hpp"
@@ -323,9 +324,11 @@ RunHistory load_history(const Mpi& mpi, const engine::RunConfig& c, const fs::pa
 /// Where each shard stands: the pass its newest valid checkpoint slot is
 /// committed through (-1: none). Rank 0 reads the slots (an unusable slot is
 /// removed: the shard falls back to its other slot, or is recomputed when
-/// neither is usable), every rank gets the result.
-std::vector<std::int64_t> read_standing(const Mpi& mpi, const fs::path& out, int n_shards, int side) {
+/// neither is usable), every rank gets the result. `counted`: whether every
+/// checkpoint has its shard's per-pass counts (rank 0 only).
+std::vector<std::int64_t> read_standing(const Mpi& mpi, const fs::path& out, int n_shards, int side, bool& counted) {
   std::vector<std::int64_t> committed(static_cast<std::size_t>(n_shards), -1);
+  counted = true;
   on_root(mpi, [&] {
     for (int s = 0; s < n_shards; ++s) {
       const NewestCheckpoint n = read_newest_checkpoint(out, s, side);
@@ -338,8 +341,10 @@ std::vector<std::int64_t> read_standing(const Mpi& mpi, const fs::path& out, int
         fs::remove(shard_checkpoint_path(out, s, n.bad_slots[i]));
       }
       if (n.checkpoint) committed[static_cast<std::size_t>(s)] = n.checkpoint->pass;
+      if (n.checkpoint && !ShardStore::counts_complete(n.checkpoint->counts, n.checkpoint->pass)) counted = false;
     }
   });
+  counted = mpi.max(static_cast<std::int64_t>(counted ? 0 : 1)) == 0;  // rank 0's
   if (!mpi.root()) std::fill(committed.begin(), committed.end(), 0);
   mpi.sum(committed);  // only rank 0 filled it: summing broadcasts it
   return committed;
@@ -351,15 +356,17 @@ std::vector<std::int64_t> read_standing(const Mpi& mpi, const fs::path& out, int
 /// pass is committed, and before any rank starts the next pass (the claim
 /// board's barrier). A crash between the two leaves every shard committed
 /// through pass P (or final) and the history ending at P-1: pass P is then
-/// recounted from the shards' records, which is exact because nothing is
+/// recounted from the shards' per-pass counts (exact, also for shards a
+/// shard-major run left further ahead), or without them (checkpoints of an
+/// older edi-anon) from their records, which is exact because nothing is
 /// committed beyond P but final shards, whose records no longer change.
 int resume_point(const Mpi& mpi, const RunHistory& history, const std::vector<std::int64_t>& committed, int limit,
-                 const fs::path& history_path) {
+                 const fs::path& history_path, bool counted) {
   const std::int64_t min_committed = committed.empty() ? -1 : *std::min_element(committed.begin(), committed.end());
   const int history_next = static_cast<int>(history.contiguous().size());
   int start_pass = static_cast<int>(min_committed + 1);
   if (!history.loop_ended() && history_next < start_pass) {
-    if (min_committed != limit && history_next < min_committed && mpi.root())
+    if (!counted && min_committed != limit && history_next < min_committed && mpi.root())
       std::fprintf(stderr,
                    "%s: warning: %s has the pass history up to pass %d but every shard is committed through "
                    "pass %lld; the passes in between are recounted from the final shard state and are not exact\n",
@@ -367,17 +374,6 @@ int resume_point(const Mpi& mpi, const RunHistory& history, const std::vector<st
     start_pass = history_next;
   }
   return start_pass;
-}
-
-/// Counts of a shard as its records stand.
-engine::PassCounts count_records(const engine::Shard& shard) {
-  engine::PassCounts c;
-  for (const auto& r : shard.records) {
-    c.identified += r.identified;
-    c.active += r.status == engine::Status::kActive;
-  }
-  c.total = static_cast<std::int64_t>(shard.size());
-  return c;
 }
 
 /// A snapshot target as it names a directory: "%g" (27.3 -> 27.3, 10 -> 10).
@@ -432,17 +428,22 @@ struct PassLoop {
     ShardStore::Held& h = store.load(s, pass - 1);
     ++red.shards_done;
     if (h.committed >= pass || h.evaluated == pass) {
-      red.add(count_records(h.shard));
+      // A shard committed further (a signal mid-pass, or a shard-major run
+      // before) counts as it stood after this pass.
+      red.add(ShardStore::counts_at(h, pass));
       return;
     }
     const auto w0 = Clock::now();
+    const std::int64_t ip0 = engine.timing().image_passes;
     engine::PassCounts ev = engine.evaluate(h.shard, pass);
     if (dataset_rule) {
       h.evaluated = pass;
       h.work += std::chrono::duration<double>(Clock::now() - w0).count();
     } else {
       ev = engine.perturb(h.shard, pass, false);
-      h.work += std::chrono::duration<double>(Clock::now() - w0).count();
+      const double took = std::chrono::duration<double>(Clock::now() - w0).count();
+      h.work += took;
+      ShardStore::note_pass(h, pass, ev, engine.timing().image_passes - ip0, took);
       store.finish(s, h, pass, ev.active);
     }
     red.add(ev);
@@ -496,12 +497,14 @@ struct PassLoop {
     std::vector<std::int64_t> active{0};
     for (auto& [s, h] : store.held()) {
       if (h.committed >= pass) {
-        active[0] += count_records(h.shard).active;
+        active[0] += ShardStore::counts_at(h, pass).active;
         continue;
       }
       const auto w0 = Clock::now();
       const engine::PassCounts pc = engine.perturb(h.shard, pass, halt);
-      h.work += std::chrono::duration<double>(Clock::now() - w0).count();
+      const double took = std::chrono::duration<double>(Clock::now() - w0).count();
+      h.work += took;
+      ShardStore::note_pass(h, pass, pc, 0, took);
       store.finish(s, h, pass, pc.active);
       active[0] += pc.active;
     }
@@ -514,6 +517,7 @@ struct PassLoop {
     RunHistory h = saved;
     h.passes = history;
     h.checkpoint_policy = store.policy_json();
+    h.schedule = "pass";
     const std::string text = h.to_json();
     store.set_history(text);
     if (!mpi.root()) return;
@@ -675,12 +679,14 @@ std::vector<data::QuarantineItem> gather_quarantine(const Mpi& mpi, const std::v
 }
 
 /// Every shard's final state on rank 0: held ones as they are, the others
-/// from their checkpoints.
-std::vector<engine::Shard> collect_shards(ShardStore& store, const fs::path& out, int n_shards, int side) {
+/// from their checkpoints; with their per-pass counts into `counts`.
+std::vector<engine::Shard> collect_shards(ShardStore& store, const fs::path& out, int n_shards, int side,
+                                          std::vector<std::vector<ShardPassCounts>>& counts) {
   std::vector<engine::Shard> shards;
   for (int s = 0; s < n_shards; ++s) {
     if (store.holds(s)) {
       shards.push_back(store.held().at(s).shard);
+      counts.push_back(store.held().at(s).counts);
       continue;
     }
     NewestCheckpoint n = read_newest_checkpoint(out, s, side);
@@ -694,6 +700,7 @@ std::vector<engine::Shard> collect_shards(ShardStore& store, const fs::path& out
     sh.state = ck->state;
     sh.records = ck->records;
     shards.push_back(std::move(sh));
+    counts.push_back(ck->counts);
   }
   return shards;
 }
@@ -730,7 +737,28 @@ struct FinalInputs {
   const engine::Engine* engine = nullptr;
   int n_shards = 0;
   Clock::time_point started;
+  /// Shard-major: the history is built from the shards' counts (shard_history)
+  /// and written to run.json here, `saved` keeping the batch and the passes
+  /// recorded before.
+  bool shard_major = false;
+  const RunHistory* saved = nullptr;
+  fs::path history_path;
 };
+
+/// Shard-major: the run's pass history from the shards' counts into `sum` and run.json.
+void write_shard_history(const Mpi& mpi, const FinalInputs& in, const ShardStore& store,
+                         const std::vector<std::vector<ShardPassCounts>>& counts, engine::RunSummary& sum) {
+  for (std::size_t s = 0; s < counts.size(); ++s)
+    if (counts[s].empty())
+      throw IoError(shard_checkpoint_path(in.config->out, static_cast<int>(s)).string() +
+                    ": the final checkpoint has no per-pass counts (rerun with --schedule pass)");
+  RunHistory h = *in.saved;
+  h.passes = shard_history(counts, in.saved->contiguous(), mpi.size());
+  h.checkpoint_policy = store.policy_json();
+  h.schedule = "shard";
+  write_file_atomic(in.history_path, h.to_json());
+  sum.passes = h.passes;
+}
 
 /// Test hook: EDI_TEST_PAUSE_FINAL=SECONDS makes every rank wait that long
 /// before the final writes, EDI_TEST_PAUSE_FINAL=SECONDS@FILE rank 0 before
@@ -773,10 +801,12 @@ void test_pause_final(const std::string& at) {
 bool write_root_outputs(const Mpi& mpi, ShardStore& store, const FinalInputs& in, const std::vector<data::QuarantineItem>& quarantined,
                         DistRunOutcome& outcome) {
   const engine::RunConfig& c = *in.config;
-  const std::vector<engine::Shard> shards = collect_shards(store, c.out, in.n_shards, in.model->info().input_size);
+  std::vector<std::vector<ShardPassCounts>> counts;
+  const std::vector<engine::Shard> shards = collect_shards(store, c.out, in.n_shards, in.model->info().input_size, counts);
   std::vector<const engine::Shard*> views;
   for (const auto& s : shards) views.push_back(&s);
   engine::RunSummary& sum = outcome.summary;
+  if (in.shard_major) write_shard_history(mpi, in, store, counts, sum);
   count_outcomes(shards, sum);
   sum.quarantined = static_cast<std::int64_t>(quarantined.size());
   sum.passes_run = sum.passes.empty() ? 0 : sum.passes.back().pass;
@@ -834,15 +864,147 @@ void write_final_outputs(const Mpi& mpi, ShardStore& store, ClaimBoard& board, c
   }
 }
 
+/// Whether this run uses the shard-major schedule (--schedule, and auto by
+/// the stop rule). Checkpoints without per-pass counts (an older edi-anon)
+/// keep a run on the pass-major schedule, which counts such shards from
+/// their records.
+bool use_shard_major(const Mpi& mpi, const engine::RunConfig& c, bool counted) {
+  const bool dataset = c.engine.stop == engine::StopRule::kDataset;
+  if (c.schedule == "shard" && dataset)
+    throw ConfigError("--schedule shard: not available with --stop dataset (its halt needs every shard's pass reduced "
+                      "together); use --schedule pass or auto");
+  const bool want = c.schedule == "shard" || (c.schedule == "auto" && !dataset);
+  if (want && !counted && mpi.root())
+    std::fprintf(stderr, "%s: warning: checkpoints made by an older edi-anon have no per-pass counts; this run uses "
+                 "--schedule pass\n", edi::command_name().c_str());
+  return want && counted;
+}
+
+StoreSetup store_setup(const engine::RunConfig& c, const engine::RunData& d, const std::vector<std::vector<std::size_t>>& plan,
+                       int side, int limit, bool conventional, int rank) {
+  StoreSetup setup;
+  setup.out = c.out;
+  setup.manifest = &d.manifest;
+  setup.plan = &plan;
+  setup.input_size = side;
+  setup.resize = c.resize;
+  setup.config_sha256 = sha256_hex(config_json(c));
+  setup.checkpoint_every = c.checkpoint_every;
+  setup.checkpoint_auto = c.checkpoint_auto;
+  setup.checkpoint_max_loss = c.checkpoint_max_loss;
+  setup.limit = limit;
+  setup.conventional = conventional;
+  setup.rank = rank;
+  return setup;
+}
+
+/// What both schedules' loops share.
+struct LoopInputs {
+  const Mpi* mpi = nullptr;
+  const engine::RunConfig* config = nullptr;
+  const engine::RunData* data = nullptr;
+  engine::Engine* engine = nullptr;
+  ShardStore* store = nullptr;
+  ClaimBoard* board = nullptr;
+  int n_shards = 0, limit = 0, start_pass = 0;
+  const RunHistory* saved = nullptr;
+  fs::path history_path;
+};
+
+/// The pass-major loop from `start_pass`; true when a signal stopped it.
+bool run_pass_major(const LoopInputs& in, const PassPrinter& print, DistRunOutcome& outcome) {
+  const engine::EngineSpec& spec = in.engine->spec();
+  PassLoop loop(*in.mpi, *in.config, *in.engine, *in.store, *in.board, print, outcome);
+  loop.n_shards = in.n_shards;
+  loop.limit = in.limit;
+  loop.dataset_rule = spec.stop == engine::StopRule::kDataset && spec.method == engine::Method::kEdi;
+  loop.history_path = in.history_path;
+  loop.manifest = &in.data->manifest;
+  loop.targets = spec.targets.empty() ? std::vector<double>{spec.target_risk} : spec.targets;
+  loop.psnr_targets = spec.psnr_targets;
+  loop.saved = *in.saved;
+  loop.recorded = in.saved->contiguous();
+  loop.history.assign(loop.recorded.begin(), loop.recorded.begin() + std::min<std::ptrdiff_t>(
+                                                                         in.start_pass, static_cast<std::ptrdiff_t>(loop.recorded.size())));
+  {
+    RunHistory h = *in.saved;
+    h.passes = loop.history;
+    in.store->set_history(h.to_json());
+  }
+  bool interrupted = false;
+  for (int pass = in.start_pass; pass <= in.limit; ++pass) {
+    const PassLoop::End end = loop.run_pass(pass);
+    if (end == PassLoop::End::kNext) continue;
+    interrupted = end == PassLoop::End::kInterrupted;
+    break;
+  }
+  outcome.summary.passes = loop.history;
+  return interrupted;
+}
+
+/// The shard-major loop (shard_loop.hpp); true when a signal stopped it. The
+/// history is built at the end (write_shard_history); run.json keeps the
+/// batch size and the passes recorded before from the start.
+bool run_shard_major(const LoopInputs& in, const std::vector<std::vector<std::size_t>>& plan,
+                     const std::vector<std::int64_t>& committed, DistRunOutcome& outcome) {
+  in.store->set_history(in.saved->to_json());
+  if (in.mpi->root()) write_file_atomic(in.history_path, in.saved->to_json());
+  std::vector<std::int64_t> sizes;
+  for (const auto& p : plan) sizes.push_back(static_cast<std::int64_t>(p.size()));
+  ShardLoop loop(*in.mpi, *in.engine, *in.store, *in.board, in.limit, committed, sizes, in.config->progress_every,
+                 in.config->out / "checkpoints" / "progress.json");
+  outcome.signal = loop.run();
+  outcome.shard_major = true;
+  // Where every shard stands now, 1 + its pass (a resume starts each where it is).
+  std::vector<std::int64_t> standing(committed.size(), 0);
+  for (const auto& [s, h] : in.store->held()) standing[static_cast<std::size_t>(s)] = h.committed + 1;
+  for (int s : loop.finished()) standing[static_cast<std::size_t>(s)] = in.limit + 1;
+  in.mpi->sum(standing);  // each shard was in one rank's hands at most; 0: untouched by this run
+  std::int64_t final_shards = 0, lowest = in.limit, shard_passes = 0;
+  for (std::size_t s = 0; s < committed.size(); ++s) {
+    const std::int64_t at = standing[s] > 0 ? standing[s] - 1 : committed[s];
+    final_shards += at >= in.limit;
+    lowest = std::min(lowest, at);
+    shard_passes += at + 1;
+  }
+  outcome.shard_passes = shard_passes;
+  outcome.shards_final = final_shards;
+  outcome.shards_total = static_cast<std::int64_t>(committed.size());
+  outcome.last_complete_pass = static_cast<int>(lowest);
+  return outcome.signal != 0;
+}
+
+/// Checkpoint cost, commits and loop time of all ranks into the outcome.
+void loop_stats(const Mpi& mpi, const ShardStore& store, Clock::time_point t_loop, DistRunOutcome& outcome) {
+  std::vector<double> io{store.checkpoint_seconds(), std::chrono::duration<double>(Clock::now() - t_loop).count()};
+  mpi.sum(io);
+  outcome.summary.checkpoint_seconds = io[0];
+  outcome.summary.loop_seconds = io[1];
+  outcome.checkpoint_policy = store.policy_json();
+  std::vector<std::int64_t> commits{store.commits()};
+  mpi.sum(commits);
+  outcome.checkpoint_commits = commits[0];
+  outcome.summary.checkpoint_commits = commits[0];
+}
+
 }  // namespace
 
 std::string describe_interruption(const DistRunOutcome& o) {
   std::ostringstream m;
   m << "stopped by signal " << o.signal;
   if (o.in_final_writes) {
-    m << " while writing the final outputs (after pass " << o.last_complete_pass
-      << "; every shard is final and committed, the files written are whole, complete.json is missing); a rerun of the "
+    m << " while writing the final outputs (";
+    if (!o.shard_major) m << "after pass " << o.last_complete_pass << "; ";
+    m << "every shard is final and committed, the files written are whole, complete.json is missing); a rerun of the "
          "same command writes the final outputs";
+    return m.str();
+  }
+  if (o.shard_major) {
+    m << " (shard-major: " << o.shards_final << " of " << o.shards_total << " shard(s) final, every shard in hand committed as it stood, ";
+    if (o.last_complete_pass < 0) m << "some not started";
+    else m << "every shard through pass " << o.last_complete_pass << " or further";
+    // "(N shard-passes committed)" grows with every pass any shard gained: the job scripts' progress check.
+    m << "); a rerun of the same command resumes every shard where it stands (" << o.shard_passes << " shard-passes committed)";
     return m.str();
   }
   if (o.last_complete_pass < 0)
@@ -862,6 +1024,7 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
     engine::EngineSpec check = c.engine;
     check.batch = std::max(check.batch, 1);
     engine::validate(check);
+    use_shard_major(mpi, c, true);  // --schedule shard with --stop dataset: refused before any work
   }
   std::unique_ptr<RunLock> lock;  // rank 0, for the whole run
   engine::SteeringModels models;
@@ -878,77 +1041,32 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
   // --examples N: the pass-0 masks the engine applies to the first N images, captured as they happen.
   rundir::ExampleCapture examples(c.out, rundir::example_ids(d.manifest, d.selected, c.examples), sha256_hex(config_json(c)));
   if (!examples.empty() && spec.method == engine::Method::kEdi) engine.set_mask_observer(examples.observer());
-  const bool conventional = spec.method == engine::Method::kConventional;
   const int limit = spec.pass_limit();  // 0 for a conventional baseline and the control (method none)
 
-  const std::vector<std::int64_t> committed = read_standing(mpi, c.out, n_shards, side);
+  bool counted = true;
+  const std::vector<std::int64_t> committed = read_standing(mpi, c.out, n_shards, side, counted);
+  const bool shard_major = use_shard_major(mpi, c, counted);
   DistRunOutcome outcome;
-  const int start_pass = resume_point(mpi, saved, committed, limit, history_path);
+  const int start_pass = resume_point(mpi, saved, committed, limit, history_path, counted);
   // After a loop that ended (a signal during its last pass) no pass is left:
   // the resume is "at" the pass after the last recorded one.
   outcome.start_pass = saved.loop_ended() ? std::min(start_pass, static_cast<int>(saved.contiguous().size())) : start_pass;
+  if (shard_major && !committed.empty()) outcome.start_pass = static_cast<int>(*std::min_element(committed.begin(), committed.end()) + 1);
   outcome.resumed = std::any_of(committed.begin(), committed.end(), [](std::int64_t v) { return v >= 0; });
   outcome.last_complete_pass = start_pass - 1;
 
-  StoreSetup setup;
-  setup.out = c.out;
-  setup.manifest = &d.manifest;
-  setup.plan = &plan;
-  setup.input_size = side;
-  setup.resize = c.resize;
-  setup.config_sha256 = sha256_hex(config_json(c));
-  setup.checkpoint_every = c.checkpoint_every;
-  setup.checkpoint_auto = c.checkpoint_auto;
-  setup.checkpoint_max_loss = c.checkpoint_max_loss;
-  setup.limit = limit;
-  setup.conventional = conventional;
-  setup.rank = mpi.rank();
-  ShardStore store(setup, engine);
+  ShardStore store(store_setup(c, d, plan, side, limit, spec.method == engine::Method::kConventional, mpi.rank()), engine);
   ClaimBoard board(mpi, std::max(n_shards, 1));
-  PassLoop loop(mpi, c, engine, store, board, print, outcome);
-  loop.n_shards = n_shards;
-  loop.limit = limit;
-  loop.dataset_rule = spec.stop == engine::StopRule::kDataset && spec.method == engine::Method::kEdi;
-  loop.history_path = history_path;
-  loop.manifest = &d.manifest;
-  loop.targets = spec.targets.empty() ? std::vector<double>{spec.target_risk} : spec.targets;
-  loop.psnr_targets = spec.psnr_targets;
-  loop.saved = saved;
-  loop.recorded = saved.contiguous();
-  loop.history.assign(loop.recorded.begin(),
-                      loop.recorded.begin() + std::min<std::ptrdiff_t>(start_pass, static_cast<std::ptrdiff_t>(loop.recorded.size())));
-  {
-    RunHistory h = saved;
-    h.passes = loop.history;
-    store.set_history(h.to_json());
-  }
-
+  LoopInputs li{&mpi, &c, &d, &engine, &store, &board, n_shards, limit, start_pass, &saved, history_path};
   const auto t_loop = Clock::now();
-  bool interrupted = false;
-  for (int pass = start_pass; pass <= limit; ++pass) {
-    const PassLoop::End end = loop.run_pass(pass);
-    if (end == PassLoop::End::kNext) continue;
-    interrupted = end == PassLoop::End::kInterrupted;
-    break;
-  }
+  const bool interrupted = shard_major ? run_shard_major(li, plan, committed, outcome) : run_pass_major(li, print, outcome);
   store.commit_dirty();  // none after a normal end (final shards commit), kept as a guard
-  std::vector<double> io{store.checkpoint_seconds(), std::chrono::duration<double>(Clock::now() - t_loop).count()};
-  mpi.sum(io);
-  outcome.summary.checkpoint_seconds = io[0];
-  outcome.checkpoint_policy = store.policy_json();
-  {
-    std::vector<std::int64_t> commits{store.commits()};
-    mpi.sum(commits);
-    outcome.checkpoint_commits = commits[0];
-    outcome.summary.checkpoint_commits = commits[0];
-  }
-  outcome.summary.loop_seconds = io[1];
+  loop_stats(mpi, store, t_loop, outcome);
   outcome.interrupted = interrupted;
   if (interrupted) {
     mpi.barrier();
     return outcome;
   }
-  outcome.summary.passes = loop.history;
   FinalInputs in;
   in.config = &c;
   in.data = &d;
@@ -957,6 +1075,9 @@ DistRunOutcome run_distributed(const Mpi& mpi, const engine::RunConfig& c, const
   in.engine = &engine;
   in.n_shards = n_shards;
   in.started = t_start;
+  in.shard_major = shard_major;
+  in.saved = &saved;
+  in.history_path = history_path;
   write_final_outputs(mpi, store, board, in, outcome);
   return outcome;
 }

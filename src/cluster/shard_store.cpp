@@ -48,27 +48,76 @@ void ShardStore::restore(int s, Held& h) {
   h.committed = n.checkpoint->pass;
   h.evaluated = n.checkpoint->evaluated;
   h.slot = n.slot;
+  h.counts = n.checkpoint->counts;
+}
+
+ShardStore::Held ShardStore::make(int s) {
+  engine::DecodedShard ds =
+      engine::decode_shard(*setup_.manifest, (*setup_.plan)[static_cast<std::size_t>(s)], setup_.input_size, setup_.resize);
+  quarantined_.insert(quarantined_.end(), ds.quarantined.begin(), ds.quarantined.end());
+  return Held{engine_.make_shard(s, std::move(ds.ids), ds.images, ds.labels)};
+}
+
+ShardStore::Held& ShardStore::load_fresh(int s) {
+  const auto old = held_.find(s);
+  const int slot = old == held_.end() ? -1 : old->second.slot;
+  if (old != held_.end()) held_.erase(old);
+  Held h = make(s);
+  h.slot = slot;  // the next commit goes into the other slot; a crash before it finds the old one again
+  if (setup_.conventional) engine_.apply_conventional(h.shard);
+  return held_.emplace(s, std::move(h)).first->second;
+}
+
+void ShardStore::note_pass(Held& h, int pass, const engine::PassCounts& c, std::int64_t image_passes, double seconds) {
+  const ShardPassCounts row{c.identified, c.active, c.total, image_passes, seconds};
+  const auto n = static_cast<std::size_t>(pass);
+  if (h.counts.size() > n) h.counts.resize(n);  // a pass done again (a recomputed shard)
+  if (h.counts.size() == n) h.counts.push_back(row);
+}
+
+bool ShardStore::counts_complete(const std::vector<ShardPassCounts>& counts, int committed) {
+  const auto n = static_cast<std::int64_t>(counts.size());
+  return n == committed + 1 || (n > 0 && n <= committed + 1 && counts.back().active == 0);
+}
+
+engine::PassCounts ShardStore::counts_at(const Held& h, int pass) {
+  engine::PassCounts c;
+  const ShardPassCounts* row = nullptr;
+  if (pass < static_cast<int>(h.counts.size())) row = &h.counts[static_cast<std::size_t>(pass)];
+  else if (!h.counts.empty() && h.counts.back().active == 0) row = &h.counts.back();
+  if (row) {
+    c.identified = row->identified;
+    c.active = row->active;
+    c.total = row->total;
+    return c;
+  }
+  for (const auto& r : h.shard.records) {
+    c.identified += r.identified;
+    c.active += r.status == engine::Status::kActive;
+  }
+  c.total = static_cast<std::int64_t>(h.shard.size());
+  return c;
 }
 
 ShardStore::Held& ShardStore::load(int s, int upto) {
   auto it = held_.find(s);
   if (it != held_.end()) return it->second;
-  engine::DecodedShard ds =
-      engine::decode_shard(*setup_.manifest, (*setup_.plan)[static_cast<std::size_t>(s)], setup_.input_size, setup_.resize);
-  quarantined_.insert(quarantined_.end(), ds.quarantined.begin(), ds.quarantined.end());
-  Held h{engine_.make_shard(s, std::move(ds.ids), ds.images, ds.labels)};
+  Held h = make(s);
   restore(s, h);
   if (h.committed < 0 && setup_.conventional) engine_.apply_conventional(h.shard);
   // A recomputed shard catches up alone (no halt happened before `upto`); a
   // shard committed between the phases of a pass continues from its evaluation.
   for (int p = h.committed + 1; p <= upto; ++p) {
     const auto t0 = Clock::now();
+    const std::int64_t ip0 = engine_.timing().image_passes;
     if (h.evaluated != p) engine_.evaluate(h.shard, p);
-    engine_.perturb(h.shard, p);
+    const engine::PassCounts pc = engine_.perturb(h.shard, p);
     h.committed = p;
     h.evaluated = -1;
     h.dirty = true;
-    h.work += std::chrono::duration<double>(Clock::now() - t0).count();
+    const double took = std::chrono::duration<double>(Clock::now() - t0).count();
+    h.work += took;
+    note_pass(h, p, pc, engine_.timing().image_passes - ip0, took);
   }
   return held_.emplace(s, std::move(h)).first->second;
 }
@@ -82,7 +131,7 @@ void ShardStore::save(int s, Held& h, int as_of) {
     fault_pass_ = -1;
     throw IoError(path.string() + ": write failed: " + std::strerror(ENOSPC) + " (injected by EDI_FAULT_IO)");
   }
-  write_shard_checkpoint(path, h.shard, as_of, setup_.config_sha256, h.evaluated, history_);
+  write_shard_checkpoint(path, h.shard, as_of, setup_.config_sha256, h.evaluated, history_, h.counts);
   h.committed = as_of;
   h.dirty = false;
   h.slot = slot;

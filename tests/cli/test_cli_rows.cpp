@@ -90,8 +90,8 @@ TEST(OptionRows, OperationalAndSweepRefusedSetsComeFromTheRows) {
     if (!r.sweep_refusal.empty()) refused.insert(r.name);
   }
   EXPECT_EQ(operational, (std::set<std::string>{"threads", "verbose", "out", "data", "labels", "device", "config", "no-images",
-                                                "checkpoint-every", "checkpoint-max-loss", "examples", "ops", "split-file",
-                                                "max-megapixels"}));
+                                                "checkpoint-every", "checkpoint-max-loss", "schedule", "progress-every",
+                                                "examples", "ops", "split-file", "max-megapixels"}));
   EXPECT_EQ(refused, (std::set<std::string>{"out", "matched-to", "threads", "config"}));
   EXPECT_EQ(edi::cli::sweep_refusal(o.rows(), "matched-to"), "is set by the sweep (use target-risk = match)");
   EXPECT_EQ(edi::cli::sweep_refusal(o.rows(), "q"), "");

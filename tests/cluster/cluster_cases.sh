@@ -5,7 +5,18 @@
 #
 # CASE:
 #   ranks    1, 2 and 3 ranks (3 with --oversubscribe) give byte-identical
-#            outcomes.csv, trajectories.csv and PNGs.
+#            outcomes.csv, trajectories.csv and PNGs (and results.h5,
+#            summary.json, run.json but for timing fields, as every case).
+#            The runs use the default schedule (auto: shard-major under the
+#            fixed and image rules); the cases that wait for "pass N" lines
+#            pin --schedule pass (SCHEDULE=pass).
+#   schedules  --schedule pass at 1 and 2 ranks and shard as one process give
+#            outputs identical to the shard-major reference; --schedule shard
+#            with --stop dataset exits 2 with one line (run it with RULE=image).
+#   shard_signal  shard-major runs stopped by SIGTERM (every rank, one rank)
+#            and kill -9 (one rank) once a shard is done, resumed shard-major,
+#            pass-major and auto with 1-3 ranks; a pass-major run stopped
+#            after pass 2 resumed shard-major: all identical to the reference.
 #   sigterm  SIGTERM to every rank mid-run -> mpirun exits 75; SIGUSR1 to mpirun
 #            (which forwards it to the ranks) -> 75; each rerun completes with
 #            outputs identical to the uninterrupted reference.
@@ -45,7 +56,7 @@
 # WORKDIR (default: a fresh mktemp dir, removed on success) holds the data,
 # model and run directories. EDI_EXE overrides the binary.
 set -euo pipefail
-CASE=${1:?usage: cluster_cases.sh ranks|sigterm|interval|corrupt|final_signal|refusal|rank_error|lock|diskfull [WORKDIR]}
+CASE=${1:?usage: cluster_cases.sh ranks|schedules|sigterm|shard_signal|interval|corrupt|final_signal|refusal|rank_error|lock|diskfull [WORKDIR]}
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 if [ -n "${2:-}" ]; then WORK=$2; mkdir -p "$WORK"; KEEP=1; else WORK=$(mktemp -d /tmp/edi-cluster-XXXXXX); KEEP=0; fi
 WORK=$(cd "$WORK" && pwd)
@@ -246,7 +257,99 @@ finish() {
   check_complete "$out"
 }
 
+# wait_for_shards LOG N PID: until LOG shows N shards done (a shard-major
+# progress line; the run needs --progress-every 0), or PID exits.
+wait_for_shards() {
+  local logf=$1 n=$2 pid=$3
+  for _ in $(seq 1 3000); do
+    grep -Eq "^  shards ([$n-9]|[1-9][0-9])/" "$logf" 2>/dev/null && return 0
+    kill -0 "$pid" 2>/dev/null || return 1
+    sleep 0.02
+  done
+  return 1
+}
+
+# interrupt_shard OUT HOW [RUN ARGS]: a 2-rank shard-major run into OUT (every
+# pass committed), signalled once a shard is done. HOW = term-ranks |
+# term-one-rank (exit 75) | kill9-one-rank (the job dies).
+interrupt_shard() {
+  local out=$1 how=$2 logf=$1.log rc=0
+  shift 2
+  rm -rf "$out"
+  SCHEDULE=shard edi_mpirun 2 "$out" --checkpoint-every 0 --progress-every 0 "$@" >"$logf" 2>&1 &
+  local mp=$!
+  wait_for_shards "$logf" 1 "$mp" || { wait "$mp" || true; cat "$logf"; die "run $out ended before a shard was done"; }
+  case $how in
+    term-ranks) kill -TERM $(rank_pids "$mp") ;;
+    term-one-rank) kill -TERM "$(rank_pids "$mp" | head -1)" ;;
+    kill9-one-rank) kill -9 "$(rank_pids "$mp" | head -1)" ;;
+  esac
+  wait "$mp" || rc=$?
+  local n_ck
+  n_ck=$(find "$out/checkpoints" -name 'shard-*.h5' | wc -l)
+  log "shard-major $how: mpirun exit code $rc, $n_ck checkpoint slot(s)"
+  [ ! -f "$out/complete.json" ] || die "$how: the interrupted run has a completion marker"
+  [ "$how" = kill9-one-rank ] && return 0
+  [ "$rc" = 75 ] || { cat "$logf"; die "$how: expected exit code 75, got $rc"; }
+  grep -q "stopped by signal 15 (shard-major: [0-9]* of 6 shard(s) final" "$logf" || { cat "$logf"; die "$how: no shard-major stop message"; }
+  grep -o "stopped by signal.*" "$logf" | cut -c1-150 | sed 's/^/  /'
+}
+
+# resume_as OUT NP SCHEDULE: rerun OUT with NP ranks and that schedule; the
+# outputs must equal the reference.
+resume_as() {
+  local out=$1 np=$2 rc=0
+  SCHEDULE=$3 edi_mpirun "$np" "$out" >"$out.rerun-$3.log" 2>&1 || rc=$?
+  [ "$rc" = 0 ] || { cat "$out.rerun-$3.log"; die "rerun of $out with $np rank(s), --schedule $3 exited $rc"; }
+  grep -q "resumed at pass" "$out.rerun-$3.log" || { cat "$out.rerun-$3.log"; die "rerun of $out did not resume"; }
+  same_outputs "$(ref_dir)" "$out" || die "$out (resumed with $np rank(s), --schedule $3) differs from the reference"
+  h5_all_open "$out" || die "$out has unreadable HDF5 files"
+  check_complete "$out"
+  log "resumed with $np rank(s), --schedule $3: identical"
+}
+
 case $CASE in
+  schedules)
+    # The same run under both schedules (the reference: auto, i.e. shard-major,
+    # 2 ranks): pass-major at 1 and 2 ranks and shard-major as one process give
+    # byte-identical outputs and the same pass history; --schedule shard with
+    # the dataset rule is refused before any work.
+    [ "$RULE" != dataset ] || die "the schedules case needs RULE=fixed or image"
+    for v in pass:1 pass:2 shard:1; do
+      sched=${v%:*} np=${v#*:} out=$WORK/sched-${v/:/-}
+      rm -rf "$out"
+      t0=$SECONDS
+      SCHEDULE=$sched edi_mpirun "$np" "$out" >"$out.log" 2>&1 || { cat "$out.log"; die "--schedule $sched, $np rank(s) failed"; }
+      log "--schedule $sched, $np rank(s): $((SECONDS - t0)) s"
+      same_outputs "$(ref_dir)" "$out" || die "--schedule $sched with $np rank(s) differs from the shard-major reference"
+    done
+    grep -q "^  shards 6/6 done  images 48/48 done  active 0" "$WORK/sched-shard-1.log" || { cat "$WORK/sched-shard-1.log"; die "no final shard-major progress line"; }
+    ! grep -Eq "^pass +[0-9]+ " "$WORK/sched-shard-1.log" || die "shard-major printed per-pass lines"
+    grep -Eq "^pass +[0-9]+ " "$WORK/sched-pass-1.log" || die "pass-major printed no per-pass lines"
+    rc=0
+    RULE=dataset SCHEDULE=shard edi_plain "$WORK/sched-dataset" >"$WORK/sched-dataset.log" 2>&1 || rc=$?
+    [ "$rc" = 2 ] && grep -q -- "--schedule shard: not available with --stop dataset" "$WORK/sched-dataset.log" &&
+      [ "$(grep -c . "$WORK/sched-dataset.log")" = 1 ] && [ ! -e "$WORK/sched-dataset" ] ||
+      { cat "$WORK/sched-dataset.log"; die "--schedule shard --stop dataset: exit $rc, expected 2 with one line and no run directory"; }
+    log "--schedule shard --stop dataset: exit 2: $(cat "$WORK/sched-dataset.log" | cut -c1-110)"
+    ;;
+  shard_signal)
+    # Shard-major interruptions (every pass committed): SIGTERM to every rank,
+    # resumed shard-major and pass-major; SIGTERM to one rank (the other runs
+    # the remaining shards); kill -9 of one rank; and a pass-major run stopped
+    # after pass 2 resumed shard-major with 3 ranks. Each rerun gives outputs
+    # identical to the uninterrupted reference.
+    interrupt_shard "$WORK/sh-term" term-ranks
+    cp -a "$WORK/sh-term" "$WORK/sh-term-pass"
+    resume_as "$WORK/sh-term" 2 shard
+    resume_as "$WORK/sh-term-pass" 1 pass
+    interrupt_shard "$WORK/sh-one" term-one-rank
+    resume_as "$WORK/sh-one" 2 auto
+    interrupt_shard "$WORK/sh-kill" kill9-one-rank
+    resume_as "$WORK/sh-kill" 2 shard
+    SCHEDULE=pass interrupt "$WORK/pm-term" term-ranks
+    resume_as "$WORK/pm-term" 3 shard
+    ;;
   ranks)
     for np in 1 3; do
       rm -rf "$WORK/np$np"
@@ -262,6 +365,7 @@ case $CASE in
     same_outputs "$(ref_dir)" "$WORK/plain" || die "the run without mpirun differs from 2 ranks"
     ;;
   sigterm)
+    SCHEDULE=pass  # waits for pass lines and tests the pass-major stop and resume points
     if [ "$RULE" = fixed ]; then
       interrupt "$WORK/term" term-ranks
       finish "$WORK/term" 2
@@ -322,6 +426,7 @@ case $CASE in
     [ "$rc" = 4 ] || { cat "$WORK/err.log"; die "expected exit code 4 (I/O error), got $rc"; }
     ;;
   interval)
+    SCHEDULE=pass  # waits for pass lines and tests the pass-major stop and resume points
     # --checkpoint-every 60: no shard commits before the signal but final ones;
     # the signal commits every shard that is ahead of its checkpoint, so the
     # rerun (with the default, every pass: an operational option) resumes at
@@ -360,6 +465,7 @@ PY
     same_outputs "$(ref_dir)" "$WORK/auto" || die "kill -9 under the auto policy changed the outputs"
     ;;
   corrupt)
+    SCHEDULE=pass  # waits for pass lines and tests the pass-major stop and resume points
     interrupt "$WORK/bad" term-ranks
     # Slot 0 of each shard (shard-NNNNN.h5); a shard may also have slot 1
     # (shard-NNNNN.b.h5). Both slots of a victim are corrupted, so that it
@@ -482,17 +588,22 @@ PY
     ;;
   final_signal)
     # SIGTERM to every rank during the final writes: while every rank waits
-    # before them (EDI_TEST_PAUSE_FINAL=120), and while rank 0 waits between
-    # trajectories.csv and results.h5 (=120@results.h5). Each time: exit 75
-    # naming the final writes, no completion marker, every file there whole
-    # (no temp file left); the rerun writes the final outputs identically.
-    last=$(grep -E '^pass +[0-9]+ ' "$(ref_dir).log" | tail -1 | awk '{print $2}')
+    # before them (EDI_TEST_PAUSE_FINAL=120; pass-major), and while rank 0 waits
+    # between trajectories.csv and results.h5 (=120@results.h5; shard-major).
+    # Each time: exit 75 naming the final writes, no completion marker, every
+    # file there whole (no temp file left); the rerun writes the final outputs
+    # identically.
+    last=$(last_pass "$(ref_dir)")
     for at in "" "@results.h5"; do
       out=$WORK/final; [ -z "$at" ] || out=$WORK/final-mid
+      SCHEDULE=pass; [ -z "$at" ] || SCHEDULE=shard
       rm -rf "$out"
       EDI_TEST_PAUSE_FINAL=120$at edi_mpirun 2 "$out" >"$out.log" 2>&1 &
       mp=$!
-      wait_for_pass "$out.log" "$last" "$mp" || { wait "$mp" || true; cat "$out.log"; die "run $out ended before its last pass"; }
+      # The loop's end: its last pass line, or shard-major's closing progress line.
+      loop_end() { grep -Eq "^pass +$last |^  shards ([0-9]+)/\1 done" "$out.log" 2>/dev/null; }
+      for _ in $(seq 1 3000); do loop_end && break; kill -0 "$mp" 2>/dev/null || break; sleep 0.02; done
+      loop_end || { wait "$mp" || true; cat "$out.log"; die "run $out ended before the end of its pass loop"; }
       if [ -n "$at" ]; then
         for _ in $(seq 1 1500); do [ -f "$out/trajectories.csv" ] && break; sleep 0.02; done
         [ -f "$out/trajectories.csv" ] || { cat "$out.log"; die "rank 0 never wrote trajectories.csv"; }
@@ -520,6 +631,7 @@ PY
     done
     ;;
   refusal)
+    SCHEDULE=pass  # waits for pass lines and tests the pass-major stop and resume points
     rm -rf "$WORK/refuse"
     cp -a "$(ref_dir)" "$WORK/refuse"
     # (.lock is the run lock's own file: a refused run takes the lock first)
@@ -585,11 +697,13 @@ PY
     ;;
   lock)
     # One writer per run directory: a second run on the same --out is refused
-    # naming the holder; the first one finishes unharmed.
+    # naming the holder; the first one finishes unharmed. (The default
+    # schedule: checkpoints/run.json appears when its pass loop starts.)
     rm -rf "$WORK/locked"
     edi_mpirun 2 "$WORK/locked" >"$WORK/locked.log" 2>&1 &
     mp=$!
-    wait_for_pass "$WORK/locked.log" 1 "$mp" || { wait "$mp" || true; cat "$WORK/locked.log"; die "first run ended before pass 1"; }
+    for _ in $(seq 1 3000); do [ -f "$WORK/locked/checkpoints/run.json" ] && break; kill -0 "$mp" 2>/dev/null || break; sleep 0.02; done
+    [ -f "$WORK/locked/checkpoints/run.json" ] || { wait "$mp" || true; cat "$WORK/locked.log"; die "first run ended before its pass loop"; }
     # Hold the first run where it is (however fast the machine) while the second one starts.
     mapfile -t held < <(rank_pids "$mp")
     kill -STOP "${held[@]}"

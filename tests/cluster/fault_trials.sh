@@ -12,8 +12,10 @@
 #               kill delay (uniform over the reference run's duration), victim
 #               rank, kill -9 or SIGTERM (2 in 3 trials kill -9), --checkpoint-every of the run
 #               (0, 0.3 or 2 s under the fixed rule, 0.3 under the others)
-#               and of each rerun (0, 0.3 or 2), and the rank count of each
-#               rerun (1, 2 or 3)
+#               and of each rerun (0, 0.3 or 2), the rank count of each
+#               rerun (1, 2 or 3) and its --schedule (the default, auto, or
+#               pass; the interrupted run has the default: shard-major under
+#               the fixed and image rules, pass-major under dataset)
 #   --work DIR  keep the data, model and run directories there (default: a
 #               temporary directory, removed when every trial passes)
 # Prints one line per trial and "N passed, M failed"; exits 1 on any failure.
@@ -87,9 +89,11 @@ for t in $(seq 1 "$TRIALS"); do
   for attempt in 1 2 3; do
     np=$((1 + RANDOM % 3))
     rce=${intervals[$((RANDOM % 3))]}
+    sched=auto
+    [ $((RANDOM % 2)) = 0 ] && sched=pass
     rc=0
-    edi_mpirun "$np" "$out" --checkpoint-every "$rce" >"$out.rerun$attempt.log" 2>&1 || rc=$?
-    reruns+=("np=$np,every=$rce:rc=$rc")
+    edi_mpirun "$np" "$out" --checkpoint-every "$rce" --schedule "$sched" >"$out.rerun$attempt.log" 2>&1 || rc=$?
+    reruns+=("np=$np,every=$rce,$sched:rc=$rc")
     [ "$rc" = 0 ] && break
   done
   ok=1 why=

@@ -48,6 +48,10 @@ rule_args() {
     *) die "unknown stop rule '$1'" ;;
   esac
 }
+# SCHEDULE: --schedule of the runs under test (unset: the default, auto:
+# shard-major under the fixed and image rules, pass-major under dataset).
+# The references are always made with the default.
+schedule_args() { if [ -n "${SCHEDULE:-}" ]; then echo --schedule "$SCHEDULE"; fi; }
 # The uninterrupted reference of the rule (reference_run makes it).
 ref_dir() { if [ "${1:-$RULE}" = fixed ]; then echo "$WORK/ref"; else echo "$WORK/ref-${1:-$RULE}"; fi; }
 
@@ -57,21 +61,25 @@ edi_mpirun() {
   shift 2
   local over=()
   [ "$np" -gt 2 ] && over=(--oversubscribe)
-  local rule
+  local rule sched
   read -r -a rule <<<"$(rule_args "$RULE")"
+  read -r -a sched <<<"$(schedule_args)"
   mpirun "${over[@]}" -np "$np" "$EDI_EXE" run --data "$FIXTURE/data" --model "$FIXTURE/model.pt" --out "$out" \
-    "${RUN_ARGS[@]}" "${rule[@]}" --k "$K" "$@"
+    "${RUN_ARGS[@]}" "${rule[@]}" "${sched[@]}" --k "$K" "$@"
 }
 
 # edi_plain OUT [extra run args...]: the same run as one process without mpirun.
 edi_plain() {
-  local out=$1 rule
+  local out=$1 rule sched
   shift
   read -r -a rule <<<"$(rule_args "$RULE")"
-  "$EDI_EXE" run --data "$FIXTURE/data" --model "$FIXTURE/model.pt" --out "$out" "${RUN_ARGS[@]}" "${rule[@]}" --k "$K" "$@"
+  read -r -a sched <<<"$(schedule_args)"
+  "$EDI_EXE" run --data "$FIXTURE/data" --model "$FIXTURE/model.pt" --out "$out" "${RUN_ARGS[@]}" "${rule[@]}" "${sched[@]}" --k "$K" "$@"
 }
 
-# same_outputs REF RUN: outcomes.csv, trajectories.csv and every PNG byte-identical.
+# same_outputs REF RUN: outcomes.csv, trajectories.csv and every PNG byte-identical;
+# results.h5, summary.json and checkpoints/run.json the same but for timing
+# fields (compare_runs.py).
 # Prints the differences; returns non-zero if there are any.
 same_outputs() {
   local ref=$1 run=$2 bad=0 f
@@ -91,6 +99,7 @@ if a != b:
     sys.exit(1)
 PY
   then bad=1; fi
+  if [ -f "$run/results.h5" ] && ! /usr/bin/python3 "$LIB_DIR/compare_runs.py" "$ref" "$run"; then bad=1; fi
   # Every PNG: the same set of files, each byte-identical. Stale temp files of a
   # killed writer (".NAME.png.tmp.PID.N") are not outputs; h5_all_open counts them.
   local list_ref list_run n_run p
@@ -117,7 +126,7 @@ PY
     fi
     snaps=", $(printf '%s\n' "$snap_ref" | grep -c .) snapshot file(s)"
   fi
-  [ "$bad" = 0 ] && echo "  identical: outcomes.csv, trajectories.csv, pass history, $n_run PNG(s)$snaps"
+  [ "$bad" = 0 ] && echo "  identical: outcomes.csv, trajectories.csv, pass history, results.h5, summary.json, run.json, $n_run PNG(s)$snaps"
   return "$bad"
 }
 
@@ -142,8 +151,13 @@ reference_run() {
     local t0=$SECONDS
     edi_mpirun 2 "$ref" >"$ref.log" 2>&1 || { cat "$ref.log"; die "reference run ($RULE rule) failed"; }
     REF_SECONDS=$((SECONDS - t0))
-    log "reference run ($RULE rule, $(grep -c '^pass ' "$ref.log") passes): $REF_SECONDS s"
+    log "reference run ($RULE rule, $(last_pass "$ref") passes after pass 0): $REF_SECONDS s"
   fi
+}
+
+# last_pass RUN: the last pass of a finished run's history (checkpoints/run.json).
+last_pass() {
+  /usr/bin/python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["passes"][-1]["pass"])' "$1/checkpoints/run.json"
 }
 
 # rank_pids PID: the edi-anon processes below PID (an mpirun, or a background

@@ -80,11 +80,11 @@ exit 9
 EOF
 chmod +x rank-dies.sh
 
-# submit NAME EXE: a 2-rank run.sbatch job of 200 passes; prints the job id.
+# submit NAME EXE: a 2-rank run.sbatch job of 200 passes (pass-major: the hooks wait for pass lines); prints the job id.
 submit() {
   sbatch --parsable --ntasks=2 --cpus-per-task=1 --time=10 --output="$WORK/$1.out" \
     --export="ALL,EDI_ANON=$2,KILL_OUT=$WORK/$1.out,RANK_DIES=$1" "$JOBS/run.sbatch" --data D --model M.pt --out "run-$1" --batch 8 \
-    --shard-size 8 --stop fixed --passes 200 | cut -d';' -f1
+    --shard-size 8 --stop fixed --passes 200 --schedule pass | cut -d';' -f1
 }
 
 fail=0

@@ -64,6 +64,8 @@ batch = 8
 shard-size = 8
 stop = fixed
 passes = 20
+# pass-major: this test follows the per-pass lines and the pass a stop names
+schedule = pass
 
 [grid.edi-blur]
 method = edi

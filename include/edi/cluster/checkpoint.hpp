@@ -7,7 +7,10 @@
 /// current images, every image's record and trajectory (rundir's one
 /// flattening), the pass, the run's pass history and a SHA-256 checksum over
 /// all of it but the images, which HDF5 protects with a Fletcher-32 checksum
-/// per image chunk.
+/// per image chunk. Since the shard-major schedule it also holds the shard's
+/// own counts after each of its passes (ShardPassCounts: what the run's
+/// per-pass history adds for it), so that any schedule can rebuild the run's
+/// history from the shards.
 /// A shard file is always one committed state, never a mix; a corrupt one is
 /// detected and the shard recomputed.
 ///
@@ -26,6 +29,14 @@
 
 namespace edi::cluster {
 
+/// One shard's counts after one of its passes: what pass-major's reduction adds
+/// for it (identified / active / total as engine::tally gives them after the
+/// pass), and the model evaluations and seconds the pass took.
+struct ShardPassCounts {
+  std::int64_t identified = 0, active = 0, total = 0, image_passes = 0;
+  double seconds = 0;
+};
+
 /// Two slots per shard: a commit goes into the slot that does not hold the
 /// newest committed state (see write_shard_checkpoint), so that a corrupt
 /// newest slot falls back to the previous commit.
@@ -41,9 +52,12 @@ std::filesystem::path shard_checkpoint_path(const std::filesystem::path& rundir,
 /// the records also hold that pass's evaluation and the shard's pending
 /// images and attributions are stored (see above).
 /// `history`: the run's pass history as of the commit (RunHistory::to_json),
-/// from which a lost or unparsable `run.json` is recovered.
+/// from which a lost or unparsable `run.json` is recovered. `counts`: the
+/// shard's counts after each of its passes 0, 1, ... (datasets `pass_counts`,
+/// N x 4 int64 identified/active/total/image_passes, and `pass_seconds`).
 void write_shard_checkpoint(const std::filesystem::path& path, const engine::Shard& shard, int pass,
-                            const std::string& config_sha256, int evaluated = -1, const std::string& history = {});
+                            const std::string& config_sha256, int evaluated = -1, const std::string& history = {},
+                            const std::vector<ShardPassCounts>& counts = {});
 
 /// What a checkpoint holds (the originals are not stored: they are decoded
 /// again from the data, whose files are checked against the manifest).
@@ -57,6 +71,9 @@ struct ShardCheckpoint {
   std::vector<engine::ImageRecord> records;
   std::vector<int> pending;        ///< with `evaluated`: images to perturb
   at::Tensor pending_attribution;  ///< their attributions
+  /// The shard's counts after its passes 0, 1, ... (empty in checkpoints made
+  /// before the shard-major schedule).
+  std::vector<ShardPassCounts> counts;
 };
 
 /// Read and verify a checkpoint. Returns nullopt (with `problem` set) when the

@@ -55,6 +55,9 @@ class ClaimBoard {
   /// The next index of a counter shared by all ranks (0, 1, 2, ... since
   /// reset(), each handed out once): one round trip, however many ranks.
   int next();
+  /// Add `value` to slot `slot` atomically and return what it held before (a
+  /// shared counter: `add(slot, 0)` reads it). One round trip.
+  std::int64_t add(int slot, std::int64_t value);
   void reset();
 
  private:

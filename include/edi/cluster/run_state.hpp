@@ -36,6 +36,9 @@ struct RunHistory {
   /// The checkpoint policy as it stood (ShardStore::policy_json, rank 0's), a
   /// JSON object written as "checkpoint_policy" for the user ("": none).
   std::string checkpoint_policy;
+  /// The schedule of the process run that wrote it last: "pass" or "shard"
+  /// ("": not recorded). Like the policy, for the user and the scale model.
+  std::string schedule;
 
   /// `{"batch": B, "passes": [{"pass", "risk_percent", "active", "identified", "total", "seconds", "rate"}]}`
   std::string to_json() const;

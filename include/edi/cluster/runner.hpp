@@ -40,13 +40,19 @@ struct DistRunOutcome {
   bool in_final_writes = false;
   std::string checkpoint_policy;       ///< rank 0's checkpoint policy at the end (ShardStore::policy_json)
   std::int64_t checkpoint_commits = 0;  ///< shard commits in this process run, all ranks
+  /// The shard-major schedule ran (shard_loop.hpp): on an interruption,
+  /// `last_complete_pass` is the lowest pass any shard is through.
+  bool shard_major = false;
+  std::int64_t shards_final = 0, shards_total = 0;  ///< shard-major: shards run to their end, of all
+  std::int64_t shard_passes = 0;  ///< shard-major: passes committed, summed over the shards (a final one: limit + 1)
 };
 
 /// "stopped by signal 10 after pass 4 (...)": where an interrupted run
 /// stands and where a rerun resumes, for the message before exit 75.
 std::string describe_interruption(const DistRunOutcome& outcome);
 
-/// One progress line per pass (rank 0 only).
+/// One progress line per pass (rank 0 only; the shard-major schedule prints
+/// its own lines instead).
 using PassPrinter = std::function<void(const engine::PassReport&, double eta_seconds, const std::vector<std::string>& per_rank)>;
 
 /// Run (or resume) `config` on every rank of `mpi`. Errors on rank 0 during

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "edi/cluster/checkpoint.hpp"
 #include "edi/data/manifest.hpp"
 #include "edi/engine/engine.hpp"
 #include "edi/engine/run_io.hpp"
@@ -48,6 +49,10 @@ class ShardStore {
     Clock::time_point saved = Clock::now();  ///< last commit (or load)
     double work = 0;     ///< seconds of compute on this shard since its last commit (what a kill -9 loses)
     int slot = -1;       ///< the checkpoint slot holding its newest committed state (-1: none)
+    /// Its counts after each of its passes 0, 1, ... (committed with it).
+    /// Shorter than the passes it is through only when restored from a
+    /// checkpoint made before they were kept (then never extended).
+    std::vector<ShardPassCounts> counts;
   };
 
   ShardStore(const StoreSetup& setup, engine::Engine& engine);
@@ -55,6 +60,21 @@ class ShardStore {
   /// The shard, loaded if this rank does not hold it: decode the originals,
   /// restore its checkpoint, catch up to pass `upto` (-1: as committed).
   Held& load(int shard, int upto);
+  /// The shard from scratch (its checkpoint ignored, overwritten by its next
+  /// commit): for a shard whose checkpoint lacks its per-pass counts.
+  Held& load_fresh(int shard);
+  /// After pass `pass` of `h` (evaluated and perturbed, `counts` as perturb
+  /// returned them): its counts for that pass.
+  static void note_pass(Held& h, int pass, const engine::PassCounts& counts, std::int64_t image_passes, double seconds);
+  /// True when `counts` cover every pass a shard committed through
+  /// `committed` is through (a final shard's through its last pass: later
+  /// ones count the same).
+  static bool counts_complete(const std::vector<ShardPassCounts>& counts, int committed);
+  /// What pass-major's reduction adds for `h` at `pass`, which the shard is
+  /// through: its counts of that pass; for a final shard past its last pass,
+  /// those of its last pass (its records no longer change); without per-pass
+  /// counts, its records as they stand.
+  static engine::PassCounts counts_at(const Held& h, int pass);
   /// Commit `h` as of pass `as_of` (a between-phases commit when `h.evaluated` >= 0).
   void save(int shard, Held& h, int as_of);
   /// After a shard's pass: commit it (--checkpoint-every 0), or only when its
@@ -90,6 +110,7 @@ class ShardStore {
 
  private:
   void restore(int shard, Held& h);
+  Held make(int shard);
   StoreSetup setup_;
   engine::Engine& engine_;
   std::map<int, Held> held_;

@@ -50,6 +50,12 @@ struct RunConfig {
   /// Images kept with their originals in results.h5 /examples (0: none).
   int examples = 0;
   bool verbose = false;
+  /// --schedule: "auto" (shard under --stop image and fixed, pass under
+  /// dataset), "pass" (every pass of every shard, then a reduction) or
+  /// "shard" (a rank runs a claimed shard to the end); never changes outputs.
+  std::string schedule = "auto";
+  /// Shard-major schedule: seconds between two progress lines (0: every pass of rank 0's shards).
+  double progress_every = 10;
   EngineSpec engine;
   /// Effective options, name → value, recorded in summary.json.
   std::vector<std::pair<std::string, std::string>> options;
