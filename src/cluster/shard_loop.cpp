@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <set>
 
@@ -119,12 +120,9 @@ void ShardLoop::progress(bool force) {
               static_cast<long long>(n), static_cast<long long>(images), static_cast<long long>(images_total_),
               static_cast<long long>(active), eta_text);
   std::fflush(stdout);
-  char json[400];
-  std::snprintf(json, sizeof json,
-                "{\"schedule\": \"shard\", \"updated\": \"%s\", \"shards_final\": %lld, \"shards\": %lld, \"images_done\": %lld, "
-                "\"images\": %lld, \"active\": %lld, \"eta_seconds\": %.1f}\n",
-                utc_now().c_str(), static_cast<long long>(shards), static_cast<long long>(n), static_cast<long long>(images),
-                static_cast<long long>(images_total_), static_cast<long long>(active), eta);
+  const nlohmann::json j = {{"schedule", "shard"}, {"updated", utc_now()}, {"shards_final", shards}, {"shards", n},
+                            {"images_done", images}, {"images", images_total_}, {"active", active}, {"eta_seconds", eta}};
+  const std::string json = j.dump() + "\n";
   write_file_atomic(progress_path_, json, Durability::kProcessCrash);  // informational: no fsync
 }
 

@@ -55,7 +55,9 @@ ShardStore::Held ShardStore::make(int s) {
   engine::DecodedShard ds =
       engine::decode_shard(*setup_.manifest, (*setup_.plan)[static_cast<std::size_t>(s)], setup_.input_size, setup_.resize);
   quarantined_.insert(quarantined_.end(), ds.quarantined.begin(), ds.quarantined.end());
-  return Held{engine_.make_shard(s, std::move(ds.ids), ds.images, ds.labels)};
+  Held h;
+  h.shard = engine_.make_shard(s, std::move(ds.ids), ds.images, ds.labels);
+  return h;
 }
 
 ShardStore::Held& ShardStore::load_fresh(int s) {

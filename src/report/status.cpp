@@ -144,6 +144,21 @@ void read_history(const fs::path& dir, const json& prov, RunProgress& st) {
   st.eta_s = remaining * mean;
 }
 
+/// A shard-major run while it runs: shards final, images done and active, and
+/// the ETA from checkpoints/progress.json (rank 0 rewrites it as it prints).
+void read_shard_progress(const fs::path& dir, RunProgress& st) {
+  const json p = read_json(dir / "checkpoints" / "progress.json");
+  if (!p.is_object() || p.value("schedule", "") != "shard") return;
+  st.shards_final = p.value("shards_final", -1LL);
+  st.shards = p.value("shards", -1LL);
+  st.images_done = p.value("images_done", -1LL);
+  st.total = p.value("images", st.total);
+  st.active = p.value("active", st.active);
+  const double eta = p.value("eta_seconds", -1.0);
+  if (eta >= 0) st.eta_s = eta;
+  st.eta_is_estimate = true;
+}
+
 /// Fills state and why for a run that is not done.
 void decide_unfinished(const fs::path& dir, const StatusOptions& options, RunProgress& st) {
   const fs::path lock = dir / ".lock";
@@ -242,6 +257,7 @@ RunProgress run_progress(const fs::path& dir, const StatusOptions& options) {
     fill_done(dir, st);
     return st;
   }
+  read_shard_progress(dir, st);
   decide_unfinished(dir, options, st);
   if (st.state == RunState::kRunning && st.eta_s && st.last_progress_age_s)
     st.eta_s = std::max(0.0, *st.eta_s - *st.last_progress_age_s);
@@ -305,14 +321,17 @@ std::string status_text(const StatusReport& rep) {
   out << buf;
   for (const auto& r : rep.runs) {
     const std::string name = r.index >= 0 ? std::to_string(r.index) + "  " + r.name : r.name;
-    const std::string pass = r.pass >= 0 ? std::to_string(r.pass) : "-";
+    // Shard-major while it runs: shards final instead of a pass ("s3/8").
+    const std::string pass = r.shards >= 0 && r.state != RunState::kDone
+                                 ? "s" + std::to_string(r.shards_final) + "/" + std::to_string(r.shards)
+                                 : r.pass >= 0 ? std::to_string(r.pass) : "-";
     const std::string active = r.active >= 0 ? std::to_string(r.active) : "-";
     char risk[32] = "-";
     if (r.risk_percent) std::snprintf(risk, sizeof risk, "%.2f", *r.risk_percent);
     const std::string when = r.last_progress_utc.empty()
                                  ? "-"
                                  : r.last_progress_utc + (r.last_progress_age_s ? " (" + duration(*r.last_progress_age_s) + " ago)" : "");
-    const std::string eta = !r.eta_s ? "-" : *r.eta_s == 0 ? "0" : "<= " + duration(*r.eta_s);
+    const std::string eta = !r.eta_s ? "-" : *r.eta_s == 0 ? "0" : (r.eta_is_estimate ? "~ " : "<= ") + duration(*r.eta_s);
     std::snprintf(buf, sizeof buf, "%-*s  %-11s %5s %7s %8s  %-30s %s\n", static_cast<int>(width), name.c_str(),
                   run_state_name(r.state), pass.c_str(), active.c_str(), risk, when.c_str(), eta.c_str());
     out << buf;
@@ -355,6 +374,10 @@ std::string status_json(const StatusReport& rep) {
     j["last_progress"] = r.last_progress_utc.empty() ? json() : json(r.last_progress_utc);
     j["last_progress_age_s"] = r.last_progress_age_s ? json(*r.last_progress_age_s) : json();
     j["eta_s"] = r.eta_s ? json(*r.eta_s) : json();
+    j["eta_kind"] = !r.eta_s ? json() : json(r.eta_is_estimate ? "estimate" : "upper bound");
+    j["shards_final"] = r.shards >= 0 ? json(r.shards_final) : json();
+    j["shards"] = r.shards >= 0 ? json(r.shards) : json();
+    j["images_done"] = r.images_done >= 0 ? json(r.images_done) : json();
     runs.push_back(std::move(j));
   }
   json out = {{"format", "edi-anon-status"}, {"version", 1}, {"dir", rep.dir.string()},

@@ -109,9 +109,10 @@ TEST(Status, RunningThenInterruptedBySigterm) {
   const Fixture& f = fixture();
   TempDir d;
   const fs::path run = d / "edi";
-  // Many fixed passes: the run is still going when it is looked at and stopped.
+  // Many fixed passes: the run is still going when it is looked at and stopped
+  // (pass-major: the run-wide pass history grows as it runs).
   const std::string cmd = std::string(EDI_EXE) + " run --data " + f.data + " --model " + f.model +
-                          " --operator blur --k 3 --stop fixed --passes 20000 --threads 1 --batch 8 --out " +
+                          " --operator blur --k 3 --stop fixed --passes 20000 --schedule pass --threads 1 --batch 8 --out " +
                           run.string() + " > " + (d / "log.txt").string() + " 2>&1";
   const pid_t pid = fork();
   ASSERT_GE(pid, 0);
@@ -148,6 +149,43 @@ TEST(Status, RunningThenInterruptedBySigterm) {
   EXPECT_EQ(stopped["runs"][0]["why"], "resumable: rerun the same command");
   EXPECT_TRUE(stopped["runs"][0]["eta_s"].is_number());
   EXPECT_EQ(stopped["summary"]["interrupted"], 1);
+}
+
+// Shard-major (the default of the fixed and image rules) has no run-wide pass
+// while it runs: status reads the shards final, the images done and active
+// from checkpoints/progress.json, which rank 0 rewrites as it prints.
+TEST(Status, RunningShardMajor) {
+  const Fixture& f = fixture();
+  TempDir d;
+  const fs::path run = d / "edi";
+  const std::string cmd = std::string(EDI_EXE) + " run --data " + f.data + " --model " + f.model +
+                          " --operator blur --k 3 --stop fixed --passes 20000 --threads 1 --batch 8 --shard-size 8 "
+                          "--progress-every 0 --out " + run.string() + " > " + (d / "log.txt").string() + " 2>&1";
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  bool progressed = false;
+  for (int i = 0; i < 1200 && !progressed; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    progressed = fs::exists(run / "checkpoints" / "progress.json");
+  }
+  ASSERT_TRUE(progressed) << edi::read_file(d / "log.txt");
+  const json running = status_json(run.string());
+  const json& r = running["runs"][0];
+  EXPECT_EQ(r["state"], "running") << running.dump(2);
+  EXPECT_EQ(r["shards"], 4) << running.dump(2);
+  EXPECT_EQ(r["shards_final"], 0) << running.dump(2);
+  EXPECT_EQ(r["total"], 32) << running.dump(2);
+  EXPECT_TRUE(r["active"].is_number()) << running.dump(2);
+  const std::string text = edi::testing::run_command(std::string(EDI_EXE) + " status " + run.string()).output;
+  EXPECT_NE(text.find(" s0/4 "), std::string::npos) << text;
+  ASSERT_EQ(kill(pid, SIGTERM), 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_EQ(WEXITSTATUS(status), 75) << edi::read_file(d / "log.txt");
 }
 
 TEST(Status, SweepWithDoneFailedAndPendingEntries) {

@@ -46,6 +46,11 @@ struct RunProgress {
   std::optional<double> last_progress_age_s;           ///< age of the newest committed progress file
   std::string last_progress_utc;                       ///< its time, ISO-8601 UTC
   std::optional<double> eta_s;   ///< remaining time (an upper bound: images keep stopping); 0 when done
+  /// Shard-major runs (--schedule shard, the default of the image and fixed
+  /// rules) have no run-wide pass while they run: checkpoints/progress.json
+  /// gives the shards final so far and the images done (-1: not such a run).
+  long long shards_final = -1, shards = -1, images_done = -1;
+  bool eta_is_estimate = false;  ///< eta_s is a rate estimate (shard-major), not an upper bound
 };
 
 struct StatusOptions {
