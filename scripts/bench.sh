@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Regenerate docs/benchmarks.md: every figure in it comes from this script's
 # own run, on the machine it runs on (described at the top of the file).
-#   scripts/bench.sh            (after scripts/setup.sh; about 25 minutes on 2 cores)
+#   scripts/bench.sh            (after scripts/setup.sh; about 35 minutes on 2 cores)
 #   SECTIONS=engine DOC=/tmp/engine.md scripts/bench.sh
 #                               only the engine sections (64 px, 224 px, bf16), written to DOC
 #   SECTIONS=scale DOC=/tmp/scale.md scripts/bench.sh
 #                               only the scale-out model and its validation (about 4 minutes), written to DOC
 #   SECTIONS=schedules DOC=/tmp/schedules.md scripts/bench.sh
 #                               only the two schedules side by side at 1 and 2 ranks (about 5 minutes), written to DOC
+#   SECTIONS=build DOC=/tmp/build.md scripts/bench.sh
+#                               only the cold build of edi-anon, unity batches on and off (about 8 minutes), written to DOC
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/bench}
@@ -122,6 +124,43 @@ schedules_section() {
     printf '%s\n' "${rows[@]}"
   } >> "$DOC"
 }
+# A cold build of edi-anon from a clean clone of HEAD (no compiler cache), the
+# way a new user's first `scripts/main-job.sh` builds it: unity batches on (the
+# default) and off. Wall and CPU seconds of configure + build, -j$(nproc).
+build_section() {
+  log "cold builds of edi-anon (no ccache): -DEDI_UNITY=ON, then OFF"
+  local rows=() unity src t
+  src=$OUT/build-src
+  rm -rf "$src"
+  git clone -q . "$src"
+  for unity in ON OFF; do
+    rm -rf "$src/build"
+    t=$( { /usr/bin/time -f "%e %U %S" bash -c "cd '$src' && CCACHE_DISABLE=1 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release \
+           -DEDI_UNITY=$unity >/dev/null && CCACHE_DISABLE=1 cmake --build build -j$(nproc) --target edi-anon >/dev/null"; } 2>&1 | tail -1)
+    rows+=("| $unity | $(echo "$t" | awk '{printf "%.0f | %.0f", $1, $2 + $3}') |")
+  done
+  rm -rf "$src"
+  {
+    echo
+    echo "## Build time (issue 14: a fast first run)"
+    echo
+    echo "A cold build of \`edi-anon\` from a clean clone of $(git describe --always --dirty), without a compiler cache (\`CCACHE_DISABLE=1\`),"
+    echo "as \`scripts/setup.sh --target edi-anon\` runs it: \`cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DEDI_UNITY=ON|OFF\`, then"
+    echo "\`cmake --build build -j$(nproc) --target edi-anon\`. Precompiled headers on in both (\`cmake/pch.cmake\`); unity batches of 4"
+    echo "sources per stage library (\`-DEDI_UNITY\`, default ON) pay the precompiled LibTorch header's load (2-4 s per"
+    echo "compile) and the shared template instantiations once per batch."
+    echo
+    echo "| -DEDI_UNITY | wall s | CPU s (user + sys) |"
+    echo "|---|---|---|"
+    printf '%s\n' "${rows[@]}"
+  } >> "$DOC"
+}
+if [ "$SECTIONS" = build ]; then
+  : > "$DOC"
+  build_section
+  log "done: $DOC"
+  exit 0
+fi
 if [ "$SECTIONS" = schedules ]; then
   : > "$DOC"
   schedules_section
@@ -355,4 +394,5 @@ col224() { awk -F'|' -v s="$1" -v p="$2" '$2 ~ s && $3 ~ p {gsub(/ /,"",$5); pri
 } >> "$DOC"
 schedules_section
 scale_section
+build_section
 log "done: $DOC"

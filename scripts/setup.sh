@@ -18,7 +18,7 @@ done
 
 PACKAGES=(
   # toolchain
-  cmake g++ make pkg-config git ca-certificates
+  cmake ninja-build g++ make pkg-config git ca-certificates
   # the stack
   libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools libopencv-dev opencv-data
   libtorch-dev libboost-program-options-dev libgtest-dev libgmock-dev
@@ -56,14 +56,31 @@ else
   echo "setup: all Debian packages present"
 fi
 
+# The face assets are fetched (network, npm, apt) while the build compiles.
+assets_pid=
 if [[ -x scripts/fetch_assets.sh ]]; then
-  scripts/fetch_assets.sh
+  mkdir -p .assets
+  scripts/fetch_assets.sh > .assets/fetch.log 2>&1 &
+  assets_pid=$!
 fi
 
 JOBS=${EDI_BUILD_JOBS:-$(nproc)}
 # A compiler cache, when one is installed, makes rebuilds of other checkouts cheap.
 LAUNCHER=()
 if command -v ccache >/dev/null; then LAUNCHER=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release "${LAUNCHER[@]+"${LAUNCHER[@]}"}" >/dev/null
-cmake --build build -j"$JOBS" "${TARGETS[@]+"${TARGETS[@]}"}"
+# A new build tree uses Ninja: it compiles a stage while the stages it links
+# are still compiling (make waits for each whole library), so both cores stay
+# busy. An existing tree keeps the generator it was made with.
+GENERATOR=()
+if [[ ! -f build/CMakeCache.txt ]] && command -v ninja >/dev/null; then GENERATOR=(-G Ninja); fi
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release "${GENERATOR[@]+"${GENERATOR[@]}"}" "${LAUNCHER[@]+"${LAUNCHER[@]}"}" >/dev/null
+build_rc=0
+cmake --build build -j"$JOBS" "${TARGETS[@]+"${TARGETS[@]}"}" || build_rc=$?
+if [[ -n $assets_pid ]]; then
+  assets_rc=0
+  wait "$assets_pid" || assets_rc=$?
+  cat .assets/fetch.log
+  ((assets_rc == 0)) || { echo "setup: fetching the face assets failed (exit $assets_rc; log above, also in .assets/fetch.log)" >&2; exit "$assets_rc"; }
+fi
+((build_rc == 0)) || { echo "setup: the build failed (exit $build_rc)" >&2; exit "$build_rc"; }
 echo "setup: built $(pwd)/build/edi-anon${TARGETS[*]:+ (targets: ${TARGETS[*]//--target /})}"

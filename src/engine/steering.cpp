@@ -17,11 +17,9 @@ namespace edi::engine {
 
 namespace {
 
-std::string num(double v) { return format_g(v); }
-
 void check_range(const char* option, double v, double lo, double hi) {
   if (!(v >= lo && v <= hi))
-    throw ConfigError(std::string(option) + " " + num(v) + ": expected a number in [" + num(lo) + ", " + num(hi) + "]");
+    throw ConfigError(std::string(option) + " " + format_g(v) + ": expected a number in [" + format_g(lo) + ", " + format_g(hi) + "]");
 }
 
 /// Normalised 1-D Gaussian taps (radius 2) per row; sigma ≈ 0 gives a delta.

@@ -11,6 +11,54 @@
 
 namespace edi::rundir::h5 {
 
+/// Named, not in the anonymous namespace: Group::Impl and File::Impl (declared
+/// in the header) hold one, and a unity batch warns about a member type with
+/// internal linkage there (-Wsubobject-linkage).
+namespace detail {
+
+/// An HDF5 C++ object closed exactly once, printing nothing: a failed close is
+/// never retried (HDF5 can crash closing an id again after a failed close,
+/// and the C++ API's own destructors would retry and print to std::cerr), so
+/// the handle is abandoned then, on that error path only.
+template <class T>
+class Owned {
+ public:
+  Owned() = default;
+  Owned(const Owned&) = delete;
+  Owned& operator=(const Owned&) = delete;
+  ~Owned() { close_noexcept(); }
+  template <class... A>
+  void emplace(A&&... a) {
+    close_noexcept();
+    p_ = std::make_unique<T>(std::forward<A>(a)...);
+  }
+  T* operator->() const { return p_.get(); }
+  explicit operator bool() const { return p_ != nullptr; }
+  /// Throws H5::Exception when HDF5 cannot close.
+  void close() {
+    if (!p_) return;
+    std::unique_ptr<T> p = std::move(p_);
+    try {
+      p->close();
+    } catch (...) {
+      (void)p.release();
+      throw;
+    }
+  }
+  /// close() for destructors: a failure is dropped (the handle is never closed twice).
+  void close_noexcept() noexcept {
+    try {
+      close();
+    } catch (...) {
+    }
+  }
+
+ private:
+  std::unique_ptr<T> p_;
+};
+
+}  // namespace detail
+
 namespace {
 
 /// The innermost error of the first failed HDF5 call on this thread since the
@@ -64,46 +112,7 @@ auto call(const std::string& where, const char* what, Fn&& fn) -> decltype(fn())
   }
 }
 
-/// An HDF5 C++ object closed exactly once, printing nothing: a failed close is
-/// never retried (HDF5 can crash closing an id again after a failed close,
-/// and the C++ API's own destructors would retry and print to std::cerr), so
-/// the handle is abandoned then, on that error path only.
-template <class T>
-class Owned {
- public:
-  Owned() = default;
-  Owned(const Owned&) = delete;
-  Owned& operator=(const Owned&) = delete;
-  ~Owned() { close_noexcept(); }
-  template <class... A>
-  void emplace(A&&... a) {
-    close_noexcept();
-    p_ = std::make_unique<T>(std::forward<A>(a)...);
-  }
-  T* operator->() const { return p_.get(); }
-  explicit operator bool() const { return p_ != nullptr; }
-  /// Throws H5::Exception when HDF5 cannot close.
-  void close() {
-    if (!p_) return;
-    std::unique_ptr<T> p = std::move(p_);
-    try {
-      p->close();
-    } catch (...) {
-      (void)p.release();
-      throw;
-    }
-  }
-  /// close() for destructors: a failure is dropped (the handle is never closed twice).
-  void close_noexcept() noexcept {
-    try {
-      close();
-    } catch (...) {
-    }
-  }
-
- private:
-  std::unique_ptr<T> p_;
-};
+using detail::Owned;
 
 std::string join(const std::string& group, const std::string& name) {
   return group == "/" ? "/" + name : group + "/" + name;

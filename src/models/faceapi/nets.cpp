@@ -15,7 +15,11 @@ namespace edi::models {
 
 using faceapi::TfjsWeightMap;
 
-namespace {
+// The nets' modules and helpers: a named namespace, not an anonymous one,
+// because FaceRecognitionNet::Impl and AgeGenderNet::Impl (declared in the
+// header) hold the modules, and a unity batch warns about a member type with
+// internal linkage there (-Wsubobject-linkage).
+namespace nets {
 
 constexpr const char* kRecognitionManifest = "face_recognition_model-weights_manifest.json";
 constexpr const char* kAgeGenderManifest = "age_gender_model-weights_manifest.json";
@@ -219,7 +223,17 @@ std::int64_t count_parameters(const torch::nn::Module& m) {
   return n;
 }
 
-}  // namespace
+}  // namespace nets
+
+using nets::AgeGenderModule;
+using nets::count_parameters;
+using nets::kAgeGenderBin;
+using nets::kAgeGenderManifest;
+using nets::kRecognitionBin;
+using nets::kRecognitionManifest;
+using nets::preprocess;
+using nets::RecognitionModule;
+using nets::require_assets;
 
 fs::path faceapi_assets_dir() {
   if (const char* env = std::getenv("EDI_ASSETS"); env != nullptr && *env != '\0') {

@@ -18,10 +18,10 @@
 
 namespace edi::models::human {
 
-namespace {
-
-using nlohmann::json;
-
+/// One node of the graph. Named (not in the anonymous namespace) because
+/// TfjsGraphModel::Impl, declared in a header, holds them: in a unity batch
+/// a type with internal linkage there is a -Wsubobject-linkage warning.
+namespace tfjs {
 struct Node {
   std::string name;
   std::string op;
@@ -31,6 +31,13 @@ struct Node {
   std::vector<std::string> fused_ops;
   bool keep_dims = false, transpose_a = false, transpose_b = false;
 };
+}  // namespace tfjs
+
+namespace {
+
+using nlohmann::json;
+
+using tfjs::Node;
 
 const std::set<std::string>& supported_ops() {
   static const std::set<std::string> ops = {
