@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate docs/benchmarks.md: every figure in it comes from this script's
 # own run, on the machine it runs on (described at the top of the file).
-#   scripts/bench.sh            (after scripts/setup.sh; about 35 minutes on 2 cores)
+#   scripts/bench.sh            (after scripts/setup.sh; about 40 minutes on 2 cores)
 #   SECTIONS=engine DOC=/tmp/engine.md scripts/bench.sh
 #                               only the engine sections (64 px, 224 px, bf16), written to DOC
 #   SECTIONS=scale DOC=/tmp/scale.md scripts/bench.sh
@@ -9,7 +9,7 @@
 #   SECTIONS=schedules DOC=/tmp/schedules.md scripts/bench.sh
 #                               only the two schedules side by side at 1 and 2 ranks (about 5 minutes), written to DOC
 #   SECTIONS=build DOC=/tmp/build.md scripts/bench.sh
-#                               only the cold build of edi-anon, unity batches on and off (about 8 minutes), written to DOC
+#                               only the cold build of edi-anon: Ninja unity on/off, Make (about 10 minutes), written to DOC
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/bench}
@@ -128,30 +128,34 @@ schedules_section() {
 # way a new user's first `scripts/main-job.sh` builds it: unity batches on (the
 # default) and off. Wall and CPU seconds of configure + build, -j$(nproc).
 build_section() {
-  log "cold builds of edi-anon (no ccache): -DEDI_UNITY=ON, then OFF"
-  local rows=() unity src t
+  log "cold builds of edi-anon (no ccache): Ninja with unity batches (setup.sh's way), Ninja without, Make without"
+  local rows=() gen unity src t
   src=$OUT/build-src
   rm -rf "$src"
   git clone -q . "$src"
-  for unity in ON OFF; do
+  for cfg in "Ninja:ON" "Ninja:OFF" "Unix Makefiles:OFF"; do
+    gen=${cfg%%:*} unity=${cfg##*:}
     rm -rf "$src/build"
-    t=$( { /usr/bin/time -f "%e %U %S" bash -c "cd '$src' && CCACHE_DISABLE=1 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release \
+    t=$( { /usr/bin/time -f "%e %U %S" bash -c "cd '$src' && CCACHE_DISABLE=1 cmake -S . -B build -G '$gen' -DCMAKE_BUILD_TYPE=Release \
            -DEDI_UNITY=$unity >/dev/null && CCACHE_DISABLE=1 cmake --build build -j$(nproc) --target edi-anon >/dev/null"; } 2>&1 | tail -1)
-    rows+=("| $unity | $(echo "$t" | awk '{printf "%.0f | %.0f", $1, $2 + $3}') |")
+    [ -x "$src/build/edi-anon" ] || t="failed failed failed"
+    rows+=("| $gen | $unity | $(echo "$t" | awk '{if ($1 == "failed") print "failed | failed"; else printf "%.0f | %.0f", $1, $2 + $3}') |")
   done
   rm -rf "$src"
   {
     echo
     echo "## Build time (issue 14: a fast first run)"
     echo
-    echo "A cold build of \`edi-anon\` from a clean clone of $(git describe --always --dirty), without a compiler cache (\`CCACHE_DISABLE=1\`),"
-    echo "as \`scripts/setup.sh --target edi-anon\` runs it: \`cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DEDI_UNITY=ON|OFF\`, then"
-    echo "\`cmake --build build -j$(nproc) --target edi-anon\`. Precompiled headers on in both (\`cmake/pch.cmake\`); unity batches of 4"
-    echo "sources per stage library (\`-DEDI_UNITY\`, default ON) pay the precompiled LibTorch header's load (2-4 s per"
-    echo "compile) and the shared template instantiations once per batch."
+    echo "A cold build of \`edi-anon\` from a clean clone of $(git describe --always --dirty), without a compiler cache (\`CCACHE_DISABLE=1\`):"
+    echo "\`cmake -S . -B build -G GENERATOR -DCMAKE_BUILD_TYPE=Release -DEDI_UNITY=ON|OFF\`, then \`cmake --build build -j$(nproc) --target"
+    echo "edi-anon\` (the first row is what \`scripts/setup.sh --target edi-anon\` does in a new build tree). Precompiled headers"
+    echo "on in all rows (\`cmake/pch.cmake\`). Unity batches of 8 sources per stage library (\`-DEDI_UNITY\`, default ON;"
+    echo "\`-DEDI_UNITY_BATCH\`) pay the precompiled LibTorch header's load (2-4 s per compile) and the shared template"
+    echo "instantiations once per batch; Ninja compiles a stage while the stages it links still compile, where Make waits"
+    echo "for each whole library."
     echo
-    echo "| -DEDI_UNITY | wall s | CPU s (user + sys) |"
-    echo "|---|---|---|"
+    echo "| generator | -DEDI_UNITY | wall s | CPU s (user + sys) |"
+    echo "|---|---|---|---|"
     printf '%s\n' "${rows[@]}"
   } >> "$DOC"
 }

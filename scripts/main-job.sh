@@ -23,7 +23,7 @@ step() {
   echo; echo "== [$1/6] $2 (at $((now - start)) s)"
 }
 
-step 1 "set-up: Debian packages, face assets, build edi-anon only (first time: packages, then a cold build of edi-anon with precompiled headers, the longest part without a compiler cache; seconds with a warm cache)"
+step 1 "set-up: Debian packages, face assets, build edi-anon only (first time: packages, then a cold build of edi-anon, about 100 s on 2 cores without a compiler cache; seconds with a warm cache)"
 scripts/setup.sh --target edi-anon
 
 OUT=${OUT:-runs/johns-demo}

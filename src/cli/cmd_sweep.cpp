@@ -391,6 +391,54 @@ void aggregate(const SweepContext& x) {
   std::printf("\n");
 }
 
+/// Every selected entry of the plan in order (then, on several ranks, their
+/// evaluations spread over the ranks). Returns the failed entries, or -1 when
+/// a signal interrupted the sweep (exit 75).
+int run_plan(const cluster::Mpi& mpi, const SweepContext& x, long long only, bool evaluate_only) {
+  int failures = 0;
+  std::set<std::string> finished_here;
+  // Several ranks and the whole plan: evaluations after the runs, spread over the ranks.
+  const bool spread = mpi.size() > 1 && only < 0 && x.settings.evaluate;
+  std::vector<std::pair<std::string, engine::RunConfig>> to_evaluate;
+  for (std::size_t i = 0; i < x.plan.entries.size(); ++i) {
+    if (only >= 0 && static_cast<long long>(i) != only) continue;
+    const cluster::SweepEntry& entry = x.plan.entries[i];
+    if (mpi.root()) {
+      std::printf("\n[%zu/%zu] %s\n", i + 1, x.plan.entries.size(), entry.name.c_str());
+      std::fflush(stdout);
+    }
+    engine::RunConfig c;
+    try {
+      const bool resolve = entry.matched() && !evaluate_only;
+      const cluster::SweepEntry e = resolve ? resolve_entry(mpi, x, entry, finished_here) : entry;
+      c = entry_config(x, e, true);
+      if (resolve && mpi.root())
+        std::printf("  target-risk %s (matched to %s)\n", e.option("target-risk").c_str(), e.option("matched-to").c_str());
+    } catch (const ConfigError& e) {
+      if (only >= 0) throw;  // a job-array task: its baselines were to finish first
+      ++failures;
+      if (mpi.root()) {
+        std::fprintf(stderr, "edi-anon sweep: %s\n", e.what());
+        create_private_dir(x.out / entry.name);
+        write_file_atomic(x.out / entry.name / "error.txt", std::string(e.what()) + "\n");
+      }
+      continue;
+    }
+    bool deferred = false;
+    const EntryResult r = run_entry(mpi, x, c, entry.name, evaluate_only, spread ? &deferred : nullptr);
+    if (r == EntryResult::kInterrupted) return -1;
+    if (r == EntryResult::kFailed) ++failures;
+    else finished_here.insert(entry.name);
+    if (spread && mpi.broadcast(deferred ? "1" : "0") == "1") to_evaluate.emplace_back(entry.name, c);
+  }
+  if (spread && !to_evaluate.empty()) {
+    const int failed = evaluate_spread(mpi, x, to_evaluate);
+    if (failed < 0) return -1;
+    failures += failed;
+  }
+  return failures;
+}
+
 }  // namespace
 
 int cmd_sweep(const Args& args) {
@@ -449,47 +497,8 @@ int cmd_sweep(const Args& args) {
     std::printf("sweep: %zu run(s) from %s -> %s, %d rank(s) x %d thread(s)\n", x.plan.entries.size(), x.file.c_str(), x.out.c_str(),
                 mpi.size(), threads);
   }
-  int failures = 0;
-  std::set<std::string> finished_here;
-  // Several ranks and the whole plan: evaluations after the runs, spread over the ranks.
-  const bool spread = mpi.size() > 1 && only < 0 && x.settings.evaluate;
-  std::vector<std::pair<std::string, engine::RunConfig>> to_evaluate;
-  for (std::size_t i = 0; i < x.plan.entries.size(); ++i) {
-    if (only >= 0 && static_cast<long long>(i) != only) continue;
-    const cluster::SweepEntry& entry = x.plan.entries[i];
-    if (mpi.root()) {
-      std::printf("\n[%zu/%zu] %s\n", i + 1, x.plan.entries.size(), entry.name.c_str());
-      std::fflush(stdout);
-    }
-    engine::RunConfig c;
-    try {
-      const bool resolve = entry.matched() && !evaluate_only;
-      const cluster::SweepEntry e = resolve ? resolve_entry(mpi, x, entry, finished_here) : entry;
-      c = entry_config(x, e, true);
-      if (resolve && mpi.root())
-        std::printf("  target-risk %s (matched to %s)\n", e.option("target-risk").c_str(), e.option("matched-to").c_str());
-    } catch (const ConfigError& e) {
-      if (only >= 0) throw;  // a job-array task: its baselines were to finish first
-      ++failures;
-      if (mpi.root()) {
-        std::fprintf(stderr, "edi-anon sweep: %s\n", e.what());
-        create_private_dir(x.out / entry.name);
-        write_file_atomic(x.out / entry.name / "error.txt", std::string(e.what()) + "\n");
-      }
-      continue;
-    }
-    bool deferred = false;
-    const EntryResult r = run_entry(mpi, x, c, entry.name, evaluate_only, spread ? &deferred : nullptr);
-    if (r == EntryResult::kInterrupted) return cluster::kExitCheckpointed;
-    if (r == EntryResult::kFailed) ++failures;
-    else finished_here.insert(entry.name);
-    if (spread && mpi.broadcast(deferred ? "1" : "0") == "1") to_evaluate.emplace_back(entry.name, c);
-  }
-  if (spread && !to_evaluate.empty()) {
-    const int failed = evaluate_spread(mpi, x, to_evaluate);
-    if (failed < 0) return cluster::kExitCheckpointed;
-    failures += failed;
-  }
+  const int failures = run_plan(mpi, x, only, evaluate_only);
+  if (failures < 0) return cluster::kExitCheckpointed;
   if (mpi.root() && only < 0 && x.settings.aggregate) aggregate(x);
   return failures ? 1 : 0;
 }
