@@ -32,6 +32,16 @@ void must(const std::string& args) {
   ASSERT_EQ(r.exit_code, 0) << "edi-anon " << args << "\n" << r.output;
 }
 
+/// `cmd` under /bin/sh in a child process (exec'd, so the pid is the command's).
+pid_t start_shell(const std::string& cmd) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  return pid;
+}
+
 json status_json(const std::string& args) {
   const auto r = run_edi("status " + args + " --json");
   EXPECT_EQ(r.exit_code, 0) << r.output;
@@ -114,12 +124,8 @@ TEST(Status, RunningThenInterruptedBySigterm) {
   const std::string cmd = std::string(EDI_EXE) + " run --data " + f.data + " --model " + f.model +
                           " --operator blur --k 3 --stop fixed --passes 20000 --schedule pass --threads 1 --batch 8 --out " +
                           run.string() + " > " + (d / "log.txt").string() + " 2>&1";
-  const pid_t pid = fork();
+  const pid_t pid = start_shell(cmd);
   ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
   // Wait (generously: the CPU is shared) until two passes are in the history.
   bool progressed = false;
   for (int i = 0; i < 1200 && !progressed; ++i) {
@@ -161,12 +167,8 @@ TEST(Status, RunningShardMajor) {
   const std::string cmd = std::string(EDI_EXE) + " run --data " + f.data + " --model " + f.model +
                           " --operator blur --k 3 --stop fixed --passes 20000 --threads 1 --batch 8 --shard-size 8 "
                           "--progress-every 0 --out " + run.string() + " > " + (d / "log.txt").string() + " 2>&1";
-  const pid_t pid = fork();
+  const pid_t pid = start_shell(cmd);
   ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
   bool progressed = false;
   for (int i = 0; i < 1200 && !progressed; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));

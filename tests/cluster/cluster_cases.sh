@@ -66,16 +66,19 @@ trap 'rc=$?; mountpoint -q "$WORK/small" 2>/dev/null && umount "$WORK/small"; if
 make_fixture "$FIXTURE"
 [ "$CASE" = rank_error ] || reference_run
 
-# wait_for_pass LOG PASS PID: until LOG shows pass PASS done (or PID exits).
-wait_for_pass() {
-  local logf=$1 pass=$2 pid=$3
+# wait_for_line LOG REGEX PID: until a line of LOG matches REGEX (or PID exits).
+wait_for_line() {
+  local logf=$1 regex=$2 pid=$3
   for _ in $(seq 1 3000); do
-    grep -Eq "^pass +$pass " "$logf" 2>/dev/null && return 0
+    grep -Eq "$regex" "$logf" 2>/dev/null && return 0
     kill -0 "$pid" 2>/dev/null || return 1
     sleep 0.02
   done
   return 1
 }
+
+# wait_for_pass LOG PASS PID: until LOG shows pass PASS done (or PID exits).
+wait_for_pass() { wait_for_line "$1" "^pass +$2 " "$3"; }
 
 # interrupt OUT HOW [RUN ARGS]: start a 2-rank run into OUT, signal it after pass 2, expect exit 75.
 #   HOW = term-ranks (SIGTERM to every rank) | term-one-rank | usr1-mpirun (SIGUSR1 to mpirun)
@@ -259,15 +262,7 @@ finish() {
 
 # wait_for_shards LOG N PID: until LOG shows N shards done (a shard-major
 # progress line; the run needs --progress-every 0), or PID exits.
-wait_for_shards() {
-  local logf=$1 n=$2 pid=$3
-  for _ in $(seq 1 3000); do
-    grep -Eq "^  shards ([$n-9]|[1-9][0-9])/" "$logf" 2>/dev/null && return 0
-    kill -0 "$pid" 2>/dev/null || return 1
-    sleep 0.02
-  done
-  return 1
-}
+wait_for_shards() { wait_for_line "$1" "^  shards ([$2-9]|[1-9][0-9])/" "$3"; }
 
 # interrupt_shard OUT HOW [RUN ARGS]: a 2-rank shard-major run into OUT (every
 # pass committed), signalled once a shard is done. HOW = term-ranks |
