@@ -8,6 +8,8 @@
 #                               only the scale-out model and its validation (about 4 minutes), written to DOC
 #   SECTIONS=schedules DOC=/tmp/schedules.md scripts/bench.sh
 #                               only the two schedules side by side at 1 and 2 ranks (about 5 minutes), written to DOC
+#   SECTIONS=johns DOC=/tmp/johns.md scripts/bench.sh
+#                               only the steering modes and bf16 on the johns faces (about 3 minutes), written to DOC
 #   SECTIONS=build DOC=/tmp/build.md scripts/bench.sh
 #                               only the cold build of edi-anon: Ninja unity on/off, Make (about 10 minutes), written to DOC
 set -euo pipefail
@@ -133,6 +135,8 @@ build_section() {
   src=$OUT/build-src
   rm -rf "$src"
   git clone -q . "$src"
+  local rev
+  rev=$(git -C "$src" describe --always)
   for cfg in "Ninja:ON" "Ninja:OFF" "Unix Makefiles:OFF"; do
     gen=${cfg%%:*} unity=${cfg##*:}
     rm -rf "$src/build"
@@ -146,7 +150,7 @@ build_section() {
     echo
     echo "## Build time (issue 14: a fast first run)"
     echo
-    echo "A cold build of \`edi-anon\` from a clean clone of $(git describe --always --dirty), without a compiler cache (\`CCACHE_DISABLE=1\`):"
+    echo "A cold build of \`edi-anon\` from a clean clone of $rev, without a compiler cache (\`CCACHE_DISABLE=1\`):"
     echo "\`cmake -S . -B build -G GENERATOR -DCMAKE_BUILD_TYPE=Release -DEDI_UNITY=ON|OFF\`, then \`cmake --build build -j$(nproc) --target"
     echo "edi-anon\` (the first row is what \`scripts/setup.sh --target edi-anon\` does in a new build tree). Precompiled headers"
     echo "on in all rows (\`cmake/pch.cmake\`). Unity batches of 8 sources per stage library (\`-DEDI_UNITY\`, default ON;"
@@ -159,6 +163,68 @@ build_section() {
     printf '%s\n' "${rows[@]}"
   } >> "$DOC"
 }
+# Real faces (johns, 150 px, face-api recognition): the cost of each steering
+# mode, and what bf16 changes under the stop rule. Needs the face assets and
+# the main job's second CNN (runs/johns-demo-models/steer-cnn.pt); skipped
+# with a line in DOC without them.
+johns_section() {
+  local J=(--data .assets/johns --labels none) steer=runs/johns-demo-models/steer-cnn.pt
+  {
+    echo
+    echo "## Steering modes and bf16 on real faces (johns, 150 px)"
+    echo
+  } >> "$DOC"
+  if [ ! -d .assets/johns ] || [ ! -f "$steer" ]; then
+    echo "Skipped: needs .assets/johns and $steer (run \`scripts/main-job.sh\` first)." >> "$DOC"
+    return
+  fi
+  log "johns: steering modes (dp-pix b=10 m=16 eps=1, q=80, batch 11, 22 images, 3 fixed passes)"
+  local rows=() mode label rate base="" share pure
+  for mode in "none" "--target feature" "--eot 2" "--model faceapi:recognition,$steer" "--model faceapi:recognition,$steer --eot 2" \
+              "--judge human:faceres"; do
+    label=$mode
+    [ "$mode" = none ] && mode="" label="(none: the paper's rule)"
+    [[ $mode == --model* ]] || mode="--model faceapi:recognition $mode"
+    # shellcheck disable=SC2086
+    $EDI bench "${J[@]}" --operator dp-pix --b 10 --m 16 --eps 1 --q 80 --batch 11 --passes-per-batch 3 --images 22 --threads 1 \
+      $mode > "$OUT/johns-mode.txt"
+    rate=$(awk '$1 == 11 && NF > 10 {print $3}' "$OUT/johns-mode.txt")
+    share=$(awk '$1 == 11 && NF > 10 {print $6}' "$OUT/johns-mode.txt")
+    pure=$(awk '$1 == 11 && NF > 10 {print $2}' "$OUT/johns-mode.txt")
+    [ -n "$base" ] || base=$rate
+    rows+=("| \`$label\` | $rate | $($PY -c "print('%.2f' % ($rate / $base))") | $share | $pure |")
+  done
+  log "johns: bf16 against fp32 under the image rule (configs/johns-edi-blur.ini settings)"
+  $EDI bench "${J[@]}" --model faceapi:recognition --operator blur --k 15 --q 80 --stop image --max-passes 12 --batch 11 --images 200 --threads 1 \
+    --compare-precision > "$OUT/johns-bf16.txt"
+  {
+    echo "\`$EDI bench --data .assets/johns --labels none --model faceapi:recognition --operator dp-pix --b 10 --m 16 --eps 1"
+    echo "--q 80 --batch 11 --passes-per-batch 3 --images 22 --threads 1 [MODE]\` (the transfer experiment's operator):"
+    echo
+    echo "| MODE | engine image-passes/s | relative to the paper's rule | model share of engine time | pure fwd+bwd/s of face-api |"
+    echo "|---|---|---|---|---|"
+    printf '%s\n' "${rows[@]}"
+    echo
+    echo "The feature target adds a forward of the originals and one of the state to each attribution; EOT with N draws"
+    echo "costs N attributions plus one forward; the ensemble adds the small CNN (64 px); a judge costs one forward of its"
+    echo "own per image-pass (HSE FaceRec at 224 px)."
+    echo
+    echo "bf16 against fp32 on johns under the stop rule (A = fp32, B = fp32 at about half the batch: the noise floor,"
+    echo "C = bf16; mask agreement = share of equal mask entries against A): \`$EDI bench --data .assets/johns --labels none"
+    echo "--model faceapi:recognition --operator blur --k 15 --q 80 --stop image --max-passes 12 --batch 11 --images 200"
+    echo "--threads 1 --compare-precision\`"
+    echo
+    echo '```'
+    sed -n '/^precision comparison/,$p' "$OUT/johns-bf16.txt"
+    echo '```'
+  } >> "$DOC"
+}
+if [ "$SECTIONS" = johns ]; then
+  : > "$DOC"
+  johns_section
+  log "done: $DOC"
+  exit 0
+fi
 if [ "$SECTIONS" = build ]; then
   : > "$DOC"
   build_section
@@ -398,5 +464,6 @@ col224() { awk -F'|' -v s="$1" -v p="$2" '$2 ~ s && $3 ~ p {gsub(/ /,"",$5); pri
 } >> "$DOC"
 schedules_section
 scale_section
+johns_section
 build_section
 log "done: $DOC"

@@ -259,7 +259,7 @@ def cmd_table(a) -> None:
             for schedule in ("pass", "shard"):
                 s, r = best_shard(evals, ranks, schedule, k)
                 r16 = simulate(evals, ranks, 16, schedule, k)
-                lines.append(f"| {n:,} | {ranks:,} | {schedule}-major{'' if schedule == 'pass' else ' (model only)'} | {s} | {fmt_time(r.wall)} | "
+                lines.append(f"| {n:,} | {ranks:,} | {schedule}-major | {s} | {fmt_time(r.wall)} | "
                              f"{100 * r.efficiency:.1f} % | {100 * (1 - r.efficiency):.1f} % | "
                              f"{fmt_time(r16.wall)}, {100 * r16.efficiency:.1f} % |")
                 curves.setdefault((schedule, n), []).append((ranks, r.efficiency))
@@ -291,7 +291,7 @@ def plot(curves, path: Path) -> None:
     for (schedule, n), pts in sorted(curves.items()):
         xs, ys = zip(*pts)
         ax.plot(xs, [100 * y for y in ys], marker="o", linestyle="-" if schedule == "shard" else "--",
-                label=f"{schedule}-major{'' if schedule == 'pass' else ' (model only)'}, {n:,} images")
+                label=f"{schedule}-major, {n:,} images")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("ranks")
     ax.set_ylabel("parallel efficiency (%)")
