@@ -219,30 +219,15 @@ johns_section() {
     echo '```'
   } >> "$DOC"
 }
-if [ "$SECTIONS" = johns ]; then
-  : > "$DOC"
-  johns_section
-  log "done: $DOC"
-  exit 0
-fi
-if [ "$SECTIONS" = build ]; then
-  : > "$DOC"
-  build_section
-  log "done: $DOC"
-  exit 0
-fi
-if [ "$SECTIONS" = schedules ]; then
-  : > "$DOC"
-  schedules_section
-  log "done: $DOC"
-  exit 0
-fi
-if [ "$SECTIONS" = scale ]; then
-  : > "$DOC"
-  scale_section
-  log "done: $DOC"
-  exit 0
-fi
+# SECTIONS=johns|build|schedules|scale: that section alone, written to DOC.
+case $SECTIONS in
+  johns | build | schedules | scale)
+    : > "$DOC"
+    "${SECTIONS}_section"
+    log "done: $DOC"
+    exit 0
+    ;;
+esac
 
 if [ "$SECTIONS" != engine ]; then
 log "training target: small-cnn on the synthetic 20 x 30 set at 64 px, one thread"
