@@ -111,6 +111,16 @@ cluster_stop() {
   return 0
 }
 
+# cluster_teardown: every job cancelled first (its slurmstepd would outlive
+# slurmd), then the daemons stopped by PID.
+cluster_teardown() {
+  if [ -n "${SLURM_CONF:-}" ] && [ "${#CLUSTER_PIDS[@]}" -gt 0 ]; then
+    scancel --full --quiet --user=root 2>/dev/null || true
+    for _ in $(seq 1 60); do [ -z "$(squeue -h 2>/dev/null)" ] && break; sleep 0.5; done
+  fi
+  cluster_stop
+}
+
 # job_field JOB FIELD: one field of `scontrol show job` (JobState, ExitCode, Restarts...).
 job_field() { scontrol show job "$1" 2>/dev/null | grep -o "\b$2=[^ ]*" | head -1 | cut -d= -f2; }
 

@@ -42,11 +42,7 @@ T0=$SECONDS
 
 cleanup() {
   local rc=$?
-  if [ -n "${SLURM_CONF:-}" ] && [ "${#CLUSTER_PIDS[@]}" -gt 0 ]; then
-    scancel --full --quiet --user=root 2>/dev/null || true
-    for _ in $(seq 1 60); do [ -z "$(squeue -h 2>/dev/null)" ] && break; sleep 0.5; done
-  fi
-  cluster_stop
+  cluster_teardown
   if [ "$rc" != 0 ]; then
     echo "--- job outputs ---"; tail -n 15 "$WORK"/*.out 2>/dev/null || true
   fi

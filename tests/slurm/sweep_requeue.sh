@@ -25,12 +25,7 @@ T0=$SECONDS
 
 cleanup() {
   local rc=$?
-  if [ -n "${SLURM_CONF:-}" ] && [ "${#CLUSTER_PIDS[@]}" -gt 0 ]; then
-    # Jobs first (their slurmstepd would outlive slurmd), then the daemons by PID.
-    scancel --full --quiet --user=root 2>/dev/null || true
-    for _ in $(seq 1 60); do [ -z "$(squeue -h 2>/dev/null)" ] && break; sleep 0.5; done
-  fi
-  cluster_stop
+  cluster_teardown
   if [ "$rc" != 0 ]; then
     echo "--- slurm outputs ---"; tail -n 30 "$WORK"/sw/slurm/*.out 2>/dev/null || true
     echo "--- slurmctld log (tail) ---"; tail -n 20 "$WORK/cluster/log/slurmctld.log" 2>/dev/null || true
